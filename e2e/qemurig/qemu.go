@@ -67,7 +67,7 @@ func StartVM(ctx context.Context, cfg VMConfig) (*VM, error) {
 		args = append(args, "-device", "x-pci-proxy-dev,id=ena0,fd=3,addr=0x5")
 	}
 	if cfg.Edu {
-		args = append(args, "-device", "edu,addr=0x6")
+		args = append(args, "-device", "edu,addr=0x6,dma_mask=18446744073709551615")
 	}
 	vm := &VM{done: make(chan struct{}), wake: make(chan struct{})}
 	cmd := exec.Command(QEMUBinary, args...)
