@@ -58,6 +58,9 @@ func NewENADevice(cfg enasim.ModelConfig, mem *GuestMemory) (*ENADevice, error) 
 	if err != nil {
 		return nil, fmt.Errorf("qemurig: create ENA model: %w", err)
 	}
+	if cfg.Wire != nil {
+		cfg.Wire.SetReceiver(m.Receive)
+	}
 	return &ENADevice{cfg: cfg, model: m}, nil
 }
 
@@ -105,10 +108,16 @@ func (d *ENADevice) Reset() {
 	old := d.model
 	d.model = m
 	d.mu.Unlock()
+	if d.cfg.Wire != nil {
+		d.cfg.Wire.SetReceiver(m.Receive)
+	}
 	old.Close()
 }
 
-// Close stops the model.
+// Close detaches the model from its wire and stops it.
 func (d *ENADevice) Close() {
+	if d.cfg.Wire != nil {
+		d.cfg.Wire.SetReceiver(nil)
+	}
 	d.Model().Close()
 }

@@ -1,0 +1,104 @@
+package enasim
+
+import (
+	"time"
+
+	"github.com/enanet/enanet/ena/spec"
+)
+
+// faultState holds the injected control-path faults, guarded by Model.mu.
+type faultState struct {
+	noKeepAlive bool          // StopKeepAlive(true)
+	dropAdmin   int           // completions still to drop
+	delayAdmin  time.Duration // delay before each completion is written
+}
+
+// Faults injects device failures so tests can exercise a driver's error
+// handling (issue 3, "Fault injection"). Every method is safe to call from
+// any goroutine at any time. Data-path faults (lost or corrupt completions,
+// stalled Rx) are added by the I/O side of the model.
+type Faults struct {
+	m *Model
+}
+
+// Faults returns the fault-injection handle.
+func (m *Model) Faults() *Faults { return &Faults{m: m} }
+
+// InjectFatal puts the device into FATAL_ERROR now, with reason recorded in
+// FatalReason. Only a reset (DEV_CTL) recovers it.
+func (f *Faults) InjectFatal(reason string) {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if reason == "" {
+		reason = "unspecified"
+	}
+	m.fatal("injected fatal error: %s", reason)
+}
+
+// StopKeepAlive stops (true) or resumes (false) keep-alive events, so the
+// driver's keep-alive watchdog fires (§5.3, §9.2).
+func (f *Faults) StopKeepAlive(stop bool) {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.faults.noKeepAlive = stop
+	m.tracef("fault: keep-alive %s", map[bool]string{true: "stopped", false: "resumed"}[stop])
+}
+
+// DropAdminCompletions makes the device execute the next n admin commands
+// but never write their completions, so the driver's admin timeout fires
+// (§4.1). n <= 0 cancels.
+func (f *Faults) DropAdminCompletions(n int) {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.faults.dropAdmin = max(n, 0)
+	m.tracef("fault: drop the next %d admin completions", m.faults.dropAdmin)
+}
+
+// DelayAdminCompletions makes the device write each admin completion d
+// after executing the command (in order). 0 restores immediate completions
+// (already delayed ones still arrive).
+func (f *Faults) DelayAdminCompletions(d time.Duration) {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.faults.delayAdmin = max(d, 0)
+	m.tracef("fault: admin completions delayed by %v", m.faults.delayAdmin)
+}
+
+// SetLink changes the link state and posts a LINK_CHANGE event (§5.2).
+// While the link is down the I/O side neither sends nor receives frames.
+func (f *Faults) SetLink(up bool) {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.linkUp = up
+	m.tracef("fault: link %s", map[bool]string{true: "up", false: "down"}[up])
+	m.postLinkChange()
+}
+
+// RequestReset posts a DEVICE_REQUEST_RESET event (§5.2, group 7); the
+// driver is expected to reset with reason DEVICE_REQUEST.
+func (f *Faults) RequestReset() {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tracef("fault: device requests a reset")
+	ev := aenqEvent{group: spec.AENQDeviceRequestReset}
+	m.post(&ev)
+}
+
+// SendHints posts a NOTIFICATION / UPDATE_HINTS event with h (§5.2), and
+// makes later GET HW_HINTS answer h too.
+func (f *Faults) SendHints(h spec.HWHints) {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.prof.Hints = h
+	ev := aenqEvent{group: spec.AENQNotification, syndrome: spec.AENQSyndromeUpdateHints}
+	h.Encode(ev.payload[:])
+	m.tracef("fault: hints notification %+v", h)
+	m.post(&ev)
+}

@@ -1,0 +1,171 @@
+package enasim
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+
+	"github.com/enanet/enanet/ena/spec"
+)
+
+// Receive-side scaling (§10): the device hashes selected header fields of
+// each received frame with the configured function and key, reports the hash
+// in the LAST Rx completion (§7.7 offset 8), and steers the frame to the Rx
+// SQ named by indirection-table entry hash & (size-1). Table entries hold
+// the Rx sq_idx returned by CREATE_SQ, as every driver programs them (§10).
+
+// RSS hash-input protocol indexes (§4.8 RSS_HASH_INPUT).
+const (
+	rssProtoTCP4    = 0
+	rssProtoUDP4    = 1
+	rssProtoTCP6    = 2
+	rssProtoUDP6    = 3
+	rssProtoIP4     = 4
+	rssProtoIP6     = 5
+	rssProtoIP4Frag = 6
+	rssProtoNotIP   = 7
+)
+
+// RSS hash-input field bits (§4.8 RSS_HASH_INPUT).
+const (
+	rssFieldL2DA = 1 << 0
+	rssFieldL2SA = 1 << 1
+	rssFieldL3DA = 1 << 2
+	rssFieldL3SA = 1 << 3
+	rssFieldL4DP = 1 << 4
+	rssFieldL4SP = 1 << 5
+)
+
+// RSS hash function codes (§10).
+const (
+	rssFuncToeplitz = 1
+	rssFuncCRC32    = 2
+)
+
+// rssKeyLen is the Toeplitz key length every driver programs (§10: 10 u32).
+const rssKeyLen = 40
+
+// rssMaxInput is the longest hash input: two IPv6 addresses and two ports
+// (36 bytes); L2 addresses add at most 12 more.
+const rssMaxInput = 48
+
+// toeplitz computes the Toeplitz hash of input under key, the function the
+// Microsoft RSS specification defines: for every set bit of the input, from
+// the most significant bit of input[0] on, XOR in the 32 key bits starting
+// at the same bit position. The key must be at least len(input)+4 bytes long;
+// shorter keys are treated as zero-extended.
+func toeplitz(key *[rssKeyLen]byte, input []byte) uint32 {
+	var h uint32
+	// window holds key bits [i, i+32) for the current input bit i, with
+	// the next key byte staged in the low bits of a 64-bit shifter.
+	window := binary.BigEndian.Uint32(key[0:4])
+	for i, b := range input {
+		var next byte
+		if i+4 < rssKeyLen {
+			next = key[i+4]
+		}
+		for bit := 7; bit >= 0; bit-- {
+			if b&(1<<bit) != 0 {
+				h ^= window
+			}
+			window = window<<1 | uint32(next>>bit)&1
+		}
+	}
+	return h
+}
+
+// rssInput builds the hash input for a parsed frame from the enabled fields
+// of its protocol class, in the order of the Microsoft specification:
+// source address, destination address, source port, destination port; L2
+// addresses (NOT_IP class) likewise source then destination. sortL3/sortL4
+// implement the symmetric "input sort" options (§4.8 RSS_HASH_INPUT): the
+// smaller address (or port) is placed first so both directions of a flow
+// hash alike. It returns the protocol class and the number of bytes
+// written into buf.
+func rssInput(f []byte, fi *frameInfo, fields *[16]uint16, sortL3, sortL4 bool, buf *[rssMaxInput]byte) (class int, n int) {
+	switch {
+	case fi.l3 == spec.L3ProtoIPv4 && fi.frag:
+		class = rssProtoIP4Frag
+	case fi.l3 == spec.L3ProtoIPv4 && fi.l4 == spec.L4ProtoTCP && fi.l4Valid:
+		class = rssProtoTCP4
+	case fi.l3 == spec.L3ProtoIPv4 && fi.l4 == spec.L4ProtoUDP && fi.l4Valid:
+		class = rssProtoUDP4
+	case fi.l3 == spec.L3ProtoIPv4:
+		class = rssProtoIP4
+	case fi.l3 == spec.L3ProtoIPv6 && fi.l4 == spec.L4ProtoTCP && fi.l4Valid:
+		class = rssProtoTCP6
+	case fi.l3 == spec.L3ProtoIPv6 && fi.l4 == spec.L4ProtoUDP && fi.l4Valid:
+		class = rssProtoUDP6
+	case fi.l3 == spec.L3ProtoIPv6:
+		class = rssProtoIP6
+	default:
+		class = rssProtoNotIP
+	}
+	sel := fields[class]
+	if class == rssProtoNotIP {
+		if len(f) < ethHeaderLen {
+			return class, 0
+		}
+		if sel&rssFieldL2SA != 0 {
+			n += copy(buf[n:], f[6:12])
+		}
+		if sel&rssFieldL2DA != 0 {
+			n += copy(buf[n:], f[0:6])
+		}
+		return class, n
+	}
+	src, dst := fi.src, fi.dst
+	if sortL3 && bytes.Compare(dst, src) < 0 {
+		src, dst = dst, src
+	}
+	if sel&rssFieldL3SA != 0 {
+		n += copy(buf[n:], src)
+	}
+	if sel&rssFieldL3DA != 0 {
+		n += copy(buf[n:], dst)
+	}
+	if fi.l4Valid && (class <= rssProtoUDP6) {
+		sp, dp := fi.sport, fi.dport
+		if sortL4 && dp < sp {
+			sp, dp = dp, sp
+		}
+		if sel&rssFieldL4SP != 0 {
+			binary.BigEndian.PutUint16(buf[n:], sp)
+			n += 2
+		}
+		if sel&rssFieldL4DP != 0 {
+			binary.BigEndian.PutUint16(buf[n:], dp)
+			n += 2
+		}
+	}
+	return class, n
+}
+
+// rssDefaultFields are the hash inputs a device starts with and every driver
+// programs anyway (§10 "Default hash inputs"): L3+L4 addresses for TCP/UDP,
+// L3 addresses for plain IP and fragments, L2 addresses for non-IP.
+var rssDefaultFields = [16]uint16{
+	rssProtoTCP4:    rssFieldL3SA | rssFieldL3DA | rssFieldL4SP | rssFieldL4DP,
+	rssProtoUDP4:    rssFieldL3SA | rssFieldL3DA | rssFieldL4SP | rssFieldL4DP,
+	rssProtoTCP6:    rssFieldL3SA | rssFieldL3DA | rssFieldL4SP | rssFieldL4DP,
+	rssProtoUDP6:    rssFieldL3SA | rssFieldL3DA | rssFieldL4SP | rssFieldL4DP,
+	rssProtoIP4:     rssFieldL3SA | rssFieldL3DA,
+	rssProtoIP6:     rssFieldL3SA | rssFieldL3DA,
+	rssProtoIP4Frag: rssFieldL3SA | rssFieldL3DA,
+	rssProtoNotIP:   rssFieldL2SA | rssFieldL2DA,
+}
+
+// crcTable is the table for the CRC32 RSS function. The polynomial real
+// devices use is not documented (§10: drivers all select Toeplitz); the
+// model uses Castagnoli so a driver that selects CRC32 still gets a stable,
+// well-spread hash.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// rssHash hashes the input with function fn (§10 codes). An unknown function
+// falls back to Toeplitz, the only one drivers select.
+func rssHash(fn int, key *[rssKeyLen]byte, input []byte) uint32 {
+	if fn == rssFuncCRC32 {
+		return crc32.Update(0, crcTable, input)
+	}
+	return toeplitz(key, input)
+}

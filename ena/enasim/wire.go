@@ -1,0 +1,119 @@
+package enasim
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Wire is where a simulated device's frames go: the cable. The model sends
+// every transmitted Ethernet frame (no FCS) with Send and receives frames
+// through the function given to SetReceiver.
+//
+// Rules every implementation follows (the model depends on them):
+//   - Send must not retain frame after it returns; the model reuses the
+//     buffer.
+//   - The receiver gets a frame valid only during the call; it copies what
+//     it keeps. Wires may call the receiver synchronously from Send (the
+//     loopback and pair wires do), so the model never calls Send while
+//     holding its own lock.
+//   - SetReceiver(nil) detaches the receiver; frames arriving then are
+//     dropped.
+//   - Send after Close drops the frame silently; Close is safe to call twice
+//     and stops every goroutine the wire started.
+type Wire interface {
+	Send(frame []byte)
+	SetReceiver(fn func(frame []byte))
+	Close() error
+}
+
+// receiverSlot holds a wire's receiver so Send (any goroutine) and
+// SetReceiver (the device) never race.
+type receiverSlot struct {
+	fn atomic.Pointer[func([]byte)]
+}
+
+func (r *receiverSlot) set(fn func([]byte)) {
+	if fn == nil {
+		r.fn.Store(nil)
+		return
+	}
+	r.fn.Store(&fn)
+}
+
+// deliver hands frame to the receiver, if any; it reports whether one was
+// attached.
+func (r *receiverSlot) deliver(frame []byte) bool {
+	p := r.fn.Load()
+	if p == nil {
+		return false
+	}
+	(*p)(frame)
+	return true
+}
+
+// loopback is a wire whose far end is its own near end: every frame sent is
+// received by the same device, synchronously.
+type loopback struct {
+	rx     receiverSlot
+	closed atomic.Bool
+}
+
+// NewLoopback returns a wire that delivers each sent frame back to the
+// sender's receiver, synchronously inside Send. With one device it makes
+// Tx→Rx tests and benchmarks self-contained.
+func NewLoopback() Wire { return &loopback{} }
+
+func (l *loopback) Send(frame []byte) {
+	if l.closed.Load() {
+		return
+	}
+	l.rx.deliver(frame)
+}
+
+func (l *loopback) SetReceiver(fn func([]byte)) { l.rx.set(fn) }
+
+func (l *loopback) Close() error {
+	l.closed.Store(true)
+	l.rx.set(nil)
+	return nil
+}
+
+// pairEnd is one end of an in-process cable between two devices.
+type pairEnd struct {
+	rx    receiverSlot
+	peer  *pairEnd
+	state *pairState
+}
+
+// pairState is shared by both ends: closing either end cuts the cable.
+type pairState struct {
+	closed atomic.Bool
+	once   sync.Once
+}
+
+// NewPair returns the two ends of a cable: a frame sent on one end is
+// delivered, synchronously inside Send, to the receiver of the other. Two
+// devices on a pair never deadlock because neither holds its lock while
+// sending (see Wire).
+func NewPair() (Wire, Wire) {
+	st := &pairState{}
+	a, b := &pairEnd{state: st}, &pairEnd{state: st}
+	a.peer, b.peer = b, a
+	return a, b
+}
+
+func (p *pairEnd) Send(frame []byte) {
+	if p.state.closed.Load() {
+		return
+	}
+	p.peer.rx.deliver(frame)
+}
+
+func (p *pairEnd) SetReceiver(fn func([]byte)) { p.rx.set(fn) }
+
+// Close cuts the cable for both ends.
+func (p *pairEnd) Close() error {
+	p.state.once.Do(func() { p.state.closed.Store(true) })
+	p.rx.set(nil)
+	return nil
+}

@@ -1,0 +1,345 @@
+package ena
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/enanet/enanet/ena/spec"
+	"github.com/enanet/enanet/rings"
+)
+
+// QueuePair is one Tx queue and one Rx queue sharing an interrupt vector
+// (§1.2: vector 1+q). Its methods are what the link layer needs. One
+// goroutine may send (Send, Flush) while another receives (Poll, WaitRx);
+// a device reset underneath is invisible apart from ErrResetting from Send
+// and empty Polls for a moment.
+type QueuePair struct {
+	d      *Device
+	idx    int
+	vector int // MSI-X vector, -1 when polling
+
+	txMu sync.Mutex
+	rxMu sync.Mutex
+	tx   *rings.TxQueue
+	rx   *rings.RxQueue
+
+	// Device indexes from the CREATE responses (§4.7); under both locks.
+	txCQIdx, txSQIdx, rxCQIdx, rxSQIdx uint16
+	unmaskOff                          uint32 // 0: none
+	created                            bool
+
+	wake  chan struct{} // poll-mode Wake
+	timer *time.Timer   // poll-mode WaitRx sleep, owned by the Rx goroutine
+}
+
+// pollSleep is how long WaitRx sleeps in poll mode: short enough for
+// latency, long enough not to burn a core while idle.
+const pollSleep = 200 * time.Microsecond
+
+// allocQueues builds the host side of every queue pair (§7.1).
+func (d *Device) allocQueues() error {
+	dma, bar0 := d.dev.DMA(), d.dev.Registers()
+	maxFrame := min(int(d.attrs.MaxMTU)+18, 65535)
+	for i := range d.cfg.Queues {
+		p := &QueuePair{d: d, idx: i, vector: -1, wake: make(chan struct{}, 1)}
+		if d.ioIntr {
+			p.vector = 1 + i
+		}
+		tc := rings.TxConfig{
+			Name:        fmt.Sprintf("tx %d", i),
+			Depth:       d.cfg.TxDepth,
+			DMA:         dma,
+			Regs:        bar0,
+			MaxDescs:    min(d.limits.maxTxDescs, maxSGL),
+			MetaCaching: true,
+			BufSize:     txBufSize,
+			MaxHeader:   0, // host mode: no header_length hint, as FreeBSD (§7.9)
+			CheckMBZ:    spec.CapCDescMBZ.In(d.attrs.Capabilities),
+			MaxFrame:    max(maxFrame, rings.DefaultMaxTxFrame),
+		}
+		if d.limits.maxTxDescs == 0 {
+			tc.MaxDescs = 0
+		}
+		if d.llq != nil {
+			tc.LLQ = d.bar2
+			tc.Layout = d.llq.layout
+			tc.BurstEntries = d.llq.burst
+			tc.MetaCaching = d.llq.metaCaching
+		}
+		tx, err := rings.NewTx(tc)
+		if err != nil {
+			return fmt.Errorf("ena: queue %d: %w", i, err)
+		}
+		rx, err := rings.NewRx(rings.RxConfig{
+			Name:     fmt.Sprintf("rx %d", i),
+			Depth:    d.cfg.RxDepth,
+			DMA:      dma,
+			Regs:     bar0,
+			BufSize:  rxBufSize,
+			MaxDescs: d.limits.maxRxDescs,
+			CheckMBZ: tc.CheckMBZ,
+		})
+		if err != nil {
+			_ = tx.Close()
+			return fmt.Errorf("ena: queue %d: %w", i, err)
+		}
+		p.tx, p.rx = tx, rx
+		d.queues = append(d.queues, p)
+	}
+	return nil
+}
+
+// create makes the four device queues, CQ before SQ, Tx before Rx
+// (§6 step 28), and binds the rings to the returned offsets.
+func (p *QueuePair) create() error {
+	d, i := p.d, p.idx
+	p.created = false
+	tcq, err := d.createCQ(fmt.Sprintf("create Tx CQ %d", i), p.tx.Depth(), spec.CQEntryWordsTx, p.vector, p.tx.CQAddr())
+	if err != nil {
+		return err
+	}
+	if err := d.checkCQ(tcq, p.tx.Depth(), fmt.Sprintf("Tx CQ %d", i)); err != nil {
+		return err
+	}
+	placement, sqAddr := spec.PlacementHost, p.tx.SQAddr()
+	if d.llq != nil {
+		placement, sqAddr = spec.PlacementDev, 0 // §4.7: sq_ba 0 for LLQ
+	}
+	tsq, err := d.createSQ(fmt.Sprintf("create Tx SQ %d", i), spec.SQDirectionTx, placement, tcq.CQIdx, p.tx.Depth(), sqAddr)
+	if err != nil {
+		return err
+	}
+	if err := d.checkDoorbell(tsq.DoorbellOffset, fmt.Sprintf("Tx SQ %d", i)); err != nil {
+		return err
+	}
+	if d.llq != nil {
+		end := uint64(tsq.LLQDescriptorsOffset) + uint64(p.tx.Depth())*uint64(d.llq.layout.EntrySize())
+		if end > uint64(d.bar2.Size()) || tsq.LLQDescriptorsOffset%8 != 0 {
+			return fmt.Errorf("ena: create Tx SQ %d: LLQ ring at 0x%x (+%d entries) does not fit BAR2 (%d bytes)", i, tsq.LLQDescriptorsOffset, p.tx.Depth(), d.bar2.Size())
+		}
+	}
+	rcq, err := d.createCQ(fmt.Sprintf("create Rx CQ %d", i), p.rx.Depth(), spec.CQEntryWordsRx, p.vector, p.rx.CQAddr())
+	if err != nil {
+		return err
+	}
+	if err := d.checkCQ(rcq, p.rx.Depth(), fmt.Sprintf("Rx CQ %d", i)); err != nil {
+		return err
+	}
+	rsq, err := d.createSQ(fmt.Sprintf("create Rx SQ %d", i), spec.SQDirectionRx, spec.PlacementHost, rcq.CQIdx, p.rx.Depth(), p.rx.SQAddr())
+	if err != nil {
+		return err
+	}
+	if err := d.checkDoorbell(rsq.DoorbellOffset, fmt.Sprintf("Rx SQ %d", i)); err != nil {
+		return err
+	}
+	p.txCQIdx, p.txSQIdx, p.rxCQIdx, p.rxSQIdx = tcq.CQIdx, tsq.SQIdx, rcq.CQIdx, rsq.SQIdx
+	// Tx and Rx share the vector; drivers use the Tx CQ's unmask register (§7.8).
+	p.unmaskOff = tcq.UnmaskRegOffset
+	if p.vector >= 0 && (p.unmaskOff == 0 || d.checkDoorbell(p.unmaskOff, "unmask register") != nil) {
+		return fmt.Errorf("ena: create Tx CQ %d: device returned no usable interrupt unmask register (0x%x)", i, p.unmaskOff)
+	}
+	p.tx.Bind(tsq.DoorbellOffset, tsq.LLQDescriptorsOffset)
+	p.rx.Bind(rsq.DoorbellOffset)
+	p.created = true
+	return nil
+}
+
+// checkCQ rejects a CQ the device shrank below the ring we built.
+func (d *Device) checkCQ(r spec.CreateCQResp, depth int, what string) error {
+	if r.ActualDepth != 0 && int(r.ActualDepth) < depth {
+		return fmt.Errorf("ena: create %s: device shrank the CQ to %d entries, ring has %d", what, r.ActualDepth, depth)
+	}
+	return nil
+}
+
+// checkDoorbell validates a device-chosen BAR0 offset before we write to it.
+func (d *Device) checkDoorbell(off uint32, what string) error {
+	if off%4 != 0 || off+4 > d.dev.Registers().Size() {
+		return fmt.Errorf("ena: %s: device returned register offset 0x%x outside BAR0 (%d bytes)", what, off, d.dev.Registers().Size())
+	}
+	return nil
+}
+
+// destroy removes the device queues, SQ before CQ (§4.7), logging failures:
+// it runs at Close, where the reset that follows discards them anyway.
+func (p *QueuePair) destroy() {
+	if !p.created {
+		return
+	}
+	d, i := p.d, p.idx
+	for _, err := range []error{
+		d.destroySQ(fmt.Sprintf("destroy Tx SQ %d", i), spec.SQDirectionTx, p.txSQIdx),
+		d.destroyCQ(fmt.Sprintf("destroy Tx CQ %d", i), p.txCQIdx),
+		d.destroySQ(fmt.Sprintf("destroy Rx SQ %d", i), spec.SQDirectionRx, p.rxSQIdx),
+		d.destroyCQ(fmt.Sprintf("destroy Rx CQ %d", i), p.rxCQIdx),
+	} {
+		if err != nil {
+			d.log.Warn("ena: teardown", "err", err)
+		}
+	}
+	p.created = false
+}
+
+// unmask re-arms the pair's vector (§7.8, bit 30 with delays unchanged).
+func (p *QueuePair) unmask() {
+	if p.vector < 0 || !p.created {
+		return
+	}
+	w := spec.UnmaskWord{Unmask: true, NoModerationUpdate: true}
+	p.d.regs.write(p.unmaskOff, w.Encode())
+}
+
+func (p *QueuePair) lock()   { p.txMu.Lock(); p.rxMu.Lock() }
+func (p *QueuePair) unlock() { p.rxMu.Unlock(); p.txMu.Unlock() }
+
+// stateErr maps a non-running device state to the error users see.
+func (p *QueuePair) stateErr() error {
+	switch p.d.state.Load() {
+	case stateRunning:
+		return nil
+	case stateResetting:
+		return ErrResetting
+	case stateDead:
+		return ErrDeviceDead
+	}
+	return ErrClosed
+}
+
+// Send copies one frame into the Tx ring (no doorbell; see Flush). It
+// returns rings.ErrNoSpace when the ring stays full after reclaiming
+// completions, and ErrResetting while the device is being reset.
+func (p *QueuePair) Send(segs [][]byte, off rings.TxOffload) error {
+	if err := p.stateErr(); err != nil {
+		return err
+	}
+	p.txMu.Lock()
+	defer p.txMu.Unlock()
+	if err := p.stateErr(); err != nil {
+		return err
+	}
+	err := p.tx.Send(segs, off)
+	if errors.Is(err, rings.ErrNoSpace) {
+		if p.reclaimLocked() > 0 {
+			err = p.tx.Send(segs, off)
+		}
+	}
+	return err
+}
+
+// Flush rings the Tx doorbell for everything queued and reclaims finished
+// frames.
+func (p *QueuePair) Flush() {
+	if p.stateErr() != nil {
+		return
+	}
+	p.txMu.Lock()
+	defer p.txMu.Unlock()
+	if p.stateErr() != nil {
+		return
+	}
+	p.tx.Flush()
+	p.reclaimLocked()
+}
+
+// reclaimLocked harvests Tx completions; a bad one requests a reset with
+// the reason the ring reports (§7.5).
+func (p *QueuePair) reclaimLocked() int {
+	n, err := p.tx.Reclaim()
+	if err != nil {
+		p.deviceError(err)
+	}
+	return n
+}
+
+func (p *QueuePair) deviceError(err error) {
+	var de *rings.DeviceError
+	reason := spec.ResetDriverInvalidState
+	if errors.As(err, &de) {
+		reason = de.Reason
+	}
+	p.d.log.Error("ena: bad completion, resetting", "queue", p.idx, "err", err)
+	p.d.requestReset(reason)
+}
+
+// Poll delivers up to budget received frames to fn (valid only during the
+// call) and re-posts their buffers. During a reset it returns 0, nil.
+func (p *QueuePair) Poll(budget int, fn func(*rings.RxPacket)) (int, error) {
+	if err := p.stateErr(); err != nil {
+		if errors.Is(err, ErrResetting) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	p.rxMu.Lock()
+	defer p.rxMu.Unlock()
+	if p.stateErr() != nil {
+		return 0, nil
+	}
+	n, err := p.rx.Poll(budget, fn)
+	if err != nil {
+		p.deviceError(err)
+	}
+	return n, nil
+}
+
+// WaitRx blocks until received frames may be waiting: with interrupts it
+// unmasks the pair's vector and waits for it (§7.8); in poll mode it
+// sleeps briefly. It also returns on Wake, on ctx, and on Close.
+func (p *QueuePair) WaitRx(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := p.stateErr(); err != nil && !errors.Is(err, ErrResetting) {
+		return err
+	}
+	if p.vector >= 0 && p.d.state.Load() == stateRunning {
+		p.rxMu.Lock()
+		pending := p.rx.Pending()
+		if !pending && p.d.state.Load() == stateRunning {
+			p.unmask()
+			// A completion may have landed between the check and the
+			// unmask; the device fires again for it, but look once more.
+			pending = p.rx.Pending()
+		}
+		p.rxMu.Unlock()
+		if pending {
+			return nil
+		}
+		_, err := p.d.intr.Wait(ctx, p.vector)
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return nil
+	}
+	if p.timer == nil {
+		p.timer = time.NewTimer(pollSleep)
+	} else {
+		p.timer.Reset(pollSleep)
+	}
+	select {
+	case <-ctx.Done():
+		p.timer.Stop()
+		return ctx.Err()
+	case <-p.wake:
+		p.timer.Stop()
+	case <-p.d.stop:
+		p.timer.Stop()
+	case <-p.timer.C:
+	}
+	return nil
+}
+
+// Wake makes a current or the next WaitRx return.
+func (p *QueuePair) Wake() {
+	if p.vector >= 0 {
+		p.d.intr.Wake(p.vector)
+		return
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,212 @@
+package ena
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/ena/spec"
+	"github.com/enanet/enanet/rings"
+)
+
+// numResetReasons covers every code of §2.3.
+const numResetReasons = 21
+
+// driverCounters are the driver's own event counts.
+type driverCounters struct {
+	resets                              [numResetReasons + 1]atomic.Uint64 // last slot: unknown codes
+	aenqEvents, keepAlives, linkChanges atomic.Uint64
+	kaRxDrops, kaTxDrops, kaRxOverruns  atomic.Uint64 // from the last keep-alive (§5.3)
+}
+
+func (c *driverCounters) countReset(r spec.ResetReason) {
+	c.resets[min(int(r), numResetReasons)].Add(1)
+}
+
+// DriverStats are the driver's counters.
+type DriverStats struct {
+	// Resets counts device resets by reason (§2.3); only reasons that
+	// happened appear.
+	Resets map[spec.ResetReason]uint64
+	// AdminCommands, AdminFailures and AdminTimeouts count admin commands
+	// submitted, completed with an error (any cause), and timed out.
+	AdminCommands, AdminFailures, AdminTimeouts uint64
+	AENQEvents, KeepAlives, LinkChanges         uint64
+	// KeepAliveRxDrops, KeepAliveTxDrops and KeepAliveRxOverruns are the
+	// device's cumulative counters from the last KEEP_ALIVE event (§5.3).
+	KeepAliveRxDrops, KeepAliveTxDrops, KeepAliveRxOverruns uint64
+}
+
+// QueueStats are one queue pair's ring counters.
+type QueueStats struct {
+	Tx rings.TxStats
+	Rx rings.RxStats
+}
+
+// Stats is a snapshot of device and driver statistics.
+type Stats struct {
+	// Device is GET_STATS BASIC (§4.7).
+	Device spec.BasicStats
+	// ENI holds the allowance counters (bw_in, bw_out, pps, conntrack,
+	// linklocal) when the device has capability ENI_STATS; ENIValid says so.
+	ENI      spec.ENIStats
+	ENIValid bool
+	Driver   DriverStats
+	Queues   []QueueStats
+}
+
+// Stats reads the device counters with admin commands and adds the driver
+// and ring counters. The driver part is returned even when the device part
+// fails (for example during a reset).
+func (d *Device) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	s.Driver = d.driverStats()
+	for _, p := range d.queues {
+		s.Queues = append(s.Queues, QueueStats{Tx: p.tx.Stats(), Rx: p.rx.Stats()})
+	}
+	if err := ctx.Err(); err != nil {
+		return s, err
+	}
+	if st := d.state.Load(); st != stateRunning {
+		return s, (&QueuePair{d: d}).stateErr()
+	}
+	p, err := d.getStats(spec.StatsBasic)
+	if err != nil {
+		return s, err
+	}
+	s.Device = spec.DecodeBasicStats(p)
+	if spec.CapENIStats.In(d.attrs.Capabilities) {
+		if err := ctx.Err(); err != nil {
+			return s, err
+		}
+		p, err := d.getStats(spec.StatsENI)
+		if err != nil {
+			return s, err
+		}
+		s.ENI, s.ENIValid = spec.DecodeENIStats(p), true
+	}
+	return s, nil
+}
+
+func (d *Device) driverStats() DriverStats {
+	c := &d.counters
+	s := DriverStats{
+		Resets:              map[spec.ResetReason]uint64{},
+		AdminCommands:       d.admin.submitted.Load(),
+		AdminFailures:       d.admin.failed.Load(),
+		AdminTimeouts:       d.admin.timeouts.Load(),
+		AENQEvents:          c.aenqEvents.Load(),
+		KeepAlives:          c.keepAlives.Load(),
+		LinkChanges:         c.linkChanges.Load(),
+		KeepAliveRxDrops:    c.kaRxDrops.Load(),
+		KeepAliveTxDrops:    c.kaTxDrops.Load(),
+		KeepAliveRxOverruns: c.kaRxOverruns.Load(),
+	}
+	for i := range c.resets {
+		if n := c.resets[i].Load(); n != 0 {
+			s.Resets[spec.ResetReason(i)] = n
+		}
+	}
+	return s
+}
+
+// Offloads are the checksum and hash offloads the device offers (§4.8
+// STATELESS_OFFLOAD_CONFIG), in the terms the link layer uses.
+type Offloads struct {
+	TxCsumIPv4          bool // IPv4 header checksum on Tx
+	TxL4CsumIPv4Partial bool // TCP/UDP over IPv4, pseudo-header pre-seeded
+	TxL4CsumIPv6Partial bool // TCP/UDP over IPv6, pseudo-header pre-seeded
+	RxCsumIPv4          bool // IPv4 header checksum checked on Rx
+	RxCsumL4            bool // TCP/UDP checksum checked on Rx (IPv4 and IPv6)
+	RxHash              bool // Rx completions carry the RSS hash
+}
+
+// Offloads returns the offloads the device supports.
+func (d *Device) Offloads() Offloads {
+	tx, rx := d.offloads.Tx, d.offloads.RxSupported
+	return Offloads{
+		TxCsumIPv4:          tx&spec.OffloadTxL3CsumIPv4 != 0,
+		TxL4CsumIPv4Partial: tx&spec.OffloadTxL4IPv4CsumPart != 0,
+		TxL4CsumIPv6Partial: tx&spec.OffloadTxL4IPv6CsumPart != 0,
+		RxCsumIPv4:          rx&spec.OffloadRxL3CsumIPv4 != 0,
+		RxCsumL4:            rx&spec.OffloadRxL4IPv4Csum != 0 && rx&spec.OffloadRxL4IPv6Csum != 0,
+		RxHash:              rx&spec.OffloadRxHash != 0,
+	}
+}
+
+// Info describes the device and the configuration Open negotiated.
+type Info struct {
+	Identity          hw.Identity
+	Version           spec.Version           // VERSION register
+	ControllerVersion spec.ControllerVersion // CONTROLLER_VERSION register
+	Readless          bool                   // registers read through §3
+	DMAAddrWidth      int
+	ImplID            uint32
+	DeviceVersion     uint32
+	SupportedFeatures uint32 // bit n = feature id n (§4.6)
+	Capabilities      uint32 // §4.6 capability bits
+	MAC               [6]byte
+	MTU, MaxMTU       int
+	// LLQ is true when Tx descriptors are pushed to BAR2 (§8); otherwise
+	// LLQReason says why host placement is used.
+	LLQ                  bool
+	LLQReason            string
+	LLQEntrySize         int
+	LLQDescsBeforeHeader int
+	LLQMaxPushHeader     int
+	LLQBurstEntries      int
+	Queues               int
+	MaxQueues            int
+	TxDepth, RxDepth     int
+	MaxTxDepth           int
+	MaxRxDepth           int
+	AdminInterrupts      bool
+	IOInterrupts         bool
+	AENQGroups           uint32 // enabled AENQ groups (§5.2)
+	RSSTableSize         int
+	Offloads             Offloads
+	Hints                spec.HWHints
+}
+
+// Info returns what the device reported and what was negotiated.
+func (d *Device) Info() Info {
+	in := Info{
+		Identity:          d.dev.Identity(),
+		Version:           d.version,
+		ControllerVersion: d.ctrlVersion,
+		Readless:          d.regs.readless,
+		DMAAddrWidth:      int(d.caps.DMAAddrWidth),
+		ImplID:            d.attrs.ImplID,
+		DeviceVersion:     d.attrs.DeviceVersion,
+		SupportedFeatures: d.attrs.SupportedFeatures,
+		Capabilities:      d.attrs.Capabilities,
+		MAC:               d.attrs.MAC,
+		MTU:               d.MTU(),
+		MaxMTU:            d.MaxMTU(),
+		LLQReason:         d.llqWhy,
+		Queues:            len(d.queues),
+		MaxQueues:         d.limits.queues,
+		TxDepth:           d.cfg.TxDepth,
+		RxDepth:           d.cfg.RxDepth,
+		MaxTxDepth:        d.limits.txDepth,
+		MaxRxDepth:        d.limits.rxDepth,
+		AdminInterrupts:   d.adminIntr.Load(),
+		IOInterrupts:      d.ioIntr,
+		AENQGroups:        d.aenqGroups,
+		Offloads:          d.Offloads(),
+	}
+	d.hmu.Lock()
+	in.Hints = d.hints
+	d.hmu.Unlock()
+	if d.rssSupported() {
+		in.RSSTableSize = 1 << d.rssLog
+	}
+	if d.llq != nil {
+		in.LLQ = true
+		in.LLQEntrySize = d.llq.layout.EntrySize()
+		in.LLQDescsBeforeHeader = d.llq.layout.DescsBeforeHeader()
+		in.LLQMaxPushHeader = d.llq.layout.MaxPushHeader()
+		in.LLQBurstEntries = d.llq.burst
+	}
+	return in
+}

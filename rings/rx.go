@@ -1,0 +1,478 @@
+package rings
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/ena/hw/mmio"
+	"github.com/enanet/enanet/ena/spec"
+)
+
+// DefaultRxBufSize is the size of one Rx buffer when RxConfig.BufSize is 0.
+// Linux posts at least 2 KiB (§7.9); a 9001-byte MTU frame then spans five.
+const DefaultRxBufSize = 2048
+
+// RxConfig describes one Rx queue.
+type RxConfig struct {
+	// Name prefixes errors and DeviceError.Queue, e.g. "rx 0".
+	Name string
+	// Depth is the SQ and CQ depth, a power of two (§7.1).
+	Depth int
+	// DMA allocates the rings and buffers.
+	DMA hw.DMA
+	// Regs is BAR0, where the SQ doorbell lives.
+	Regs hw.RegisterBAR
+	// BufSize is the size of each Rx buffer (0 = DefaultRxBufSize, at most
+	// 65536, which the descriptor encodes as 0, §7.6).
+	BufSize int
+	// MaxDescs is the device's limit of buffers per received packet
+	// (max_packet_rx_descs, §7.9); 0 or values above MaxRxFrags mean
+	// MaxRxFrags. A longer chain is a device error (TOO_MANY_RX_DESCS).
+	MaxDescs int
+	// CheckMBZ makes Poll reject completions with must-be-zero bits set
+	// (capability CDESC_MBZ, §7.7).
+	CheckMBZ bool
+}
+
+// rxCounters are the RxStats counters, added once per call by the Rx
+// goroutine and read by Stats from any goroutine.
+type rxCounters struct {
+	packets, bytes, doorbells, refills, refillPartial, noBuffer,
+	l3Bad, l3Good, l4Bad, l4Good, l4Unchecked,
+	badReqID, tooMany, malformed atomic.Uint64
+}
+
+// rxPending accumulates one Poll's per-packet counts.
+type rxPending struct {
+	packets, bytes, l3Bad, l3Good, l4Bad, l4Good, l4Unchecked uint64
+}
+
+// RxQueue is one ENA Rx queue: a submission ring of empty buffers, the
+// completion ring the device fills, and the buffers (one per req_id).
+//
+// Who writes what: the driver writes SQ descriptors and the doorbell; the
+// device writes the buffers and the CQ. Every other field is the Rx
+// goroutine's, except stats (atomic).
+type RxQueue struct {
+	name string
+
+	// Fixed at NewRx.
+	depth    uint32
+	mask     uint32
+	shift    uint
+	regs     hw.RegisterBAR
+	bufSize  int
+	descLen  uint16 // length field of every descriptor (0 = 64 KiB)
+	maxDescs int
+	checkMBZ bool
+
+	// DMA memory.
+	sqRegion, cqRegion, bufRegion *hw.Region
+
+	sq      []byte // driver writes, device reads
+	cq      []byte // device writes, driver reads
+	bufs    []byte // device writes, driver reads during the callback
+	bufAddr uint64
+
+	bound    bool
+	doorbell uint32
+
+	// Driver state, Rx goroutine only.
+	tail   uint32   // free-running SQ tail: descriptors posted
+	head   uint32   // free-running count of descriptors consumed
+	cqHead uint32   // free-running CQ position of the next completion
+	free   []uint16 // buffers (req_ids) not posted
+	posted []bool   // posted[id]: the device owns buffer id
+	ids    [MaxRxFrags]uint16
+	pkt    RxPacket
+	broken error
+
+	pend  rxPending
+	stats rxCounters
+}
+
+// NewRx allocates an Rx queue's rings and buffers. The caller creates the
+// device-side CQ then SQ with CQAddr and SQAddr, calls Bind, then Refill.
+func NewRx(cfg RxConfig) (*RxQueue, error) {
+	name := cfg.Name
+	if name == "" {
+		name = "rx"
+	}
+	mask, shift, err := checkDepth(name, cfg.Depth)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DMA == nil || cfg.Regs == nil {
+		return nil, fmt.Errorf("rings: %s: config needs DMA and Regs", name)
+	}
+	q := &RxQueue{
+		name:     name,
+		depth:    uint32(cfg.Depth),
+		mask:     mask,
+		shift:    shift,
+		regs:     cfg.Regs,
+		bufSize:  cfg.BufSize,
+		maxDescs: cfg.MaxDescs,
+		checkMBZ: cfg.CheckMBZ,
+	}
+	if q.bufSize == 0 {
+		q.bufSize = DefaultRxBufSize
+	}
+	if q.bufSize < 128 || q.bufSize > spec.RxMaxBufferLength {
+		return nil, fmt.Errorf("rings: %s: buffer size %d is not in [128, 65536] (§7.6)", name, q.bufSize)
+	}
+	q.descLen = uint16(q.bufSize) // 65536 wraps to 0, which means 64 KiB
+	if q.maxDescs <= 0 || q.maxDescs > MaxRxFrags {
+		q.maxDescs = MaxRxFrags
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			q.Close()
+		}
+	}()
+	if q.cqRegion, err = alloc(cfg.DMA, name, "completion ring", cfg.Depth*RxCQEntrySize, ringAlign); err != nil {
+		return nil, err
+	}
+	q.cq = q.cqRegion.Bytes[:cfg.Depth*RxCQEntrySize]
+	if q.sqRegion, err = alloc(cfg.DMA, name, "submission ring", cfg.Depth*spec.RxDescSize, ringAlign); err != nil {
+		return nil, err
+	}
+	q.sq = q.sqRegion.Bytes[:cfg.Depth*spec.RxDescSize]
+	if q.bufRegion, err = alloc(cfg.DMA, name, "Rx buffers", cfg.Depth*q.bufSize, ringAlign); err != nil {
+		return nil, err
+	}
+	q.bufs = q.bufRegion.Bytes[:cfg.Depth*q.bufSize]
+	q.bufAddr = q.bufRegion.Addr
+	q.free = make([]uint16, 0, cfg.Depth)
+	q.posted = make([]bool, cfg.Depth)
+	q.resetState()
+	ok = true
+	return q, nil
+}
+
+// resetState returns every buffer to the free list, positions to 0 and the
+// phase to 1 (§7.8).
+func (q *RxQueue) resetState() {
+	q.free = q.free[:0]
+	for i := int(q.depth) - 1; i >= 0; i-- {
+		q.free = append(q.free, uint16(i))
+	}
+	clear(q.posted)
+	q.tail, q.head, q.cqHead = 0, 0, 0
+	q.broken = nil
+	q.pend = rxPending{}
+}
+
+// SQAddr is the SQ ring's device address for CREATE_SQ.
+func (q *RxQueue) SQAddr() uint64 {
+	if q.sqRegion == nil {
+		return 0
+	}
+	return q.sqRegion.Addr
+}
+
+// CQAddr is the CQ ring's device address for CREATE_CQ (entries of
+// RxCQEntrySize bytes).
+func (q *RxQueue) CQAddr() uint64 {
+	if q.cqRegion == nil {
+		return 0
+	}
+	return q.cqRegion.Addr
+}
+
+// Depth is the ring depth.
+func (q *RxQueue) Depth() int { return int(q.depth) }
+
+// Bind records the SQ doorbell offset from the CREATE_SQ response (§4.7).
+// Nothing is posted until the queue is bound; Reset unbinds it.
+func (q *RxQueue) Bind(doorbellOff uint32) {
+	q.doorbell = doorbellOff
+	q.bound = true
+}
+
+// Refill posts free buffers until depth-1 are with the device and rings the
+// doorbell once if it posted any (§7.8, §7.9). It returns how many it
+// posted.
+func (q *RxQueue) Refill() int {
+	n := q.post()
+	q.ring(n)
+	return n
+}
+
+// post writes descriptors for free buffers, without a doorbell. Each buffer
+// is a one-descriptor "packet": FIRST|LAST|COMP_REQ and the slot's phase
+// (§7.6).
+func (q *RxQueue) post() int {
+	if !q.bound {
+		return 0
+	}
+	n := 0
+	for q.tail-q.head < q.mask && len(q.free) > 0 {
+		id := q.free[len(q.free)-1]
+		q.free = q.free[:len(q.free)-1]
+		q.posted[id] = true
+		ctrl := spec.RxDescCtrlPosted0 | uint8(phaseBit(q.tail, q.shift))
+		off := (q.tail & q.mask) * spec.RxDescSize
+		put64(q.sq, off, uint64(q.descLen)|uint64(ctrl)<<24|uint64(id)<<32)
+		put64(q.sq, off+8, (q.bufAddr+uint64(id)*uint64(q.bufSize))&spec.MaxMemAddr)
+		q.tail++
+		n++
+	}
+	if n != 0 {
+		q.stats.refills.Add(uint64(n))
+		if q.tail-q.head < q.mask {
+			q.stats.refillPartial.Add(1)
+		}
+	}
+	return n
+}
+
+// ring orders the descriptor writes before the doorbell and writes the
+// free-running tail (§7.8).
+func (q *RxQueue) ring(n int) {
+	if n == 0 {
+		return
+	}
+	mmio.StoreBarrier()
+	q.regs.Write32(q.doorbell, q.tail&0xFFFF)
+	q.stats.doorbells.Add(1)
+}
+
+// Pending reports whether the completion at the head of the CQ has the
+// expected phase: there is something for Poll (§7.8).
+func (q *RxQueue) Pending() bool {
+	if q.broken != nil || len(q.cq) == 0 {
+		return false
+	}
+	w0 := load32(q.cq, (q.cqHead&q.mask)*RxCQEntrySize)
+	return w0&spec.RxCdescPhaseMask == phaseBit(q.cqHead, q.shift)<<24
+}
+
+// Poll delivers up to budget received frames to fn, then re-posts the
+// buffers they used and rings the doorbell once (§7.7, §7.8). The packet and
+// its Frags are valid only during fn. It returns the number of frames
+// delivered.
+//
+// A frame whose completions are not all written yet is left for the next
+// call. A completion that breaks the protocol is left unconsumed and
+// reported as a *DeviceError (INV_RX_REQ_ID, TOO_MANY_RX_DESCS or
+// RX_DESCRIPTOR_MALFORMED); the queue then stays stopped until Reset.
+func (q *RxQueue) Poll(budget int, fn func(*RxPacket)) (int, error) {
+	if q.broken != nil {
+		return 0, q.broken
+	}
+	if len(q.cq) == 0 {
+		return 0, nil
+	}
+	if q.tail == q.head {
+		q.stats.noBuffer.Add(1)
+	}
+	n := 0
+	var err error
+	for n < budget {
+		var nfr uint32
+		nfr, err = q.next()
+		if nfr == 0 || err != nil {
+			break
+		}
+		fn(&q.pkt)
+		// The frame's buffers go back to the free list; post below
+		// hands them to the device again.
+		for _, id := range q.ids[:nfr] {
+			q.free = append(q.free, id)
+		}
+		q.cqHead += nfr
+		q.head += nfr
+		n++
+	}
+	q.ring(q.post())
+	q.publish()
+	return n, err
+}
+
+// next parses the frame at the head of the CQ into q.pkt and q.ids. It
+// returns the number of completions (buffers) the frame used, 0 if no
+// complete frame is there yet, or a DeviceError. Nothing is consumed: the
+// caller advances the head after delivering the frame.
+func (q *RxQueue) next() (uint32, error) {
+	p := &q.pkt
+	p.NFrags, p.Len = 0, 0
+	for i := uint32(0); ; i++ {
+		// Step 1: phase first, with one atomic load of word 0 (§7.8).
+		pos := q.cqHead + i
+		off := (pos & q.mask) * RxCQEntrySize
+		w0 := load32(q.cq, off)
+		if w0&spec.RxCdescPhaseMask != phaseBit(pos, q.shift)<<24 {
+			q.unclaim(i)
+			return 0, nil
+		}
+		w1 := le32(q.cq, off+4)
+		id := w1 >> 16
+		length := int(w1 & 0xFFFF)
+
+		// Step 2: check every field before it indexes anything (§7.7).
+		var de *DeviceError
+		switch {
+		case q.checkMBZ && w0&spec.RxCdescMBZMask != 0:
+			q.stats.malformed.Add(1)
+			de = q.devErr(spec.ResetRxDescriptorMalformed, "Rx completion %d has must-be-zero status bits %#x", pos, w0&spec.RxCdescMBZMask)
+		case (w0&spec.RxCdescFirstMask != 0) != (i == 0):
+			q.stats.malformed.Add(1)
+			de = q.devErr(spec.ResetRxDescriptorMalformed, "Rx completion %d is buffer %d of its frame but FIRST is %v", pos, i, i != 0)
+		case id >= q.depth || !q.posted[id]:
+			q.stats.badReqID.Add(1)
+			de = q.devErr(spec.ResetInvRxReqID, "Rx completion %d carries req_id %d, which is not a posted buffer (depth %d)", pos, id, q.depth)
+		case length > q.bufSize:
+			q.stats.malformed.Add(1)
+			de = q.devErr(spec.ResetRxDescriptorMalformed, "Rx completion %d reports %d bytes in a %d-byte buffer", pos, length, q.bufSize)
+		}
+		if de != nil {
+			q.unclaim(i)
+			q.broken = de
+			return 0, de
+		}
+
+		// Step 3: claim the buffer (so a repeated req_id within the frame
+		// is caught) and add it as a fragment. A zero-length buffer, which
+		// some devices send last, is recycled but not handed up.
+		q.posted[id] = false
+		q.ids[i] = uint16(id)
+		if length > 0 {
+			start := int(id) * q.bufSize
+			p.Frags[p.NFrags] = q.bufs[start : start+length]
+			p.NFrags++
+			p.Len += length
+		}
+		if w0&spec.RxCdescLastMask == 0 {
+			if i+1 >= uint32(q.maxDescs) {
+				q.unclaim(i + 1)
+				q.stats.tooMany.Add(1)
+				de := q.devErr(spec.ResetTooManyRxDescs, "Rx frame at completion %d spans more than %d buffers", q.cqHead, q.maxDescs)
+				q.broken = de
+				return 0, de
+			}
+			continue
+		}
+
+		// Step 4: the LAST completion carries the parse results (§7.7).
+		p.Hash = le32(q.cq, off+8)
+		p.L3 = spec.L3Proto(w0 & spec.RxCdescL3ProtoMask)
+		p.L4 = spec.L4Proto((w0 & spec.RxCdescL4ProtoMask) >> spec.RxCdescL4ProtoShift)
+		p.L3CsumErr = w0&spec.RxCdescL3CsumErrMask != 0
+		p.L4CsumErr = w0&spec.RxCdescL4CsumErrMask != 0
+		p.L4CsumChecked = w0&spec.RxCdescL4CsumCheckedMask != 0
+		p.IPv4Frag = w0&spec.RxCdescIPv4FragMask != 0
+		q.count(p)
+		return i + 1, nil
+	}
+}
+
+// unclaim gives back the buffers next claimed for a frame it could not
+// deliver.
+func (q *RxQueue) unclaim(n uint32) {
+	for _, id := range q.ids[:n] {
+		q.posted[id] = true
+	}
+}
+
+// devErr builds a DeviceError; only called on the error path.
+func (q *RxQueue) devErr(reason spec.ResetReason, format string, args ...any) *DeviceError {
+	return &DeviceError{Queue: q.name, Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// count adds a delivered frame to the pending counters: the L3 checksum
+// result applies to IPv4 only, the L4 result to unfragmented TCP/UDP, and
+// only when the device says it checked (§7.7).
+func (q *RxQueue) count(p *RxPacket) {
+	c := &q.pend
+	c.packets++
+	c.bytes += uint64(p.Len)
+	if p.L3 == spec.L3ProtoIPv4 {
+		if p.L3CsumErr {
+			c.l3Bad++
+		} else {
+			c.l3Good++
+		}
+	}
+	if (p.L4 == spec.L4ProtoTCP || p.L4 == spec.L4ProtoUDP) && !p.IPv4Frag {
+		switch {
+		case !p.L4CsumChecked:
+			c.l4Unchecked++
+		case p.L4CsumErr:
+			c.l4Bad++
+		default:
+			c.l4Good++
+		}
+	}
+}
+
+// publish moves one Poll's counts into the shared counters.
+func (q *RxQueue) publish() {
+	c := &q.pend
+	if c.packets == 0 {
+		return
+	}
+	s := &q.stats
+	s.packets.Add(c.packets)
+	s.bytes.Add(c.bytes)
+	if c.l3Bad != 0 {
+		s.l3Bad.Add(c.l3Bad)
+	}
+	if c.l3Good != 0 {
+		s.l3Good.Add(c.l3Good)
+	}
+	if c.l4Bad != 0 {
+		s.l4Bad.Add(c.l4Bad)
+	}
+	if c.l4Good != 0 {
+		s.l4Good.Add(c.l4Good)
+	}
+	if c.l4Unchecked != 0 {
+		s.l4Unchecked.Add(c.l4Unchecked)
+	}
+	*c = rxPending{}
+}
+
+// Posted is the number of buffers the device currently owns.
+func (q *RxQueue) Posted() int { return int(q.tail - q.head) }
+
+// Reset returns the queue to its freshly allocated state after a device
+// reset (§9.3): rings zeroed, every buffer free, phase 1, unbound until Bind.
+// Call Refill after the new device queue is created and bound.
+func (q *RxQueue) Reset() {
+	clear(q.sq)
+	clear(q.cq)
+	q.resetState()
+	q.bound = false
+}
+
+// Stats returns the queue's counters. Safe from any goroutine.
+func (q *RxQueue) Stats() RxStats {
+	s := &q.stats
+	return RxStats{
+		Packets:         s.packets.Load(),
+		Bytes:           s.bytes.Load(),
+		Doorbells:       s.doorbells.Load(),
+		Refills:         s.refills.Load(),
+		RefillPartial:   s.refillPartial.Load(),
+		NoBuffer:        s.noBuffer.Load(),
+		L3CsumBad:       s.l3Bad.Load(),
+		L3CsumGood:      s.l3Good.Load(),
+		L4CsumBad:       s.l4Bad.Load(),
+		L4CsumGood:      s.l4Good.Load(),
+		L4CsumUnchecked: s.l4Unchecked.Load(),
+		BadReqID:        s.badReqID.Load(),
+		TooManyDescs:    s.tooMany.Load(),
+		MalformedCdesc:  s.malformed.Load(),
+	}
+}
+
+// Close frees the queue's DMA memory. The device-side queue must already be
+// destroyed. Safe to call twice.
+func (q *RxQueue) Close() error {
+	q.sq, q.cq, q.bufs = nil, nil, nil
+	q.bound = false
+	return freeRegions(&q.sqRegion, &q.cqRegion, &q.bufRegion)
+}

@@ -1,0 +1,757 @@
+package rings
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/ena/hw/mmio"
+	"github.com/enanet/enanet/ena/spec"
+)
+
+// Tx limits and defaults.
+const (
+	// DefaultTxBufSize is the size of one pre-mapped Tx buffer when
+	// TxConfig.BufSize is 0.
+	DefaultTxBufSize = 2048
+	// DefaultMaxTxDescs is the per-packet descriptor limit used when
+	// TxConfig.MaxDescs is 0: the cap Linux and FreeBSD apply (§7.9).
+	DefaultMaxTxDescs = 19
+	// MaxTxDescs caps the per-packet descriptor limit whatever the device
+	// reports; frames copied into 2 KiB buffers never need more.
+	MaxTxDescs = 32
+	// DefaultMaxTxFrame is the longest frame Send accepts when
+	// TxConfig.MaxFrame is 0: a 9216-byte MTU (the ENA maximum) plus an
+	// Ethernet header with one VLAN tag.
+	DefaultMaxTxFrame = 9216 + 14 + 4
+	// txLinearSlots is how many contiguous MaxFrame-sized areas a queue keeps
+	// for frames that would need more descriptors than the device allows
+	// (§7.9 "linearised"); each one is described by a single descriptor.
+	txLinearSlots = 8
+)
+
+// TxConfig describes one Tx queue. The ena driver fills it from the device's
+// features (max queues, LLQ negotiation, offloads) and its own policy.
+type TxConfig struct {
+	// Name prefixes errors and DeviceError.Queue, e.g. "tx 0".
+	Name string
+	// Depth is the SQ and CQ depth, a power of two (§7.1).
+	Depth int
+	// DMA allocates the CQ, the host-mode SQ and the Tx buffers.
+	DMA hw.DMA
+	// Regs is BAR0, where the SQ doorbell lives.
+	Regs hw.RegisterBAR
+	// LLQ is BAR2. nil selects host placement: descriptors in DMA memory.
+	LLQ hw.MemoryBAR
+	// Layout is the negotiated LLQ entry layout; used when LLQ != nil (§8.1).
+	Layout spec.LLQLayout
+	// BurstEntries is the device's LLQ burst limit in entries: the driver
+	// rings the doorbell before writing more entries than this since the
+	// previous doorbell (§8.1). 0 means no limit.
+	BurstEntries int
+	// MaxDescs is the device's limit of descriptors per packet, meta
+	// descriptor included (§7.9). 0 means DefaultMaxTxDescs; values above
+	// MaxTxDescs are capped. Must be at least 2 (meta + data).
+	MaxDescs int
+	// MetaCaching false sends a meta descriptor with every packet, as the
+	// device requires when it reports DISABLE_META_CACHING (§7.4).
+	MetaCaching bool
+	// BufSize is the size of each pre-mapped Tx buffer; a frame spans
+	// several. 0 means DefaultTxBufSize. At most 65535 (16-bit length).
+	BufSize int
+	// MaxHeader caps the header_length hint in host mode (max_header_size,
+	// §7.9); 0 sends no hint, as FreeBSD does.
+	MaxHeader int
+	// CheckMBZ makes Reclaim reject completions with must-be-zero bits set
+	// (capability CDESC_MBZ, §7.5).
+	CheckMBZ bool
+	// MaxFrame is the longest frame Send accepts (0 = DefaultMaxTxFrame,
+	// at most 65535). It also sizes the areas used to linearise frames.
+	MaxFrame int
+}
+
+// txInfo is the driver's record of one in-flight packet, indexed by req_id
+// (§7.8). Only the Tx goroutine writes it.
+type txInfo struct {
+	inflight bool   // a packet is outstanding under this req_id
+	missed   bool   // already counted as a missed completion
+	linear   bool   // bufs[0] is a linearisation slot, not a pool buffer
+	nbufs    uint8  // buffers the packet holds
+	slots    uint16 // SQ slots it used: descriptors (host) or LLQ entries
+	tick     uint32 // q.now when it was sent
+	bufs     [MaxTxDescs]uint16
+}
+
+// txCounters are the TxStats counters. The Tx goroutine adds to them once per
+// call (not per packet); Overdue adds MissedCompletion; Stats reads them from
+// any goroutine.
+type txCounters struct {
+	packets, bytes, doorbells, completions, noSpace, linearized,
+	metaDescs, llqEntries, badReqID, malformed, missed, dropped atomic.Uint64
+}
+
+// txPending accumulates per-packet counts between Flush calls, so Send
+// touches no atomics. Only the Tx goroutine uses it.
+type txPending struct {
+	packets, bytes, metaDescs, llqEntries, linearized, noSpace uint64
+}
+
+// TxQueue is one ENA Tx queue: a submission ring (in DMA memory, or in BAR2
+// for LLQ), its completion ring, and the buffers frames are copied into.
+//
+// Who writes what: the driver writes SQ descriptors (host mode) or LLQ
+// entries, the Tx buffers and the doorbell; the device writes the CQ. Every
+// other field is the driver's and is touched only by the Tx goroutine, except
+// now (Tick, atomic) and stats (atomic).
+type TxQueue struct {
+	name string
+
+	// Fixed at NewTx.
+	depth     uint32
+	mask      uint32 // depth-1; also the most SQ slots in flight (§7.8)
+	shift     uint   // log2(depth)
+	regs      hw.RegisterBAR
+	llq       hw.MemoryBAR // nil in host mode
+	layout    spec.LLQLayout
+	entrySize uint32 // LLQ entry bytes
+	hdrOff    int    // LLQ: pushed header offset in the first entry
+	pushMax   int    // LLQ: most bytes pushed in the first entry
+	dbh       uint32 // LLQ: descriptors before the header
+	dpe       uint32 // LLQ: descriptors per continuation entry
+	burst     uint32 // LLQ: max entries between doorbells, 0 = none
+	maxDescs  int
+	metaCache bool
+	bufSize   int
+	maxFrame  int
+	maxHeader int
+	checkMBZ  bool
+	// entries[n] is the number of SQ slots a packet of n descriptors uses.
+	entries [MaxTxDescs + 1]uint16
+
+	// DMA memory.
+	sqRegion, cqRegion, bufRegion, linRegion *hw.Region
+
+	sq      []byte // host-mode SQ: driver writes, device reads
+	cq      []byte // CQ: device writes, driver reads
+	bufs    []byte // Tx buffers: driver writes, device reads
+	bufAddr uint64
+	lin     []byte // linearisation slots
+	linAddr uint64
+	bounce  []byte // LLQ: one packet's entries built here, then pushed
+
+	// Set by Bind.
+	bound    bool
+	doorbell uint32 // BAR0 offset of the SQ doorbell
+	llqOff   uint32 // BAR2 offset of the SQ's first LLQ entry
+
+	// Driver state, Tx goroutine only.
+	tail      uint32 // free-running SQ tail: slots written (u16 of it goes to the doorbell)
+	head      uint32 // free-running count of SQ slots reclaimed
+	rung      uint32 // tail at the last doorbell
+	cqHead    uint32 // free-running CQ position of the next completion
+	reqFree   []uint16
+	bufFree   []uint16
+	linFree   []uint16
+	info      []txInfo
+	metaValid bool   // metaW2 mirrors the device's cached metadata (§7.4)
+	metaW2    uint32 // word 2 of the last meta descriptor stored
+	broken    error  // the device broke the protocol; nothing is consumed until Reset
+
+	now   atomic.Uint32 // coarse clock, advanced by Tick
+	pend  txPending
+	stats txCounters
+}
+
+// NewTx allocates a Tx queue's rings and buffers. The device-side queue is
+// created by the caller: CREATE_CQ with CQAddr, then CREATE_SQ with SQAddr
+// (host mode) or device placement (LLQ), then Bind with the offsets the
+// device returned (§4.7).
+func NewTx(cfg TxConfig) (*TxQueue, error) {
+	name := cfg.Name
+	if name == "" {
+		name = "tx"
+	}
+	mask, shift, err := checkDepth(name, cfg.Depth)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DMA == nil || cfg.Regs == nil {
+		return nil, fmt.Errorf("rings: %s: config needs DMA and Regs", name)
+	}
+	q := &TxQueue{
+		name:      name,
+		depth:     uint32(cfg.Depth),
+		mask:      mask,
+		shift:     shift,
+		regs:      cfg.Regs,
+		llq:       cfg.LLQ,
+		maxDescs:  cfg.MaxDescs,
+		metaCache: cfg.MetaCaching,
+		bufSize:   cfg.BufSize,
+		maxFrame:  cfg.MaxFrame,
+		maxHeader: min(max(cfg.MaxHeader, 0), 255),
+		checkMBZ:  cfg.CheckMBZ,
+	}
+	if q.maxDescs == 0 {
+		q.maxDescs = DefaultMaxTxDescs
+	}
+	q.maxDescs = min(q.maxDescs, MaxTxDescs)
+	if q.maxDescs < 2 {
+		return nil, fmt.Errorf("rings: %s: %d descriptors per packet leave no room for a meta and a data descriptor (§7.9)", name, cfg.MaxDescs)
+	}
+	if q.bufSize == 0 {
+		q.bufSize = DefaultTxBufSize
+	}
+	if q.bufSize < 64 || q.bufSize > 0xFFFF {
+		return nil, fmt.Errorf("rings: %s: buffer size %d is not in [64, 65535] (16-bit descriptor length, §7.2)", name, q.bufSize)
+	}
+	if q.maxFrame == 0 {
+		q.maxFrame = DefaultMaxTxFrame
+	}
+	if q.maxFrame < 60 || q.maxFrame > 0xFFFF {
+		return nil, fmt.Errorf("rings: %s: max frame %d is not in [60, 65535]", name, q.maxFrame)
+	}
+	for n := range q.entries {
+		q.entries[n] = uint16(max(n, 1))
+	}
+	if q.llq != nil {
+		l := cfg.Layout
+		if !l.Valid() {
+			return nil, fmt.Errorf("rings: %s: LLQ memory BAR given without a negotiated entry layout (§8.1)", name)
+		}
+		q.layout = l
+		q.entrySize = uint32(l.EntrySize())
+		q.hdrOff = l.HeaderOffset()
+		q.pushMax = l.MaxPushHeader()
+		q.dbh = uint32(l.DescsBeforeHeader())
+		q.dpe = uint32(l.DescsPerEntry())
+		for n := range q.entries {
+			q.entries[n] = uint16(l.EntriesFor(n))
+		}
+		if cfg.BurstEntries < 0 {
+			return nil, fmt.Errorf("rings: %s: negative LLQ burst limit %d", name, cfg.BurstEntries)
+		}
+		if cfg.BurstEntries > 0 {
+			if need := int(q.entries[q.maxDescs]); cfg.BurstEntries < need {
+				return nil, fmt.Errorf("rings: %s: LLQ burst limit of %d entries is below the %d a %d-descriptor packet needs (§8.1)",
+					name, cfg.BurstEntries, need, q.maxDescs)
+			}
+			q.burst = uint32(cfg.BurstEntries)
+		}
+		if uint64(cfg.Depth)*uint64(q.entrySize) > uint64(q.llq.Size()) {
+			return nil, fmt.Errorf("rings: %s: %d LLQ entries of %d bytes do not fit the %d-byte memory BAR", name, cfg.Depth, q.entrySize, q.llq.Size())
+		}
+		q.bounce = make([]byte, int(q.entries[MaxTxDescs])*int(q.entrySize))
+	}
+	// A packet may never need more slots than the ring can have in flight.
+	for q.maxDescs > 2 && int(q.entries[q.maxDescs]) > cfg.Depth-1 {
+		q.maxDescs--
+	}
+	if int(q.entries[q.maxDescs]) > cfg.Depth-1 {
+		return nil, fmt.Errorf("rings: %s: depth %d cannot hold one %d-descriptor packet", name, cfg.Depth, q.maxDescs)
+	}
+
+	ok := false
+	defer func() {
+		if !ok {
+			q.Close()
+		}
+	}()
+	if q.cqRegion, err = alloc(cfg.DMA, name, "completion ring", cfg.Depth*TxCQEntrySize, ringAlign); err != nil {
+		return nil, err
+	}
+	q.cq = q.cqRegion.Bytes[:cfg.Depth*TxCQEntrySize]
+	if q.llq == nil {
+		if q.sqRegion, err = alloc(cfg.DMA, name, "submission ring", cfg.Depth*spec.TxDescSize, ringAlign); err != nil {
+			return nil, err
+		}
+		q.sq = q.sqRegion.Bytes[:cfg.Depth*spec.TxDescSize]
+	}
+	// Host mode: every buffer is one descriptor and at most depth-1
+	// descriptors are in flight, so depth buffers always suffice. LLQ: a
+	// packet may hold more buffers than entries; Send reports ErrNoSpace
+	// when the pool runs dry, and the extra maxDescs buffers guarantee that
+	// any frame fits once the ring has drained.
+	nbufs := cfg.Depth
+	if q.llq != nil {
+		nbufs += q.maxDescs
+	}
+	if q.bufRegion, err = alloc(cfg.DMA, name, "Tx buffers", nbufs*q.bufSize, ringAlign); err != nil {
+		return nil, err
+	}
+	q.bufs = q.bufRegion.Bytes[:nbufs*q.bufSize]
+	q.bufAddr = q.bufRegion.Addr
+	linSize := (q.maxFrame + 63) &^ 63
+	if q.linRegion, err = alloc(cfg.DMA, name, "Tx linearisation slots", txLinearSlots*linSize, ringAlign); err != nil {
+		return nil, err
+	}
+	q.lin = q.linRegion.Bytes[:txLinearSlots*linSize]
+	q.linAddr = q.linRegion.Addr
+
+	q.reqFree = make([]uint16, 0, cfg.Depth)
+	q.bufFree = make([]uint16, 0, nbufs)
+	q.linFree = make([]uint16, 0, txLinearSlots)
+	q.info = make([]txInfo, cfg.Depth)
+	q.resetState()
+	ok = true
+	return q, nil
+}
+
+// resetState puts the driver-side state back to a new queue's: everything
+// free, positions zero, phase 1 (§7.8).
+func (q *TxQueue) resetState() {
+	q.reqFree = q.reqFree[:0]
+	for i := int(q.depth) - 1; i >= 0; i-- {
+		q.reqFree = append(q.reqFree, uint16(i))
+	}
+	q.bufFree = q.bufFree[:0]
+	for i := cap(q.bufFree) - 1; i >= 0; i-- {
+		q.bufFree = append(q.bufFree, uint16(i))
+	}
+	q.linFree = q.linFree[:0]
+	for i := txLinearSlots - 1; i >= 0; i-- {
+		q.linFree = append(q.linFree, uint16(i))
+	}
+	clear(q.info)
+	q.tail, q.head, q.rung, q.cqHead = 0, 0, 0, 0
+	q.metaValid, q.metaW2 = false, 0
+	q.broken = nil
+	q.pend = txPending{}
+}
+
+// SQAddr is the SQ ring's device address for CREATE_SQ; 0 in LLQ mode, where
+// the ring lives in the device's memory BAR (§4.7, §8.2).
+func (q *TxQueue) SQAddr() uint64 {
+	if q.sqRegion == nil {
+		return 0
+	}
+	return q.sqRegion.Addr
+}
+
+// CQAddr is the CQ ring's device address for CREATE_CQ (entries of
+// TxCQEntrySize bytes).
+func (q *TxQueue) CQAddr() uint64 {
+	if q.cqRegion == nil {
+		return 0
+	}
+	return q.cqRegion.Addr
+}
+
+// Depth is the ring depth.
+func (q *TxQueue) Depth() int { return int(q.depth) }
+
+// LLQ reports whether the queue pushes descriptors to device memory.
+func (q *TxQueue) LLQ() bool { return q.llq != nil }
+
+// Bind records the offsets the CREATE_SQ response returned: the SQ doorbell
+// in BAR0 and, for LLQ, the SQ's entries in BAR2 (§4.7). The queue refuses to
+// send until it is bound, and Reset unbinds it.
+func (q *TxQueue) Bind(doorbellOff, llqOff uint32) {
+	q.doorbell = doorbellOff
+	q.llqOff = llqOff
+	q.bound = true
+}
+
+// Send copies one frame, given as the concatenation of segs, into the queue's
+// buffers and writes its descriptors: in host mode into the SQ, in LLQ mode
+// as entries pushed to BAR2 (§7.2–§7.4, §8.2, §8.3). It does not ring the
+// doorbell (Flush does), except in LLQ mode when the burst limit would
+// otherwise be exceeded (§8.1).
+//
+// It returns ErrNoSpace when the ring or buffers are full (reclaim and retry),
+// ErrFrameTooLong or ErrEmptyFrame for frames no queue can carry.
+func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
+	if !q.bound {
+		return errNotBound
+	}
+	total := 0
+	for _, s := range segs {
+		total += len(s)
+	}
+	if total == 0 {
+		return ErrEmptyFrame
+	}
+	if total > q.maxFrame {
+		return ErrFrameTooLong
+	}
+
+	// Step 1: decide on a meta descriptor (§7.4). With caching, only
+	// offloaded packets whose metadata differs from what the device holds
+	// need one; without, every packet carries one (zero metadata when it
+	// asks for no offload).
+	var metaW2 uint32
+	meta := false
+	if off.Active() {
+		metaW2 = uint32(off.L3HdrLen) | uint32(off.L3HdrOff)<<spec.TxMetaL3HdrOffShift |
+			uint32(off.L4HdrLen)<<spec.TxMetaL4HdrLenShift&spec.TxMetaL4HdrLenMask
+		meta = !q.metaCache || !q.metaValid || metaW2 != q.metaW2
+	} else if !q.metaCache {
+		meta = true
+	}
+	nmeta := 0
+	if meta {
+		nmeta = 1
+	}
+
+	// Step 2: count descriptors and slots. LLQ pushes the first bytes in the
+	// entry; buffers carry the rest (§8.2). A frame that would need more
+	// descriptors than the device allows goes into one contiguous slot
+	// instead (§7.9).
+	push := 0
+	if q.llq != nil {
+		push = min(total, q.pushMax)
+	}
+	rest := total - push
+	nbufs := 0
+	if rest > 0 {
+		nbufs = 1
+		if rest > q.bufSize { // divide only when needed: IDIV is slow
+			nbufs = (rest + q.bufSize - 1) / q.bufSize
+		}
+	}
+	linear := false
+	if max(nbufs, 1)+nmeta > q.maxDescs {
+		linear, nbufs = true, 1
+	}
+	ndata := max(nbufs, 1)
+	slots := uint32(q.entries[ndata+nmeta])
+
+	// Step 3: space. At most depth-1 slots are ever outstanding, so the
+	// CQ can never overflow (§7.8).
+	if q.tail-q.head+slots > q.mask || len(q.reqFree) == 0 ||
+		(linear && len(q.linFree) == 0) || (!linear && len(q.bufFree) < nbufs) {
+		q.pend.noSpace++
+		return ErrNoSpace
+	}
+	if q.burst != 0 && q.tail-q.rung+slots > q.burst {
+		q.Flush()
+	}
+
+	// Step 4: req_id and the packet's record.
+	id := q.reqFree[len(q.reqFree)-1]
+	q.reqFree = q.reqFree[:len(q.reqFree)-1]
+	in := &q.info[id]
+	in.inflight, in.missed, in.linear = true, false, linear
+	in.nbufs = uint8(nbufs)
+	in.slots = uint16(slots)
+	in.tick = q.now.Load()
+
+	// Step 5: copy the frame. LLQ entries are built zeroed in the bounce
+	// buffer with the header already in place (§8.3).
+	si, so := 0, 0
+	if q.llq != nil {
+		clear(q.bounce[:slots*q.entrySize])
+		si, so = gather(q.bounce[q.hdrOff:q.hdrOff+push], segs, 0, 0)
+	}
+
+	// Step 6: descriptors. Offload flags and req_id go only in the first
+	// data descriptor; FIRST is on the meta descriptor if there is one
+	// (§7.2, §7.3).
+	k := uint32(0)
+	if meta {
+		w0 := spec.TxMetaMetaDescMask | spec.TxMetaExtValidMask | spec.TxMetaEthMetaTypeMask |
+			spec.TxMetaMetaStoreMask | spec.TxMetaFirstMask
+		q.putDesc(k, uint64(w0), uint64(metaW2))
+		k++
+		if off.Active() {
+			q.metaValid, q.metaW2 = true, metaW2
+		}
+	}
+	w0 := uint32(id>>10)<<spec.TxDescReqIDHiShift | spec.TxDescCompReqMask
+	if !meta {
+		w0 |= spec.TxDescFirstMask
+	}
+	w1 := uint32(id&0x3FF) << spec.TxDescReqIDLoShift
+	if off.Active() {
+		w1 |= uint32(off.L3)&spec.TxDescL3ProtoMask |
+			uint32(off.L4)<<spec.TxDescL4ProtoShift&spec.TxDescL4ProtoMask
+		if off.DF {
+			w1 |= spec.TxDescDFMask
+		}
+		if off.L3Csum {
+			w1 |= spec.TxDescL3CsumEnMask
+		}
+		if off.L4Csum {
+			w1 |= spec.TxDescL4CsumEnMask
+			if off.L4Partial {
+				w1 |= spec.TxDescL4CsumPartialMask
+			}
+		}
+	}
+	hdrLen := uint32(push) // LLQ: bytes pushed
+	switch {
+	case rest == 0:
+		// LLQ frame that fits in the entry: one empty data descriptor
+		// (§8.2).
+		q.putDesc(k, uint64(w0|spec.TxDescLastMask)|uint64(w1)<<32, uint64(hdrLen)<<(32+spec.TxDescHeaderLengthShift))
+	case linear:
+		slot := q.linFree[len(q.linFree)-1]
+		q.linFree = q.linFree[:len(q.linFree)-1]
+		in.bufs[0] = slot
+		size := len(q.lin) / txLinearSlots
+		start := int(slot) * size
+		gather(q.lin[start:start+rest], segs, si, so)
+		if q.llq == nil {
+			hdrLen = uint32(min(rest, q.maxHeader))
+		}
+		q.putDesc(k, uint64(w0|spec.TxDescLastMask|uint32(rest))|uint64(w1)<<32,
+			txAddrWord(q.linAddr+uint64(start), hdrLen))
+		q.pend.linearized++
+	default:
+		if q.llq == nil {
+			hdrLen = uint32(min(rest, q.bufSize, q.maxHeader))
+		}
+		for j := 0; j < nbufs; j++ {
+			b := q.bufFree[len(q.bufFree)-1]
+			q.bufFree = q.bufFree[:len(q.bufFree)-1]
+			in.bufs[j] = b
+			n := min(rest, q.bufSize)
+			rest -= n
+			start := int(b) * q.bufSize
+			si, so = gather(q.bufs[start:start+n], segs, si, so)
+			w := w0 | uint32(n)
+			if j == nbufs-1 {
+				w |= spec.TxDescLastMask
+			}
+			q.putDesc(k, uint64(w)|uint64(w1)<<32, txAddrWord(q.bufAddr+uint64(start), hdrLen))
+			k++
+			w0, w1, hdrLen = 0, 0, 0
+		}
+	}
+
+	// Step 7: LLQ: push the entries to BAR2 with ordered 64-bit stores,
+	// each at its own ring position (§8.3).
+	if q.llq != nil {
+		es := q.entrySize
+		for e := uint32(0); e < slots; e++ {
+			q.llq.WriteBlock(q.llqOff+((q.tail+e)&q.mask)*es, q.bounce[e*es:(e+1)*es])
+		}
+		q.pend.llqEntries += uint64(slots)
+	}
+	q.tail += slots
+	q.pend.packets++
+	q.pend.bytes += uint64(total)
+	q.pend.metaDescs += uint64(nmeta)
+	return nil
+}
+
+// txAddrWord is the high half of a Tx descriptor: buffer address bits 31:0,
+// then bits 47:32 and header_length (§7.2).
+func txAddrWord(addr uint64, hdrLen uint32) uint64 {
+	return addr&0xFFFFFFFF | (addr>>32&uint64(spec.TxDescAddrHiMask)|uint64(hdrLen)<<spec.TxDescHeaderLengthShift)<<32
+}
+
+// putDesc writes descriptor k of the packet being built, with the phase of
+// the slot it lands in: SQ slot tail+k in host mode; in LLQ mode slot k of
+// the first entry's descriptors-before-header, then continuation entries
+// (§7.8, §8.2).
+func (q *TxQueue) putDesc(k uint32, lo, hi uint64) {
+	if q.llq == nil {
+		pos := q.tail + k
+		lo |= uint64(phaseBit(pos, q.shift)) << 24
+		off := (pos & q.mask) * spec.TxDescSize
+		put64(q.sq, off, lo)
+		put64(q.sq, off+8, hi)
+		return
+	}
+	var e, s uint32
+	if k < q.dbh {
+		s = k
+	} else {
+		k -= q.dbh
+		e, s = 1+k/q.dpe, k%q.dpe
+	}
+	lo |= uint64(phaseBit(q.tail+e, q.shift)) << 24
+	off := e*q.entrySize + s*spec.LLQDescSlotSize
+	put64(q.bounce, off, lo)
+	put64(q.bounce, off+8, hi)
+}
+
+// Flush makes everything Send wrote visible to the device and rings the SQ
+// doorbell once, if anything was queued since the last one (§7.8, §8.3):
+// LLQ stores are flushed out of the write-combining buffers, DMA writes are
+// ordered before the register store, then the free-running tail is written.
+func (q *TxQueue) Flush() {
+	if q.tail != q.rung && q.bound {
+		if q.llq != nil {
+			q.llq.Flush()
+		}
+		mmio.StoreBarrier()
+		q.regs.Write32(q.doorbell, q.tail&0xFFFF)
+		q.rung = q.tail
+		q.stats.doorbells.Add(1)
+	}
+	q.publish()
+}
+
+// publish moves the per-packet counts Send kept in plain fields into the
+// shared counters.
+func (q *TxQueue) publish() {
+	p := &q.pend
+	if p.packets != 0 {
+		q.stats.packets.Add(p.packets)
+		q.stats.bytes.Add(p.bytes)
+	}
+	if p.metaDescs != 0 {
+		q.stats.metaDescs.Add(p.metaDescs)
+	}
+	if p.llqEntries != 0 {
+		q.stats.llqEntries.Add(p.llqEntries)
+	}
+	if p.linearized != 0 {
+		q.stats.linearized.Add(p.linearized)
+	}
+	if p.noSpace != 0 {
+		q.stats.noSpace.Add(p.noSpace)
+	}
+	*p = txPending{}
+}
+
+// Reclaim consumes the Tx completions the device has written: one per packet,
+// possibly out of order (§7.5). Each frees the packet's req_id and buffers
+// and returns the SQ slots the packet used. It returns how many packets
+// completed.
+//
+// A completion that breaks the protocol (must-be-zero bits when CheckMBZ, a
+// req_id out of range or not outstanding) is left unconsumed and reported as
+// a *DeviceError with the reset reason to use; the queue then stays stopped
+// (further calls return the same error) until Reset.
+func (q *TxQueue) Reclaim() (int, error) {
+	if q.broken != nil {
+		return 0, q.broken
+	}
+	if len(q.cq) == 0 {
+		return 0, nil
+	}
+	n := 0
+	var err error
+	for {
+		// Step 1: one atomic load of word 0; the phase says whether the
+		// device has written this entry on the current lap (§7.8). The
+		// Tx completion's other word (sub_qid, sq_head) is ignored by
+		// drivers (§7.5), so there is nothing more to read.
+		pos := q.cqHead
+		w0 := load32(q.cq, (pos&q.mask)*TxCQEntrySize)
+		if w0&spec.TxCdescPhaseMask != phaseBit(pos, q.shift)<<24 {
+			break
+		}
+		// Step 2: check before use.
+		if err = q.checkCompletion(w0); err != nil {
+			break
+		}
+		// Step 3: free the packet and its slots.
+		in := &q.info[w0&spec.TxCdescReqIDMask]
+		if in.linear {
+			q.linFree = append(q.linFree, in.bufs[0])
+		} else {
+			for _, b := range in.bufs[:in.nbufs] {
+				q.bufFree = append(q.bufFree, b)
+			}
+		}
+		in.inflight = false
+		q.reqFree = append(q.reqFree, uint16(w0))
+		q.head += uint32(in.slots)
+		q.cqHead = pos + 1
+		n++
+	}
+	if n != 0 {
+		q.stats.completions.Add(uint64(n))
+	}
+	return n, err
+}
+
+// checkCompletion validates Tx completion word 0 (§7.5) and, on a violation,
+// counts it, stops the queue and returns the DeviceError.
+func (q *TxQueue) checkCompletion(w0 uint32) error {
+	id := w0 & spec.TxCdescReqIDMask
+	var de *DeviceError
+	switch {
+	case q.checkMBZ && w0&spec.TxCdescMBZMask != 0:
+		q.stats.malformed.Add(1)
+		de = &DeviceError{Queue: q.name, Reason: spec.ResetTxDescriptorMalformed,
+			Detail: fmt.Sprintf("Tx completion %d has must-be-zero flags %#x", q.cqHead, w0>>24&uint32(spec.TxCdescFlagsMBZMask))}
+	case id >= q.depth:
+		q.stats.badReqID.Add(1)
+		de = &DeviceError{Queue: q.name, Reason: spec.ResetInvTxReqID,
+			Detail: fmt.Sprintf("Tx completion %d carries req_id %d, queue depth is %d", q.cqHead, id, q.depth)}
+	case !q.info[id].inflight:
+		q.stats.badReqID.Add(1)
+		de = &DeviceError{Queue: q.name, Reason: spec.ResetInvTxReqID,
+			Detail: fmt.Sprintf("Tx completion %d carries req_id %d, which has no packet outstanding", q.cqHead, id)}
+	default:
+		return nil
+	}
+	q.broken = de
+	return de
+}
+
+// Tick advances the queue's coarse clock; the ena driver's watchdog calls it
+// once per interval. Safe from any goroutine.
+func (q *TxQueue) Tick() { q.now.Add(1) }
+
+// Overdue returns how many in-flight packets were sent at least ticks Ticks
+// ago without a completion, and counts each one once in MissedCompletion.
+// The driver resets with MISS_TX_CMPL when this passes its threshold (§9.2).
+// It reads the Tx goroutine's records, so the caller must serialise it with
+// Send and Reclaim (the driver holds its queue lock).
+func (q *TxQueue) Overdue(ticks uint32) int {
+	now := q.now.Load()
+	n, fresh := 0, uint64(0)
+	for i := range q.info {
+		in := &q.info[i]
+		if in.inflight && now-in.tick >= ticks {
+			n++
+			if !in.missed {
+				in.missed = true
+				fresh++
+			}
+		}
+	}
+	if fresh != 0 {
+		q.stats.missed.Add(fresh)
+	}
+	return n
+}
+
+// InFlight is the number of packets sent and not yet completed.
+func (q *TxQueue) InFlight() int { return int(q.depth) - len(q.reqFree) }
+
+// Reset returns the queue to its freshly allocated state after a device
+// reset (§9.3): rings zeroed, positions 0, phase 1, meta cache forgotten,
+// every in-flight frame dropped (counted in Dropped), and the queue unbound
+// until Bind is called with the new queue's offsets.
+func (q *TxQueue) Reset() {
+	q.stats.dropped.Add(uint64(q.InFlight()))
+	clear(q.sq)
+	clear(q.cq)
+	q.resetState()
+	q.bound = false
+}
+
+// Stats returns the queue's counters. Safe from any goroutine; counts of
+// packets sent but not yet flushed appear after the next Flush.
+func (q *TxQueue) Stats() TxStats {
+	s := &q.stats
+	return TxStats{
+		Packets:          s.packets.Load(),
+		Bytes:            s.bytes.Load(),
+		Doorbells:        s.doorbells.Load(),
+		Completions:      s.completions.Load(),
+		NoSpace:          s.noSpace.Load(),
+		Linearized:       s.linearized.Load(),
+		MetaDescs:        s.metaDescs.Load(),
+		LLQEntries:       s.llqEntries.Load(),
+		BadReqID:         s.badReqID.Load(),
+		MalformedCdesc:   s.malformed.Load(),
+		MissedCompletion: s.missed.Load(),
+		Dropped:          s.dropped.Load(),
+	}
+}
+
+// Close frees the queue's DMA memory. The device-side queue must already be
+// destroyed (DESTROY_SQ, then DESTROY_CQ). Safe to call twice.
+func (q *TxQueue) Close() error {
+	q.sq, q.cq, q.bufs, q.lin = nil, nil, nil, nil
+	q.bound = false
+	return freeRegions(&q.sqRegion, &q.cqRegion, &q.bufRegion, &q.linRegion)
+}
