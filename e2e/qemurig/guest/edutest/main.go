@@ -31,9 +31,9 @@ const (
 	eduDMABuffer = 0x40000 // device-side buffer, 4 KiB
 	// dmaLen stays below the full 4 KiB: QEMU 7.2's edu range check rejects
 	// a transfer that ends exactly at the buffer's last byte and aborts.
-	dmaLen = 2048
-	dmaStart     = 1
-	dmaToRAM     = 2
+	dmaLen   = 2048
+	dmaStart = 1
+	dmaToRAM = 2
 )
 
 func main() {
