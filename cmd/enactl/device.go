@@ -1,23 +1,40 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
 
+	"github.com/enanet/enanet/ena"
+	"github.com/enanet/enanet/internal/devopen"
 	"github.com/enanet/enanet/vfio"
 )
 
 // deviceFlags adds the flags shared by the commands that bring a device up
 // through the driver (info, stats, trace).
 type deviceFlags struct {
-	device *string
-	mode   *string
+	device     *string
+	mode       *string
+	profile    *string
+	iovaIsPhys *bool
+	poll       *bool
+	verbose    *bool
 }
 
 func addDeviceFlags(fs *flags) deviceFlags {
-	return deviceFlags{
-		device: fs.String("device", "", "device to open: a PCI address bound to vfio-pci, or sim for the software model"),
-		mode:   fs.String("mode", "auto", "VFIO IOMMU mode: auto, iommu or noiommu"),
+	d := deviceFlags{
+		device:     fs.String("device", "", "device to open: a PCI address bound to vfio-pci, or sim for the software model"),
+		mode:       fs.String("mode", "auto", "VFIO IOMMU mode: auto, iommu or noiommu"),
+		profile:    fs.String("profile", "", "enasim instance profile with --device sim: nitro-v3 (default), nitro-v4, no-llq"),
+		iovaIsPhys: fs.Bool("iova-is-phys", false, "type1 mode: map DMA at IOVA == physical address (the QEMU proxy test rig needs it)"),
+		poll:       fs.Bool("poll", false, "use no interrupts: poll the admin queue and I/O completions"),
+		verbose:    fs.BoolP("verbose", "v", false, "log driver events to stderr"),
 	}
+	fs.MarkHidden("iova-is-phys")
+	return d
 }
 
 // check validates the shared flags; a non-nil error is a usage error.
@@ -25,29 +42,67 @@ func (d deviceFlags) check() error {
 	if err := checkDevice(*d.device); err != nil {
 		return err
 	}
+	if *d.profile != "" && *d.device != devopen.Sim {
+		return fmt.Errorf("--profile applies to --device sim only")
+	}
 	_, err := vfio.ParseMode(*d.mode)
 	return err
 }
 
-// notAvailable is what info, stats and trace say until the driver lands.
-func notAvailable(e *env, cmd string) int {
-	fmt.Fprintf(e.stderr, "enactl %s: not available yet: the ena driver package is not merged\n", cmd)
-	return exitUsage
+// running is a device brought up through the driver.
+type running struct {
+	opened *devopen.Opened
+	dev    *ena.Device
 }
 
-// startDevice validates the flags and would bring the device up; it returns
-// ok=false with the exit code to stop with.
-func startDevice(e *env, cmd string, fs *flags, df deviceFlags, args []string) (ok bool, code int) {
+func (r *running) Close() {
+	if r.dev != nil {
+		r.dev.Close()
+	}
+	r.opened.Close()
+}
+
+// startDevice parses and validates the flags, opens the device and brings
+// it up with cfg (trace, queues). It returns ok=false with the exit code to
+// stop with.
+func startDevice(e *env, cmd string, fs *flags, df deviceFlags, args []string, cfg ena.Config) (r *running, ok bool, code int) {
 	if ok, code := parse(e, fs, args); !ok {
-		return false, code
+		return nil, false, code
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(e.stderr, "enactl %s: unexpected argument %q (use --device)\n", cmd, fs.Arg(0))
-		return false, exitUsage
+		return nil, false, exitUsage
 	}
 	if err := df.check(); err != nil {
 		fmt.Fprintf(e.stderr, "enactl %s: %v\n", cmd, err)
-		return false, exitUsage
+		return nil, false, exitUsage
 	}
-	return false, notAvailable(e, cmd)
+	lg := slog.New(slog.DiscardHandler)
+	if *df.verbose {
+		lg = slog.New(slog.NewTextHandler(e.stderr, nil))
+	}
+	opened, err := devopen.Open(devopen.Options{
+		Device: *df.device, Profile: *df.profile, VFIOMode: *df.mode,
+		IOVAIsPhys: *df.iovaIsPhys, NoInterrupts: *df.poll, SysfsRoot: *fs.sysfsRoot, Logger: lg,
+	})
+	if err != nil {
+		return nil, false, fail(e, cmd, err)
+	}
+	cfg.Logger = lg
+	if *df.poll {
+		cfg.PollMode, cfg.AdminPolling = true, true
+	}
+	dev, err := ena.Open(opened, cfg)
+	if err != nil {
+		opened.Close()
+		return nil, false, fail(e, cmd, fmt.Errorf("bring up %s: %w", opened.Kind, err))
+	}
+	return &running{opened: opened, dev: dev}, true, exitOK
 }
+
+// interruptible returns a context cancelled by SIGINT.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt)
+}
+
+var _ io.Closer = (*os.File)(nil)
