@@ -497,6 +497,26 @@ func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
 		q.putDesc(k, uint64(w0|spec.TxDescLastMask|uint32(rest))|uint64(w1)<<32,
 			txAddrWord(q.linAddr+uint64(start), hdrLen))
 		q.pend.linearized++
+	case nbufs == 1:
+		// The common case, without the multi-buffer loop: the rest of the
+		// frame fits one buffer.
+		if q.llq == nil {
+			hdrLen = uint32(min(rest, q.maxHeader))
+		}
+		b := q.bufFree[len(q.bufFree)-1]
+		q.bufFree = q.bufFree[:len(q.bufFree)-1]
+		in.bufs[0] = b
+		start := int(b) * q.bufSize
+		dst := q.bufs[start : start+rest]
+		if si == 0 && so == 0 {
+			n := 0
+			for _, s := range segs {
+				n += copy(dst[n:], s)
+			}
+		} else {
+			gather(dst, segs, si, so)
+		}
+		q.putDesc(k, uint64(w0|spec.TxDescLastMask|uint32(rest))|uint64(w1)<<32, txAddrWord(q.bufAddr+uint64(start), hdrLen))
 	default:
 		if q.llq == nil {
 			hdrLen = uint32(min(rest, q.bufSize, q.maxHeader))
@@ -546,14 +566,18 @@ func txAddrWord(addr uint64, hdrLen uint32) uint64 {
 // the first entry's descriptors-before-header, then continuation entries
 // (§7.8, §8.2).
 func (q *TxQueue) putDesc(k uint32, lo, hi uint64) {
-	if q.llq == nil {
-		pos := q.tail + k
-		lo |= uint64(phaseBit(pos, q.shift)) << 24
-		off := (pos & q.mask) * spec.TxDescSize
-		put64(q.sq, off, lo)
-		put64(q.sq, off+8, hi)
+	if q.llq != nil {
+		q.putLLQDesc(k, lo, hi)
 		return
 	}
+	pos := q.tail + k
+	off := (pos & q.mask) * spec.TxDescSize
+	put64(q.sq, off, lo|uint64(phaseBit(pos, q.shift))<<24)
+	put64(q.sq, off+8, hi)
+}
+
+// putLLQDesc is putDesc for LLQ: descriptor k goes into the bounce buffer.
+func (q *TxQueue) putLLQDesc(k uint32, lo, hi uint64) {
 	var e, s uint32
 	if k < q.dbh {
 		s = k
@@ -635,12 +659,14 @@ func (q *TxQueue) Reclaim() (int, error) {
 		if w0&spec.TxCdescPhaseMask != phaseBit(pos, q.shift)<<24 {
 			break
 		}
-		// Step 2: check before use.
-		if err = q.checkCompletion(w0); err != nil {
+		// Step 2: check before use (the slow path builds the error).
+		id := w0 & spec.TxCdescReqIDMask
+		if id >= q.depth || !q.info[id].inflight || q.checkMBZ && w0&spec.TxCdescMBZMask != 0 {
+			err = q.checkCompletion(w0)
 			break
 		}
 		// Step 3: free the packet and its slots.
-		in := &q.info[w0&spec.TxCdescReqIDMask]
+		in := &q.info[id]
 		if in.linear {
 			q.linFree = append(q.linFree, in.bufs[0])
 		} else {

@@ -46,7 +46,9 @@ func cmdInfo(e *env, args []string) int {
 }
 
 func printInfo(w io.Writer, kind string, in ena.Info) {
-	row := func(k, format string, args ...any) { fmt.Fprintf(w, "%-20s "+format+"\n", append([]any{k + ":"}, args...)...) }
+	row := func(k, format string, args ...any) {
+		fmt.Fprintf(w, "%-20s "+format+"\n", append([]any{k + ":"}, args...)...)
+	}
 	row("device", "%s", kind)
 	row("pci", "%04x:%04x rev %02x at %s", in.Identity.Vendor, in.Identity.Device, in.Identity.Revision, in.Identity.Address)
 	row("version", "%d.%d, controller %d.%d.%d (implementation %d)", in.Version.Major, in.Version.Minor,
