@@ -1,0 +1,63 @@
+// Command enahttp serves HTTP from a userspace TCP/IP stack (gVisor's
+// netstack) running on an ENA: a real one bound to vfio-pci, or by default
+// the simulated device of package enasim.
+//
+// With the simulated device nothing needs root or hardware: the far end of
+// the simulated wire is a small VPC (a DHCP server and router on a second
+// userspace stack), and a host port is forwarded through that VPC to the
+// server, so every request crosses the simulated ENA:
+//
+//	go run ./cmd/enahttp
+//	curl http://127.0.0.1:8080/
+//	curl http://127.0.0.1:8080/api/v1/status
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	var c config
+	pflag.StringVar(&c.device, "device", "sim", `"sim" for the simulated ENA, or the PCI address of an ENA bound to vfio-pci`)
+	pflag.StringVar(&c.ip, "ip", "", "static address with prefix, e.g. 10.0.1.5/24 (default: DHCP)")
+	pflag.StringVar(&c.gw, "gw", "", "default gateway for --ip")
+	pflag.BoolVar(&c.dhcp, "dhcp", false, "get the address by DHCP (the default when --ip is not given)")
+	pflag.IntVar(&c.queues, "queues", 0, "I/O queue pairs (0: min(device maximum, GOMAXPROCS))")
+	pflag.StringVar(&c.llq, "llq", "default", "LLQ policy: default (device recommendation), normal (128 B), large (256 B), off")
+	pflag.IntVar(&c.mtu, "mtu", 0, "L3 MTU (0: 1500; up to 9001 on ENA)")
+	pflag.IntVar(&c.port, "port", 80, "TCP port of the userspace HTTP server")
+	pflag.StringVar(&c.pcap, "pcap", "", "write a pcap capture of the ENA's traffic to FILE")
+	pflag.StringVar(&c.profile, "profile", "", "enasim instance profile (nitro-v3, nitro-v4, no-llq)")
+	pflag.StringVar(&c.listen, "listen", "127.0.0.1:8080", "host address forwarded through the simulated VPC to the server (sim only)")
+	pflag.BoolVarP(&c.verbose, "verbose", "v", false, "log driver and stack events")
+	pflag.Parse()
+
+	level := slog.LevelWarn
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	c.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	a, err := start(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "enahttp:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("enahttp: serving on %s (%s); try:\n  curl %s\n  curl %sapi/v1/status\n", a.serverAddr, a.kind, a.URL(), a.URL())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case err := <-a.fatal:
+		fmt.Fprintln(os.Stderr, "enahttp:", err)
+	}
+	a.Close()
+}

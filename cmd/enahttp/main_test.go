@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func get(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return b
+}
+
+// TestServeThroughSimulatedENA starts enahttp as a user would (simulated
+// device, DHCP from the simulated VPC, host forwarder) on a random host
+// port and fetches both pages through it.
+func TestServeThroughSimulatedENA(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    config
+	}{
+		{"default", config{}},
+		{"static-no-llq", config{ip: "172.31.0.99/20", gw: "172.31.0.1", profile: "no-llq", queues: 1, llq: "off"}},
+		{"jumbo-large-llq", config{profile: "nitro-v4", llq: "large", mtu: 9001}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.c
+			c.device, c.port, c.listen = "sim", 80, "127.0.0.1:0"
+			a, err := start(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			html := string(get(t, a.URL()))
+			if !strings.Contains(html, "Served by gVisor netstack on an ENA") || !strings.Contains(html, "Negotiated features") {
+				t.Fatalf("unexpected page:\n%s", html)
+			}
+			var st Status
+			if err := json.Unmarshal(get(t, a.URL()+"api/v1/status"), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Version != 1 || !st.Link.Up || st.Network.Address == "" || st.Device.DeviceID == "" || len(st.Queues) == 0 {
+				t.Fatalf("status %+v", st)
+			}
+			if c.ip != "" && st.Network.Address != c.ip {
+				t.Errorf("address %s, want %s", st.Network.Address, c.ip)
+			}
+			if c.ip == "" && (!st.Network.DHCP || st.Network.Gateway != "172.31.0.1") {
+				t.Errorf("DHCP not used: %+v", st.Network)
+			}
+			if c.llq == "off" && st.Features.LLQ {
+				t.Error("LLQ on with --llq off")
+			}
+			if c.mtu != 0 && st.Features.MTU != c.mtu {
+				t.Errorf("MTU %d, want %d", st.Features.MTU, c.mtu)
+			}
+			var rx uint64
+			for _, q := range st.Queues {
+				rx += q.Rx.Packets
+			}
+			if rx == 0 {
+				t.Error("no packet counted on the Rx rings")
+			}
+			// Many requests at once, each on its own connection.
+			var wg sync.WaitGroup
+			errs := make(chan error, 32)
+			for i := 0; i < 32; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					tr := &http.Transport{DisableKeepAlives: true}
+					defer tr.CloseIdleConnections()
+					resp, err := (&http.Client{Transport: tr}).Get(a.URL() + "api/v1/status")
+					if err != nil {
+						errs <- err
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, c := range []config{
+		{device: "sim", llq: "huge", port: 80},
+		{device: "sim", port: 0},
+		{device: "sim", port: 80, ip: "1.2.3.4/24", dhcp: true, listen: "127.0.0.1:0"},
+		{device: "sim", port: 80, profile: "nitro-v99"},
+		{device: "0000:99:00.0", port: 80, ip: "10.0.0.5/24"},
+	} {
+		if a, err := start(c); err == nil {
+			a.Close()
+			t.Errorf("%+v: accepted", c)
+		} else {
+			t.Logf("%+v: %v", c, err)
+		}
+	}
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/enanet/enanet/link"
+	"github.com/enanet/enanet/rings"
+)
+
+// Status is the document served at /api/v1/status. Field names are part of
+// the API: add fields, do not rename or remove them.
+type Status struct {
+	Version        int       `json:"version"` // 1
+	Time           time.Time `json:"time"`
+	UptimeS        float64   `json:"uptime_s"`
+	Device         DeviceInfo
+	Features       Features
+	Link           LinkInfo
+	Network        Network
+	Queues         []QueueCounters
+	DeviceCounters DeviceCounters
+	ENI            ENICounters
+	Resets         map[string]uint64 // by reset reason (§2.3)
+	Driver         DriverCounters
+	Endpoint       link.Stats
+	Error          string `json:",omitempty"` // device counters unavailable (e.g. during a reset)
+}
+
+// DeviceInfo identifies the device.
+type DeviceInfo struct {
+	Kind              string // "simulated ENA, profile nitro-v3" or "vfio <pci address>"
+	Address           string // PCI address or simulated name
+	Vendor, DeviceID  string // hex
+	Revision          int
+	MAC               string
+	Version           string // VERSION register
+	ControllerVersion string
+	Readless          bool
+}
+
+// Features are what bring-up negotiated.
+type Features struct {
+	LLQ              bool
+	LLQMode          string // "128 B entries, 96 B header push" or why host placement is used
+	Queues           int
+	MaxQueues        int
+	TxDepth, RxDepth int
+	MTU, MaxMTU      int
+	IOInterrupts     bool
+	AdminInterrupts  bool
+	RSSTableSize     int
+	Offloads         link.Offloads
+	GSO, GRO         bool
+	TxCsumOffload    bool
+	RxCsumOffload    bool
+}
+
+// LinkInfo is the link state.
+type LinkInfo struct {
+	Up      bool
+	Changes uint64
+}
+
+// Network is the stack's addressing.
+type Network struct {
+	Address, Gateway string
+	DHCP             bool
+	LeaseServer      string `json:",omitempty"`
+	LeaseSeconds     int    `json:",omitempty"`
+}
+
+// QueueCounters are one queue pair's ring counters.
+type QueueCounters struct {
+	Queue int
+	Tx    rings.TxStats
+	Rx    rings.RxStats
+}
+
+// DeviceCounters are GET_STATS BASIC (§4.7).
+type DeviceCounters struct {
+	TxBytes, TxPkts, RxBytes, RxPkts, RxDrops, TxDrops, RxOverruns uint64
+}
+
+// ENICounters are the ENI allowance counters (GET_STATS ENI): packets the
+// VPC dropped or queued because an instance limit was exceeded.
+type ENICounters struct {
+	Valid                      bool
+	BWInAllowanceExceeded      uint64
+	BWOutAllowanceExceeded     uint64
+	PPSAllowanceExceeded       uint64
+	ConntrackAllowanceExceeded uint64
+	LinklocalAllowanceExceeded uint64
+}
+
+// DriverCounters are the driver's own event counts.
+type DriverCounters struct {
+	AdminCommands, AdminFailures, AdminTimeouts uint64
+	AENQEvents, KeepAlives, LinkChanges         uint64
+}
+
+func (a *app) status(ctx context.Context) Status {
+	in := a.dev.Info()
+	st := Status{Version: 1, Time: time.Now(), UptimeS: time.Since(a.started).Seconds()}
+	st.Device = DeviceInfo{
+		Kind:              a.kind,
+		Address:           in.Identity.Address,
+		Vendor:            fmt.Sprintf("%04x", in.Identity.Vendor),
+		DeviceID:          fmt.Sprintf("%04x", in.Identity.Device),
+		Revision:          int(in.Identity.Revision),
+		MAC:               fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", in.MAC[0], in.MAC[1], in.MAC[2], in.MAC[3], in.MAC[4], in.MAC[5]),
+		Version:           in.Version.String(),
+		ControllerVersion: fmt.Sprintf("%+v", in.ControllerVersion),
+		Readless:          in.Readless,
+	}
+	eps := a.st.Endpoint.Stats()
+	mode := "host placement: " + in.LLQReason
+	if in.LLQ {
+		mode = fmt.Sprintf("%d B entries, %d descriptors before header, %d B header push, burst %d",
+			in.LLQEntrySize, in.LLQDescsBeforeHeader, in.LLQMaxPushHeader, in.LLQBurstEntries)
+	}
+	st.Features = Features{
+		LLQ: in.LLQ, LLQMode: mode, Queues: in.Queues, MaxQueues: in.MaxQueues,
+		TxDepth: in.TxDepth, RxDepth: in.RxDepth, MTU: in.MTU, MaxMTU: in.MaxMTU,
+		IOInterrupts: in.IOInterrupts, AdminInterrupts: in.AdminInterrupts, RSSTableSize: in.RSSTableSize,
+		Offloads: enanicOffloads(a), GSO: eps.GSO, GRO: eps.GRO,
+		TxCsumOffload: eps.TxCsumOffload, RxCsumOffload: eps.RxCsumOffload,
+	}
+	st.Link = LinkInfo{Up: a.dev.LinkUp(), Changes: eps.LinkChanges}
+	addr, gw := a.st.Addr()
+	st.Network = Network{Address: addr.String()}
+	if gw.IsValid() {
+		st.Network.Gateway = gw.String()
+	}
+	if l := a.st.Lease(); l != nil {
+		st.Network.DHCP = true
+		st.Network.LeaseServer = l.Server.String()
+		st.Network.LeaseSeconds = int(l.Duration / time.Second)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ds, err := a.dev.Stats(ctx)
+	if err != nil {
+		st.Error = err.Error()
+	}
+	for i, q := range ds.Queues {
+		st.Queues = append(st.Queues, QueueCounters{Queue: i, Tx: q.Tx, Rx: q.Rx})
+	}
+	d := ds.Device
+	st.DeviceCounters = DeviceCounters{d.TxBytes, d.TxPkts, d.RxBytes, d.RxPkts, d.RxDrops, d.TxDrops, d.RxOverruns}
+	e := ds.ENI
+	st.ENI = ENICounters{ds.ENIValid, e.BWInAllowanceExceeded, e.BWOutAllowanceExceeded,
+		e.PPSAllowanceExceeded, e.ConntrackAllowanceExceeded, e.LinklocalAllowanceExceeded}
+	st.Resets = map[string]uint64{}
+	for r, n := range ds.Driver.Resets {
+		st.Resets[r.String()] = n
+	}
+	dr := ds.Driver
+	st.Driver = DriverCounters{dr.AdminCommands, dr.AdminFailures, dr.AdminTimeouts, dr.AENQEvents, dr.KeepAlives, dr.LinkChanges}
+	st.Endpoint = eps
+	return st
+}
+
+func enanicOffloads(a *app) link.Offloads {
+	return a.st.Endpoint.NIC().Offloads()
+}
+
+func (a *app) handleJSON(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(a.status(r.Context()))
+}
+
+func (a *app) handleHTML(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := page.Execute(w, a.status(r.Context())); err != nil {
+		a.cfg.log.Warn("enahttp: rendering the page", "err", err)
+	}
+}
+
+var page = template.Must(template.New("page").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>enanet: {{.Device.Kind}}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+th{background:#f3f3f3} .num{text-align:right;font-variant-numeric:tabular-nums}
+.up{color:#080;font-weight:bold} .down{color:#b00;font-weight:bold}
+</style></head><body>
+<h1>Served by gVisor netstack on an ENA</h1>
+<p>This page came through a userspace TCP/IP stack running on {{.Device.Kind}}.
+Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
+{{with .Error}}<p class="down">Device counters unavailable: {{.}}</p>{{end}}
+
+<h2>Device</h2>
+<table>
+<tr><th>Address</th><td>{{.Device.Address}}</td></tr>
+<tr><th>PCI id</th><td>{{.Device.Vendor}}:{{.Device.DeviceID}} rev {{.Device.Revision}}</td></tr>
+<tr><th>MAC</th><td>{{.Device.MAC}}</td></tr>
+<tr><th>Version</th><td>{{.Device.Version}} (controller {{.Device.ControllerVersion}}){{if .Device.Readless}}, readless registers{{end}}</td></tr>
+<tr><th>Link</th><td>{{if .Link.Up}}<span class="up">up</span>{{else}}<span class="down">down</span>{{end}} ({{.Link.Changes}} changes)</td></tr>
+<tr><th>Address</th><td>{{.Network.Address}} via {{or .Network.Gateway "-"}}{{if .Network.DHCP}} (DHCP from {{.Network.LeaseServer}}, {{.Network.LeaseSeconds}} s lease){{end}}</td></tr>
+<tr><th>Uptime</th><td>{{printf "%.0f" .UptimeS}} s</td></tr>
+</table>
+
+<h2>Negotiated features</h2>
+<table>
+<tr><th>LLQ</th><td>{{if .Features.LLQ}}on: {{end}}{{.Features.LLQMode}}</td></tr>
+<tr><th>Queues</th><td>{{.Features.Queues}} of {{.Features.MaxQueues}}, Tx depth {{.Features.TxDepth}}, Rx depth {{.Features.RxDepth}}, RSS table {{.Features.RSSTableSize}}</td></tr>
+<tr><th>MTU</th><td>{{.Features.MTU}} (max {{.Features.MaxMTU}})</td></tr>
+<tr><th>Interrupts</th><td>I/O {{.Features.IOInterrupts}}, admin {{.Features.AdminInterrupts}}</td></tr>
+<tr><th>Device offloads</th><td>{{with .Features.Offloads}}Tx IPv4 csum {{.TxCsumIPv4}}, Tx L4 partial v4 {{.TxL4CsumIPv4Partial}} v6 {{.TxL4CsumIPv6Partial}}, Rx IPv4 csum {{.RxCsumIPv4}}, Rx L4 csum {{.RxCsumL4}}, Rx hash {{.RxHash}}{{end}}</td></tr>
+<tr><th>Stack</th><td>GSO {{.Features.GSO}}, GRO {{.Features.GRO}}, Tx csum offload {{.Features.TxCsumOffload}}, Rx csum offload {{.Features.RxCsumOffload}}</td></tr>
+</table>
+
+<h2>Queues</h2>
+<table>
+<tr><th>Queue</th><th>Tx pkts</th><th>Tx bytes</th><th>doorbells</th><th>no space</th><th>missed cmpl</th><th>Rx pkts</th><th>Rx bytes</th><th>L4 csum good/bad/unchecked</th><th>refills</th></tr>
+{{range .Queues}}<tr><td>{{.Queue}}</td><td class="num">{{.Tx.Packets}}</td><td class="num">{{.Tx.Bytes}}</td><td class="num">{{.Tx.Doorbells}}</td><td class="num">{{.Tx.NoSpace}}</td><td class="num">{{.Tx.MissedCompletion}}</td>
+<td class="num">{{.Rx.Packets}}</td><td class="num">{{.Rx.Bytes}}</td><td class="num">{{.Rx.L4CsumGood}}/{{.Rx.L4CsumBad}}/{{.Rx.L4CsumUnchecked}}</td><td class="num">{{.Rx.Refills}}</td></tr>
+{{end}}</table>
+
+<h2>Device counters</h2>
+<table>
+{{with .DeviceCounters}}<tr><th>Tx</th><td class="num">{{.TxPkts}} pkts, {{.TxBytes}} bytes, {{.TxDrops}} drops</td></tr>
+<tr><th>Rx</th><td class="num">{{.RxPkts}} pkts, {{.RxBytes}} bytes, {{.RxDrops}} drops, {{.RxOverruns}} overruns</td></tr>{{end}}
+</table>
+
+<h2>ENI allowances exceeded</h2>
+{{with .ENI}}{{if .Valid}}<table>
+<tr><th>bw_in</th><td class="num">{{.BWInAllowanceExceeded}}</td></tr>
+<tr><th>bw_out</th><td class="num">{{.BWOutAllowanceExceeded}}</td></tr>
+<tr><th>pps</th><td class="num">{{.PPSAllowanceExceeded}}</td></tr>
+<tr><th>conntrack</th><td class="num">{{.ConntrackAllowanceExceeded}}</td></tr>
+<tr><th>linklocal</th><td class="num">{{.LinklocalAllowanceExceeded}}</td></tr>
+</table>{{else}}<p>The device does not report ENI statistics.</p>{{end}}{{end}}
+
+<h2>Resets and driver events</h2>
+<table>
+{{range $k, $v := .Resets}}<tr><th>reset {{$k}}</th><td class="num">{{$v}}</td></tr>{{else}}<tr><td>no resets</td></tr>{{end}}
+{{with .Driver}}<tr><th>admin commands</th><td class="num">{{.AdminCommands}} ({{.AdminFailures}} failed, {{.AdminTimeouts}} timed out)</td></tr>
+<tr><th>AENQ events</th><td class="num">{{.AENQEvents}} ({{.KeepAlives}} keep-alives, {{.LinkChanges}} link changes)</td></tr>{{end}}
+</table>
+</body></html>
+`))

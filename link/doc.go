@@ -1,0 +1,30 @@
+// Package link runs gVisor's netstack on an ENA (or any NIC with the same
+// queue shape): Endpoint is a stack.LinkEndpoint and stack.GSOEndpoint over
+// the NIC interface, and NewStack builds a ready stack around it.
+//
+// A service embeds it in a few lines (package enanic adapts *ena.Device):
+//
+//	dev, err := ena.Open(hwdev, ena.Config{})            // vfio.Open(...) or enasim.New(...)
+//	st, err := link.NewStack(enanic.New(dev), link.StackOptions{DHCP: true})
+//	ln, err := st.ListenTCP(80)
+//	http.Serve(ln, handler)
+//
+// What the endpoint does with the device:
+//   - Ethernet is built in: MAC and MTU come from the device, SetMTU goes
+//     to the device (SET_FEATURE MTU).
+//   - Tx: packets go to queue pkt.Hash % NumQueues, the rule of the fifo
+//     qdisc NewStack installs with one queue per ring, and are gather-copied
+//     from the stack's views without allocating. With the device's partial
+//     L4 checksum offload the endpoint seeds the pseudo-header sum (§7.2).
+//   - Rx: one goroutine per queue polls a batch, copies each frame into a
+//     pooled view, checks checksums (device verdict or software) and hands
+//     the batch to the stack through a per-queue GRO, flushed per batch.
+//   - gVisor GSO and GRO are on by default; Options turns each lever off.
+//   - Link changes are tracked (frames are dropped while the link is
+//     down), and a device that fails for good removes its NIC from the
+//     stack through the close action the stack installs.
+//   - Options.Pcap captures every frame in tcpdump's format.
+//
+// WireNIC is the same NIC in software over a frame pipe; tests use it, and
+// cmd/enahttp uses it for the simulated VPC on the far end of the wire.
+package link

@@ -1,0 +1,68 @@
+package link
+
+import (
+	"context"
+
+	"github.com/enanet/enanet/rings"
+)
+
+// NIC is what the endpoint needs from a network device. *ena.Device
+// satisfies it through a small adapter; tests and the simulated VPC use
+// WireNIC. link never imports the driver, so the endpoint can be tested
+// without a device model.
+type NIC interface {
+	// MAC is the device's unicast address (GET_FEATURE DEVICE_ATTRIBUTES, §5).
+	MAC() [6]byte
+	// MTU is the current L3 MTU (IP packet size, no Ethernet header).
+	MTU() int
+	// MaxMTU is the largest L3 MTU the device accepts.
+	MaxMTU() int
+	// SetMTU changes the device MTU (SET_FEATURE MTU, §5).
+	SetMTU(int) error
+	// Offloads are the negotiated stateless offloads.
+	Offloads() Offloads
+	// NumQueues is the number of I/O queue pairs.
+	NumQueues() int
+	// Queue returns queue pair i, 0 <= i < NumQueues(). Handles stay valid
+	// across device resets.
+	Queue(i int) Queue
+	// LinkUp reports the last link state the device announced (AENQ
+	// LINK_CHANGE, §6).
+	LinkUp() bool
+	// SetLinkHandler installs the function called on every link change.
+	SetLinkHandler(func(up bool))
+	// SetFatalHandler installs the function called once when the device has
+	// failed for good (reset impossible or failed).
+	SetFatalHandler(func(error))
+}
+
+// Queue is one I/O queue pair. Tx methods are called by one goroutine at a
+// time (the endpoint serialises them per queue) and Rx methods by the
+// queue's Rx goroutine only.
+type Queue interface {
+	// Send gather-copies one frame (Ethernet header included) into the Tx
+	// ring without ringing the doorbell. It returns rings.ErrNoSpace when
+	// the ring is full after reclaiming completions.
+	Send(segs [][]byte, off rings.TxOffload) error
+	// Flush rings the doorbell once for everything Send queued.
+	Flush()
+	// Poll calls fn for up to budget received frames; the frames are valid
+	// only during fn.
+	Poll(budget int, fn func(*rings.RxPacket)) (int, error)
+	// WaitRx blocks until a frame may be ready, Wake is called or ctx ends.
+	WaitRx(ctx context.Context) error
+	// Wake makes a concurrent WaitRx return.
+	Wake()
+}
+
+// Offloads are the stateless offloads a device negotiated (GET_FEATURE
+// STATELESS_OFFLOAD_CONFIG, §5). The fields mirror ena.Offloads so that link
+// stays independent of the driver.
+type Offloads struct {
+	TxCsumIPv4          bool // device computes the IPv4 header checksum
+	TxL4CsumIPv4Partial bool // TCP/UDP over IPv4, checksum field seeded with the pseudo-header sum
+	TxL4CsumIPv6Partial bool // TCP/UDP over IPv6, same partial mode
+	RxCsumIPv4          bool // device validates IPv4 header checksums
+	RxCsumL4            bool // device validates TCP/UDP checksums
+	RxHash              bool // completions carry an RSS hash
+}

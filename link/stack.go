@@ -1,0 +1,220 @@
+package link
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/qdisc/fifo"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// StackOptions configure NewStack. Give either Addr (static, with Gateway
+// for a default route) or DHCP.
+type StackOptions struct {
+	Addr    netip.Prefix // e.g. 10.0.1.5/24
+	Gateway netip.Addr   // default route; zero means on-link only
+	// DHCP obtains address, mask and router from a DHCP server (as an ENI
+	// does on EC2) and renews the lease in the background.
+	DHCP        bool
+	DHCPTimeout time.Duration // whole acquisition; 0 means 30 s
+	// Endpoint tunes the link endpoint (GSO, GRO, offloads, pcap).
+	Endpoint Options
+	// QueueLen is the fifo qdisc length per Tx queue; 0 means 1000.
+	QueueLen int
+	// NoQDisc writes from the sending goroutine instead of through fifo.
+	NoQDisc bool
+	// NICName names the NIC in the stack; "" means "ena0".
+	NICName string
+	Logger  *slog.Logger
+}
+
+// Stack is a gVisor network stack with one NIC over a device. Use Stack
+// (the gVisor stack) directly, or the Listen/Dial helpers.
+type Stack struct {
+	Stack    *stack.Stack
+	NICID    tcpip.NICID
+	Endpoint *Endpoint
+
+	log *slog.Logger
+
+	mu    sync.Mutex
+	addr  netip.Prefix
+	gw    netip.Addr
+	lease *Lease
+
+	stop chan struct{}
+	wg   sync.WaitGroup // the DHCP renewal goroutine
+	once sync.Once
+}
+
+// NewStack builds a stack on nic: IPv4 (+ARP), IPv6, TCP, UDP and ICMP, one
+// NIC with a fifo qdisc of one queue per Tx ring (so each ring has a
+// single feeder and frames are batched per doorbell), and the address from
+// o. The device stays the caller's to close, after Stack.Close.
+func NewStack(nic NIC, o StackOptions) (*Stack, error) {
+	if !o.DHCP && !o.Addr.IsValid() {
+		return nil, fmt.Errorf("link: NewStack: neither an address nor DHCP given")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if o.Endpoint.Logger == nil {
+		o.Endpoint.Logger = log
+	}
+	ep, err := New(nic, o.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+		HandleLocal:        true,
+	})
+	// Room for one flow's bandwidth-delay product at a few Gbit/s.
+	sndOpt := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
+	rcvOpt := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
+	s.SetTransportProtocolOption(tcp.ProtocolNumber, &sndOpt)
+	s.SetTransportProtocolOption(tcp.ProtocolNumber, &rcvOpt)
+
+	name := o.NICName
+	if name == "" {
+		name = "ena0"
+	}
+	nicOpts := stack.NICOptions{Name: name}
+	if !o.NoQDisc {
+		ql := o.QueueLen
+		if ql <= 0 {
+			ql = 1000
+		}
+		nicOpts.QDisc = fifo.New(ep, ep.NumQueues(), ql)
+	}
+	const id tcpip.NICID = 1
+	if err := s.CreateNICWithOptions(id, ep, nicOpts); err != nil {
+		if nicOpts.QDisc != nil {
+			nicOpts.QDisc.Close()
+		}
+		s.Destroy()
+		return nil, fmt.Errorf("link: creating NIC %s: %s", name, err)
+	}
+	st := &Stack{Stack: s, NICID: id, Endpoint: ep, log: log, stop: make(chan struct{})}
+	if o.DHCP {
+		to := o.DHCPTimeout
+		if to == 0 {
+			to = 30 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), to)
+		lease, err := st.acquire(ctx)
+		cancel()
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		st.wg.Add(1)
+		go st.renewLoop(lease)
+		return st, nil
+	}
+	if err := st.Configure(o.Addr, o.Gateway); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// Configure sets the NIC's IPv4 address and routes: the subnet on-link and,
+// if gw is valid, a default route through it. It replaces any previous
+// address set by Configure or DHCP.
+func (s *Stack) Configure(addr netip.Prefix, gw netip.Addr) error {
+	if !addr.Addr().Is4() {
+		return fmt.Errorf("link: address %v is not IPv4", addr)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addr.IsValid() && s.addr != addr {
+		s.Stack.RemoveAddress(s.NICID, tcpip.AddrFrom4(s.addr.Addr().As4()))
+	}
+	if s.addr != addr {
+		pa := tcpip.ProtocolAddress{
+			Protocol: ipv4.ProtocolNumber,
+			AddressWithPrefix: tcpip.AddressWithPrefix{
+				Address:   tcpip.AddrFrom4(addr.Addr().As4()),
+				PrefixLen: addr.Bits(),
+			},
+		}
+		if err := s.Stack.AddProtocolAddress(s.NICID, pa, stack.AddressProperties{}); err != nil {
+			return fmt.Errorf("link: adding address %v: %s", addr, err)
+		}
+	}
+	subnet := tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(addr.Masked().Addr().As4()), PrefixLen: addr.Bits()}.Subnet()
+	routes := []tcpip.Route{{Destination: subnet, NIC: s.NICID}}
+	if gw.IsValid() {
+		if !gw.Is4() {
+			return fmt.Errorf("link: gateway %v is not IPv4", gw)
+		}
+		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(gw.As4()), NIC: s.NICID})
+	}
+	s.Stack.SetRouteTable(routes)
+	s.addr, s.gw = addr, gw
+	return nil
+}
+
+// Addr returns the configured address and gateway.
+func (s *Stack) Addr() (netip.Prefix, netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr, s.gw
+}
+
+// Lease returns the current DHCP lease, nil without DHCP.
+func (s *Stack) Lease() *Lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lease
+}
+
+// ListenTCP listens on the NIC's address (any address of the stack) at port.
+func (s *Stack) ListenTCP(port uint16) (*gonet.TCPListener, error) {
+	ln, err := gonet.ListenTCP(s.Stack, tcpip.FullAddress{NIC: s.NICID, Port: port}, ipv4.ProtocolNumber)
+	if err != nil {
+		return nil, fmt.Errorf("link: listening on TCP port %d: %w", port, err)
+	}
+	return ln, nil
+}
+
+// DialTCP connects to addr through the stack.
+func (s *Stack) DialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+	fa := tcpip.FullAddress{NIC: s.NICID, Addr: tcpip.AddrFromSlice(addr.Addr().Unmap().AsSlice()), Port: addr.Port()}
+	proto := ipv4.ProtocolNumber
+	if addr.Addr().Unmap().Is6() {
+		proto = ipv6.ProtocolNumber
+	}
+	c, err := gonet.DialContextTCP(ctx, s.Stack, fa, proto)
+	if err != nil {
+		return nil, fmt.Errorf("link: dialing %v: %w", addr, err)
+	}
+	return c, nil
+}
+
+// Close stops DHCP renewal and tears the stack down (endpoint included).
+// It does not close the device.
+func (s *Stack) Close() {
+	s.once.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		s.Stack.Destroy()
+	})
+}
