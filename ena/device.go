@@ -58,6 +58,7 @@ type Device struct {
 	llq         *llqChoice // nil: host placement
 	llqWhy      string     // why LLQ is not used
 	aenqGroups  uint32     // enabled groups
+	aenqGhost   bool       // GET AENQ_CONFIG reported no supported groups
 	rssKey      [spec.RSSKeySize]byte
 	rssLog      int
 	adminIntr   atomic.Bool // management interrupt in use
@@ -411,6 +412,13 @@ func (d *Device) configureAENQ() error {
 		return err
 	}
 	d.aenqGroups = aenqWanted & c.SupportedGroups
+	// A device that supports no AENQ group at all is the symptom the
+	// OpenBSD port saw when its AENQ was registered after the first admin
+	// command (§11): remember it to explain the failure that follows.
+	d.aenqGhost = c.SupportedGroups == 0
+	if d.aenqGhost {
+		d.log.Warn("ena: the device reports no supported AENQ groups; the AENQ may have been registered too late")
+	}
 	return d.setAENQConfig(d.aenqGroups)
 }
 
@@ -532,11 +540,13 @@ func (d *Device) explainFatal(err error) error {
 	if d.llq == nil && errors.As(err, &ae) && ae.Opcode == spec.OpCreateSQ && strings.Contains(ae.Op, "Tx") {
 		return fmt.Errorf("%w (Tx uses host placement because %s; Nitro v4 and later devices require LLQ, §8.4)", err, d.llqWhy)
 	}
-	if !errors.Is(err, ErrDeviceFatal) && !errors.Is(err, ErrAdminTimeout) {
+	createFailed := errors.As(err, &ae) && (ae.Opcode == spec.OpCreateCQ || ae.Opcode == spec.OpCreateSQ) && ae.Status == spec.StatusUnknownError
+	if !errors.Is(err, ErrDeviceFatal) && !errors.Is(err, ErrAdminTimeout) && !createFailed {
 		return err
 	}
-	if d.cfg.TestLateAENQ {
-		return fmt.Errorf("%w: the AENQ was registered after the first admin command (Config.TestLateAENQ); "+
+	if d.aenqGhost || d.cfg.TestLateAENQ {
+		return fmt.Errorf("%w: the device reported no supported AENQ groups and then failed, which is what it does when "+
+			"the AENQ was registered after the first admin command (or not at all); "+
 			"the device requires AENQ_BASE/AENQ_CAPS during admin init, before any command (§5.4, §6 step 10, §11)", err)
 	}
 	return err

@@ -117,6 +117,14 @@ func gather(dst []byte, segs [][]byte, si, so int) (int, int) {
 	return si, so
 }
 
+// copySegs copies all of segs into dst, which holds exactly their total.
+func copySegs(dst []byte, segs [][]byte) {
+	n := 0
+	for _, s := range segs {
+		n += copy(dst[n:], s)
+	}
+}
+
 // freeRegions frees regions and clears the pointers; it returns the first
 // error.
 func freeRegions(rs ...**hw.Region) error {

@@ -68,12 +68,11 @@ type RxQueue struct {
 	checkMBZ bool
 
 	// DMA memory.
-	sqRegion, cqRegion, bufRegion *hw.Region
+	sqRegion, cqRegion *hw.Region
+	pool               *bufPool // device writes, driver reads during the callback
 
-	sq      []byte // driver writes, device reads
-	cq      []byte // device writes, driver reads
-	bufs    []byte // device writes, driver reads during the callback
-	bufAddr uint64
+	sq []byte // driver writes, device reads
+	cq []byte // device writes, driver reads
 
 	bound    bool
 	doorbell uint32
@@ -140,11 +139,9 @@ func NewRx(cfg RxConfig) (*RxQueue, error) {
 		return nil, err
 	}
 	q.sq = q.sqRegion.Bytes[:cfg.Depth*spec.RxDescSize]
-	if q.bufRegion, err = alloc(cfg.DMA, name, "Rx buffers", cfg.Depth*q.bufSize, ringAlign); err != nil {
+	if q.pool, err = newBufPool(cfg.DMA, name, "Rx buffers", cfg.Depth, q.bufSize); err != nil {
 		return nil, err
 	}
-	q.bufs = q.bufRegion.Bytes[:cfg.Depth*q.bufSize]
-	q.bufAddr = q.bufRegion.Addr
 	q.free = make([]uint16, 0, cfg.Depth)
 	q.posted = make([]bool, cfg.Depth)
 	q.resetState()
@@ -216,7 +213,7 @@ func (q *RxQueue) post() int {
 		ctrl := spec.RxDescCtrlPosted0 | uint8(phaseBit(q.tail, q.shift))
 		off := (q.tail & q.mask) * spec.RxDescSize
 		put64(q.sq, off, uint64(q.descLen)|uint64(ctrl)<<24|uint64(id)<<32)
-		put64(q.sq, off+8, (q.bufAddr+uint64(id)*uint64(q.bufSize))&spec.MaxMemAddr)
+		put64(q.sq, off+8, q.pool.addr[id]&spec.MaxMemAddr)
 		q.tail++
 		n++
 	}
@@ -340,8 +337,7 @@ func (q *RxQueue) next() (uint32, error) {
 		q.posted[id] = false
 		q.ids[i] = uint16(id)
 		if length > 0 {
-			start := int(id) * q.bufSize
-			p.Frags[p.NFrags] = q.bufs[start : start+length]
+			p.Frags[p.NFrags] = q.pool.mem[id][:length]
 			p.NFrags++
 			p.Len += length
 		}
@@ -472,7 +468,12 @@ func (q *RxQueue) Stats() RxStats {
 // Close frees the queue's DMA memory. The device-side queue must already be
 // destroyed. Safe to call twice.
 func (q *RxQueue) Close() error {
-	q.sq, q.cq, q.bufs = nil, nil, nil
+	q.sq, q.cq = nil, nil
 	q.bound = false
-	return freeRegions(&q.sqRegion, &q.cqRegion, &q.bufRegion)
+	err := freeRegions(&q.sqRegion, &q.cqRegion)
+	if perr := q.pool.free(); err == nil {
+		err = perr
+	}
+	q.pool = nil
+	return err
 }

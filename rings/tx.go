@@ -129,12 +129,11 @@ type TxQueue struct {
 	entries [MaxTxDescs + 1]uint16
 
 	// DMA memory.
-	sqRegion, cqRegion, bufRegion, linRegion *hw.Region
+	sqRegion, cqRegion, linRegion *hw.Region
+	pool                          *bufPool // Tx buffers: driver writes, device reads
 
 	sq      []byte // host-mode SQ: driver writes, device reads
 	cq      []byte // CQ: device writes, driver reads
-	bufs    []byte // Tx buffers: driver writes, device reads
-	bufAddr uint64
 	lin     []byte // linearisation slots
 	linAddr uint64
 	bounce  []byte // LLQ: one packet's entries built here, then pushed
@@ -276,11 +275,9 @@ func NewTx(cfg TxConfig) (*TxQueue, error) {
 	if q.llq != nil {
 		nbufs += q.maxDescs
 	}
-	if q.bufRegion, err = alloc(cfg.DMA, name, "Tx buffers", nbufs*q.bufSize, ringAlign); err != nil {
+	if q.pool, err = newBufPool(cfg.DMA, name, "Tx buffers", nbufs, q.bufSize); err != nil {
 		return nil, err
 	}
-	q.bufs = q.bufRegion.Bytes[:nbufs*q.bufSize]
-	q.bufAddr = q.bufRegion.Addr
 	linSize := (q.maxFrame + 63) &^ 63
 	if q.linRegion, err = alloc(cfg.DMA, name, "Tx linearisation slots", txLinearSlots*linSize, ringAlign); err != nil {
 		return nil, err
@@ -441,7 +438,11 @@ func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
 	si, so := 0, 0
 	if q.llq != nil {
 		clear(q.bounce[:slots*q.entrySize])
-		si, so = gather(q.bounce[q.hdrOff:q.hdrOff+push], segs, 0, 0)
+		if rest == 0 {
+			copySegs(q.bounce[q.hdrOff:q.hdrOff+push], segs)
+		} else {
+			si, so = gather(q.bounce[q.hdrOff:q.hdrOff+push], segs, 0, 0)
+		}
 	}
 
 	// Step 6: descriptors. Offload flags and req_id go only in the first
@@ -506,17 +507,22 @@ func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
 		b := q.bufFree[len(q.bufFree)-1]
 		q.bufFree = q.bufFree[:len(q.bufFree)-1]
 		in.bufs[0] = b
-		start := int(b) * q.bufSize
-		dst := q.bufs[start : start+rest]
-		if si == 0 && so == 0 {
-			n := 0
-			for _, s := range segs {
-				n += copy(dst[n:], s)
-			}
+		dst := q.pool.mem[b][:rest]
+		if push == 0 {
+			copySegs(dst, segs)
 		} else {
 			gather(dst, segs, si, so)
 		}
-		q.putDesc(k, uint64(w0|spec.TxDescLastMask|uint32(rest))|uint64(w1)<<32, txAddrWord(q.bufAddr+uint64(start), hdrLen))
+		lo := uint64(w0|spec.TxDescLastMask|uint32(rest)) | uint64(w1)<<32
+		hi := txAddrWord(q.pool.addr[b], hdrLen)
+		if q.llq == nil { // putDesc, inlined by hand for the hot path
+			pos := q.tail + k
+			off := (pos & q.mask) * spec.TxDescSize
+			put64(q.sq, off, lo|uint64(phaseBit(pos, q.shift))<<24)
+			put64(q.sq, off+8, hi)
+		} else {
+			q.putLLQDesc(k, lo, hi)
+		}
 	default:
 		if q.llq == nil {
 			hdrLen = uint32(min(rest, q.bufSize, q.maxHeader))
@@ -527,13 +533,12 @@ func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
 			in.bufs[j] = b
 			n := min(rest, q.bufSize)
 			rest -= n
-			start := int(b) * q.bufSize
-			si, so = gather(q.bufs[start:start+n], segs, si, so)
+			si, so = gather(q.pool.mem[b][:n], segs, si, so)
 			w := w0 | uint32(n)
 			if j == nbufs-1 {
 				w |= spec.TxDescLastMask
 			}
-			q.putDesc(k, uint64(w)|uint64(w1)<<32, txAddrWord(q.bufAddr+uint64(start), hdrLen))
+			q.putDesc(k, uint64(w)|uint64(w1)<<32, txAddrWord(q.pool.addr[b], hdrLen))
 			k++
 			w0, w1, hdrLen = 0, 0, 0
 		}
@@ -576,18 +581,19 @@ func (q *TxQueue) putDesc(k uint32, lo, hi uint64) {
 	put64(q.sq, off+8, hi)
 }
 
-// putLLQDesc is putDesc for LLQ: descriptor k goes into the bounce buffer.
+// putLLQDesc is putDesc for LLQ: descriptor k goes into the bounce buffer,
+// in the first entry's slots or a continuation entry's.
 func (q *TxQueue) putLLQDesc(k uint32, lo, hi uint64) {
-	var e, s uint32
 	if k < q.dbh {
-		s = k
-	} else {
-		k -= q.dbh
-		e, s = 1+k/q.dpe, k%q.dpe
+		off := k * spec.LLQDescSlotSize
+		put64(q.bounce, off, lo|uint64(phaseBit(q.tail, q.shift))<<24)
+		put64(q.bounce, off+8, hi)
+		return
 	}
-	lo |= uint64(phaseBit(q.tail+e, q.shift)) << 24
+	k -= q.dbh
+	e, s := 1+k/q.dpe, k%q.dpe
 	off := e*q.entrySize + s*spec.LLQDescSlotSize
-	put64(q.bounce, off, lo)
+	put64(q.bounce, off, lo|uint64(phaseBit(q.tail+e, q.shift))<<24)
 	put64(q.bounce, off+8, hi)
 }
 
@@ -777,7 +783,12 @@ func (q *TxQueue) Stats() TxStats {
 // Close frees the queue's DMA memory. The device-side queue must already be
 // destroyed (DESTROY_SQ, then DESTROY_CQ). Safe to call twice.
 func (q *TxQueue) Close() error {
-	q.sq, q.cq, q.bufs, q.lin = nil, nil, nil, nil
+	q.sq, q.cq, q.lin = nil, nil, nil
 	q.bound = false
-	return freeRegions(&q.sqRegion, &q.cqRegion, &q.bufRegion, &q.linRegion)
+	err := freeRegions(&q.sqRegion, &q.cqRegion, &q.linRegion)
+	if perr := q.pool.free(); err == nil {
+		err = perr
+	}
+	q.pool = nil
+	return err
 }

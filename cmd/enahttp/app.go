@@ -19,9 +19,9 @@ import (
 	"github.com/enanet/enanet/ena"
 	"github.com/enanet/enanet/ena/enasim"
 	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/internal/devopen"
 	"github.com/enanet/enanet/link"
 	"github.com/enanet/enanet/link/enanic"
-	"github.com/enanet/enanet/vfio"
 )
 
 // config is the command line.
@@ -34,6 +34,9 @@ type config struct {
 	pcap, profile  string
 	listen         string
 	verbose        bool
+	vfioMode       string // auto, iommu, noiommu
+	iovaIsPhys     bool   // type1 with IOVA == physical (QEMU proxy rig)
+	poll           bool   // no interrupts: admin polling and busy-poll Rx
 	log            *slog.Logger
 }
 
@@ -116,38 +119,31 @@ func start(c config) (a *app, err error) {
 		}
 	}()
 
-	sim := c.device == "" || c.device == "sim"
+	sim := devopen.IsSim(c.device)
 	var wire enasim.Wire
 	if sim {
-		prof, err := enasim.ProfileByName(c.profile)
-		if err != nil {
-			return a, err
-		}
 		var far enasim.Wire
 		wire, far = enasim.NewPair()
 		if err := a.startVPC(far); err != nil {
 			wire.Close()
 			return a, err
 		}
-		s, err := enasim.New(enasim.Config{Profile: prof, Wire: wire, Logger: c.log})
-		if err != nil {
-			return a, fmt.Errorf("simulated device: %w", err)
-		}
-		a.sim, a.hwdev, a.closer = s, s, s
-		a.kind = "simulated ENA, profile " + prof.Name
-	} else {
-		if c.profile != "" {
-			return a, errors.New("--profile applies to the simulated device only")
-		}
-		d, err := vfio.Open(c.device, vfio.Options{Logger: c.log})
-		if err != nil {
-			return a, fmt.Errorf("opening %s through VFIO: %w", c.device, err)
-		}
-		a.hwdev, a.closer = d, d
-		a.kind = "vfio " + c.device
 	}
+	opened, err := devopen.Open(devopen.Options{
+		Device: c.device, Profile: c.profile, Wire: wire, VFIOMode: c.vfioMode,
+		IOVAIsPhys: c.iovaIsPhys, NoInterrupts: c.poll, Logger: c.log,
+	})
+	if err != nil {
+		if wire != nil {
+			wire.Close()
+		}
+		return a, err
+	}
+	a.sim, a.hwdev, a.closer = opened.Sim, opened, opened
+	a.kind = opened.Kind
 
-	a.dev, err = ena.Open(a.hwdev, ena.Config{Queues: c.queues, LLQ: llq, MTU: c.mtu, Logger: c.log})
+	a.dev, err = ena.Open(a.hwdev, ena.Config{Queues: c.queues, LLQ: llq, MTU: c.mtu, Logger: c.log,
+		PollMode: c.poll, AdminPolling: c.poll})
 	if err != nil {
 		return a, err
 	}
@@ -198,6 +194,8 @@ func start(c config) (a *app, err error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.handleHTML)
 	mux.HandleFunc("GET /api/v1/status", a.handleJSON)
+	mux.HandleFunc("GET /bytes", handleBytes)
+	mux.HandleFunc("POST /sink", handleSink)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	a.wg.Add(1)
 	go func() {

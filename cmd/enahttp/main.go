@@ -37,6 +37,10 @@ func main() {
 	pflag.StringVar(&c.profile, "profile", "", "enasim instance profile (nitro-v3, nitro-v4, no-llq)")
 	pflag.StringVar(&c.listen, "listen", "127.0.0.1:8080", "host address forwarded through the simulated VPC to the server (sim only)")
 	pflag.BoolVarP(&c.verbose, "verbose", "v", false, "log driver and stack events")
+	pflag.StringVar(&c.vfioMode, "vfio-mode", "auto", "VFIO IOMMU mode for a real device: auto, iommu or noiommu")
+	pflag.BoolVar(&c.poll, "poll", false, "use no interrupts: poll the admin queue and busy-poll Rx")
+	pflag.BoolVar(&c.iovaIsPhys, "iova-is-phys", false, "type1 mode: map DMA at IOVA == physical address (QEMU proxy test rig)")
+	pflag.CommandLine.MarkHidden("iova-is-phys")
 	pflag.Parse()
 
 	level := slog.LevelWarn

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -117,5 +122,46 @@ func TestBadFlags(t *testing.T) {
 		} else {
 			t.Logf("%+v: %v", c, err)
 		}
+	}
+}
+
+// TestBulkThroughSimulatedENA moves 8 MiB each way through the forwarder,
+// the simulated VPC and the simulated ENA, and checks every byte.
+func TestBulkThroughSimulatedENA(t *testing.T) {
+	a, err := start(config{device: "sim", port: 80, listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	const n = 8 << 20
+	body := get(t, a.URL()+"bytes?n="+strconv.Itoa(n))
+	if len(body) != n {
+		t.Fatalf("GET /bytes returned %d bytes, want %d", len(body), n)
+	}
+	for i, b := range body {
+		if b != Pattern(int64(i)) {
+			t.Fatalf("GET /bytes: byte %d is %#x, want %#x", i, b, Pattern(int64(i)))
+		}
+	}
+	up := make([]byte, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range up {
+		up[i] = byte(rng.Uint32())
+	}
+	resp, err := http.Post(a.URL()+"sink", "application/octet-stream", bytes.NewReader(up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res SinkResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(up)
+	if res.Bytes != n || res.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("POST /sink: server saw %d bytes sha256 %s, sent %d bytes sha256 %x", res.Bytes, res.SHA256, n, sum)
+	}
+	if resp, err := http.Get(a.URL() + "bytes?n=-1"); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET /bytes?n=-1: %v %v, want 400", resp.Status, err)
 	}
 }

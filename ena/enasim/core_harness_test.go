@@ -39,6 +39,9 @@ func newHarness(t testing.TB, cfg Config) *harness {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = d.Close() })
+	// The harness's test buffers are one region per queue, larger than a
+	// driver may allocate (hw.MaxAlloc); lift the limit for them.
+	d.dma.maxAlloc = 64 << 20
 	h := &harness{t: t, d: d, m: d.Model(), regs: d.Registers(), dma: d.DMA(), aqDepth: 32, aenqDep: 16}
 	h.readless = d.Identity().Readless()
 	h.resp = h.alloc(4096)

@@ -692,3 +692,21 @@ func TestDMAAllocator(t *testing.T) {
 		t.Error("zero-size alloc succeeded")
 	}
 }
+
+// TestDMAAllocLimit: the in-process IOMMU refuses allocations larger than
+// one hugepage, as real no-IOMMU hardware cannot promise them contiguous.
+func TestDMAAllocLimit(t *testing.T) {
+	d, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r, err := d.DMA().Alloc(hw.MaxAlloc, 4096)
+	if err != nil {
+		t.Fatalf("Alloc(hw.MaxAlloc): %v", err)
+	}
+	r.Free()
+	if _, err := d.DMA().Alloc(hw.MaxAlloc+1, 4096); err == nil || !strings.Contains(err.Error(), "MaxAlloc") {
+		t.Fatalf("Alloc(hw.MaxAlloc+1) = %v, want an error naming hw.MaxAlloc", err)
+	}
+}

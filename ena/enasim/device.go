@@ -252,12 +252,16 @@ type iommu struct {
 	regions []dmaRegion // sorted by addr
 	next    uint64
 	closed  bool
+	// maxAlloc is the largest allocation served: hw.MaxAlloc, so drivers
+	// cannot come to depend on more than real no-IOMMU hardware promises.
+	// The model's own tests raise it for their oversized test buffers.
+	maxAlloc int
 }
 
 var _ Memory = (*iommu)(nil)
 var _ hw.DMA = (*iommu)(nil)
 
-func newIOMMU() *iommu { return &iommu{next: dmaBase} }
+func newIOMMU() *iommu { return &iommu{next: dmaBase, maxAlloc: hw.MaxAlloc} }
 
 // AddrWidth is 48 bits, the mem_addr limit (§4.2).
 func (a *iommu) AddrWidth() int { return 48 }
@@ -273,6 +277,12 @@ func (a *iommu) Alloc(size, align int) (*hw.Region, error) {
 	}
 	if align&(align-1) != 0 {
 		return nil, fmt.Errorf("enasim: DMA alloc: alignment %d is not a power of two", align)
+	}
+	// Refuse what the real backend cannot promise: without an IOMMU only
+	// one 2 MiB hugepage is physically contiguous (hw.MaxAlloc), so a driver
+	// that works here must not depend on larger allocations.
+	if limit := a.maxAlloc; limit > 0 && size > limit {
+		return nil, fmt.Errorf("enasim: DMA alloc: %d bytes is more than hw.MaxAlloc (%d): on EC2 without an IOMMU larger blocks are not physically contiguous", size, limit)
 	}
 	pg := syscall.Getpagesize()
 	mapLen := (size + pg - 1) &^ (pg - 1)

@@ -110,11 +110,20 @@ type DMA interface {
 	// Alloc returns size bytes aligned to align (a power of two, at least
 	// 4096 for rings), zeroed, outside the Go heap, physically contiguous
 	// (one IOVA range). The memory stays valid until Free.
+	//
+	// Keep each allocation at or below MaxAlloc: on real hardware without an
+	// IOMMU the device sees physical addresses, and only a single 2 MiB
+	// hugepage is guaranteed to be physically contiguous. Larger requests
+	// may fail there even when they succeed in the model.
 	Alloc(size, align int) (*Region, error)
 	// AddrWidth is the number of address bits the backend can hand out
 	// (device addresses are below 1<<AddrWidth).
 	AddrWidth() int
 }
+
+// MaxAlloc is the largest DMA allocation that is portable across backends:
+// one 2 MiB hugepage (see DMA.Alloc).
+const MaxAlloc = 2 << 20
 
 // Region is one DMA allocation.
 type Region struct {

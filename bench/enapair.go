@@ -1,0 +1,111 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+
+	"github.com/enanet/enanet/ena"
+	"github.com/enanet/enanet/ena/enasim"
+	"github.com/enanet/enanet/link"
+	"github.com/enanet/enanet/link/enanic"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// ENASettings choose the (b) configuration: the endpoint's GSO/GRO and the
+// L3 MTU the driver programs (SET_FEATURE MTU).
+type ENASettings struct {
+	GSO, GRO bool
+	MTU      int
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// enaSide is one stack on one simulated device.
+type enaSide struct {
+	sim *enasim.Device
+	dev *ena.Device
+	st  *link.Stack
+}
+
+func (s *enaSide) close() error {
+	var errs []error
+	if s.st != nil {
+		s.st.Close()
+	}
+	if s.dev != nil {
+		errs = append(errs, s.dev.Close())
+	}
+	if s.sim != nil {
+		errs = append(errs, s.sim.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func openENASide(w enasim.Wire, addr netip.Prefix, s ENASettings) (*enaSide, error) {
+	side := &enaSide{}
+	var err error
+	side.sim, err = enasim.New(enasim.Config{Wire: w, Logger: quiet})
+	if err != nil {
+		return nil, fmt.Errorf("bench: creating the enasim device: %w", err)
+	}
+	side.dev, err = ena.Open(side.sim, ena.Config{MTU: s.MTU, Logger: quiet})
+	if err != nil {
+		side.close()
+		return nil, fmt.Errorf("bench: opening the driver on enasim: %w", err)
+	}
+	side.st, err = link.NewStack(enanic.New(side.dev), link.StackOptions{
+		Addr:     addr,
+		Endpoint: link.Options{NoGSO: !s.GSO, NoGRO: !s.GRO, Logger: quiet},
+		Logger:   quiet,
+	})
+	if err != nil {
+		side.close()
+		return nil, fmt.Errorf("bench: building the stack on the driver: %w", err)
+	}
+	return side, nil
+}
+
+// NewENAPair is link (b): two enasim devices on one simulated cable
+// (enasim.NewPair), each opened by the ena driver and carrying a gVisor
+// stack through link's endpoint (link.NewStack, the settings a user gets).
+func NewENAPair(s ENASettings) (Pair, error) {
+	wa, wb := enasim.NewPair()
+	srv, err := openENASide(wa, netip.MustParsePrefix("10.99.0.1/24"), s)
+	if err != nil {
+		wa.Close()
+		wb.Close()
+		return nil, err
+	}
+	cli, err := openENASide(wb, netip.MustParsePrefix("10.99.0.2/24"), s)
+	if err != nil {
+		srv.close()
+		wb.Close()
+		return nil, err
+	}
+	return &stackPair{srv: srv.st.Stack, cli: cli.st.Stack, closeFn: func() error {
+		return errors.Join(cli.close(), srv.close())
+	}}, nil
+}
+
+// enaStackSettings opens one (b) side on an unplugged cable and reads
+// back what its endpoint advertises to the stack, so that the (a) row
+// compared with it runs with exactly the same stack settings.
+func enaStackSettings(s ENASettings) (StackSettings, error) {
+	side, err := openENASide(nil, netip.MustParsePrefix("10.99.0.1/24"), s)
+	if err != nil {
+		return StackSettings{}, err
+	}
+	defer side.close()
+	ep := side.st.Endpoint
+	caps := ep.Capabilities()
+	return StackSettings{
+		GSO:    ep.GSOEnabled(),
+		GRO:    ep.GROEnabled(),
+		TxCsum: caps&stack.CapabilityTXChecksumOffload != 0,
+		RxCsum: caps&stack.CapabilityRXChecksumOffload != 0,
+		MTU:    int(ep.MTU()),
+	}, nil
+}

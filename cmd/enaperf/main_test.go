@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/enanet/enanet/internal/iperf3"
+	"github.com/enanet/enanet/internal/testenv"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.b.Bytes()...)
+}
+
+// reports decodes the JSON reports enaperf -J printed, one after another.
+func reports(t *testing.T, b []byte) []iperf3.Report {
+	t.Helper()
+	var out []iperf3.Report
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		var r iperf3.Report
+		if err := dec.Decode(&r); err == io.EOF {
+			return out
+		} else if err != nil {
+			t.Fatalf("enaperf -J output does not parse: %v\n%s", err, b)
+		}
+		out = append(out, r)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// startServer runs `enaperf -s args` in-process and returns the address
+// to reach it and its stdout.
+func startServer(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	var errb syncBuffer
+	readyc := make(chan string, 1)
+	done := make(chan int, 1)
+	go func() {
+		done <- runMain(ctx, append([]string{"-s"}, args...), out, &errb, func(a string) { readyc <- a })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("enaperf -s did not stop")
+		}
+	})
+	select {
+	case a := <-readyc:
+		return a, out
+	case code := <-done:
+		t.Fatalf("enaperf -s exited %d: %s", code, errb.Bytes())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("enaperf -s not ready: %s", errb.Bytes())
+	}
+	return "", nil
+}
+
+func runClient(t *testing.T, args ...string) iperf3.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	if code := runMain(ctx, append(args, "-J"), &out, &errb, nil); code != 0 {
+		t.Fatalf("enaperf %v exited %d: %s\n%s", args, code, errb.String(), out.String())
+	}
+	rs := reports(t, out.Bytes())
+	if len(rs) != 1 {
+		t.Fatalf("%d reports", len(rs))
+	}
+	return rs[0]
+}
+
+func checkReport(t *testing.T, what string, r iperf3.Report) {
+	t.Helper()
+	if r.Error != "" {
+		t.Fatalf("%s: %s", what, r.Error)
+	}
+	s, v := r.End.SumSent, r.End.SumReceived
+	if s == nil || v == nil || s.Bytes == 0 || v.Bytes == 0 || s.BitsPerSecond == 0 || v.BitsPerSecond == 0 {
+		t.Fatalf("%s: zero numbers: %+v %+v", what, s, v)
+	}
+	// Through the forwarder the sender's count includes what sits in
+	// the relay's buffers when the test ends, and on a slow machine (-race)
+	// that can be most of it; received can never exceed sent.
+	if v.Bytes > s.Bytes {
+		t.Errorf("%s: received %d of %d sent", what, v.Bytes, s.Bytes)
+	}
+	t.Logf("%s: sent %.1f Mbit/s, received %.1f Mbit/s", what, s.BitsPerSecond/1e6, v.BitsPerSecond/1e6)
+}
+
+func TestKernelDevice(t *testing.T) {
+	port := freePort(t)
+	addr, srvOut := startServer(t, "--device", "kernel", "-B", "127.0.0.1", "-p", strconv.Itoa(port), "-J")
+	host, p, _ := net.SplitHostPort(addr)
+	r := runClient(t, "--device", "kernel", "-c", host, "-p", p, "-t", "0.5", "-P", "2")
+	checkReport(t, "kernel tcp -P 2", r)
+	r = runClient(t, "--device", "kernel", "-c", host, "-p", p, "-t", "0.5", "-u", "-b", "20M", "-R")
+	checkReport(t, "kernel udp -R", r)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(reports(t, srvOut.Bytes())) < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(reports(t, srvOut.Bytes())); n != 2 {
+		t.Errorf("server printed %d reports, want 2", n)
+	}
+}
+
+// stock runs a stock iperf3 to completion (bounded; killed on Cleanup)
+// and returns its parsed -J output.
+func stock(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	bin := testenv.RequireTool(t, "iperf3", "apt-get install iperf3")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(args, "-J")...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var m map[string]any
+	if jerr := json.Unmarshal(out.Bytes(), &m); jerr != nil {
+		t.Fatalf("iperf3 %v: %v / %v: %s %s", args, err, jerr, out.String(), errb.String())
+	}
+	if e, ok := m["error"]; ok {
+		t.Fatalf("iperf3 %v: %v", args, e)
+	}
+	return m
+}
+
+func num(m map[string]any, path ...string) float64 {
+	var v any = m
+	for _, p := range path {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return 0
+		}
+		v = mm[p]
+	}
+	f, _ := v.(float64)
+	return f
+}
+
+// TestSimServerStockClient: a host iperf3 -c reaches enaperf -s on the
+// simulated ENA through the forwarded port, TCP and UDP, both directions.
+func TestSimServerStockClient(t *testing.T) {
+	testenv.RequireTool(t, "iperf3", "apt-get install iperf3")
+	port := freePort(t)
+	addr, srvOut := startServer(t, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "-J")
+	_, p, _ := net.SplitHostPort(addr)
+	cases := [][]string{
+		{},
+		{"-R"},
+		{"-u", "-b", "50M"}, // default length: from the forwarded MSS
+		{"-u", "-b", "50M", "-l", "1400", "-R", "-P", "2"},
+	}
+	if raceEnabled {
+		cases[3] = []string{"-u", "-b", "10M", "-l", "1400", "-R"}
+	}
+	for i, extra := range cases {
+		m := stock(t, append([]string{"-c", "127.0.0.1", "-p", p, "-t", "1"}, extra...)...)
+		var ours []iperf3.Report
+		deadline := time.Now().Add(5 * time.Second)
+		for ours = reports(t, srvOut.Bytes()); len(ours) <= i && time.Now().Before(deadline); ours = reports(t, srvOut.Bytes()) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if len(ours) <= i {
+			t.Fatalf("enaperf printed no report for iperf3 %v", extra)
+		}
+		what := "iperf3 -c " + strings.Join(extra, " ") + " -> enaperf -s (sim)"
+		checkReport(t, what, ours[i])
+		ss, sr := num(m, "end", "sum_sent", "bytes"), num(m, "end", "sum_received", "bytes")
+		if ss == 0 || sr == 0 {
+			t.Errorf("%s: iperf3 reports zero: sent %v received %v", what, ss, sr)
+		}
+		// The receiving side's count travels in the results exchange:
+		// both reports carry the same number.
+		if uint64(sr) != ours[i].End.SumReceived.Bytes {
+			t.Errorf("%s: iperf3 says %v B received, enaperf %d", what, sr, ours[i].End.SumReceived.Bytes)
+		}
+		if uint64(ss) != ours[i].End.SumSent.Bytes {
+			t.Errorf("%s: iperf3 says %v B sent, enaperf %d", what, ss, ours[i].End.SumSent.Bytes)
+		}
+		t.Logf("%s: iperf3 sent %.1f Mbit/s received %.1f Mbit/s", what,
+			num(m, "end", "sum_sent", "bits_per_second")/1e6, num(m, "end", "sum_received", "bits_per_second")/1e6)
+	}
+}
+
+// listening reports a TCP listener on 127.0.0.1:port without connecting.
+func listening(port int) bool {
+	f, err := os.Open("/proc/net/tcp")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	want := fmt.Sprintf(":%04X", port)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) > 3 && strings.HasSuffix(fs[1], want) && fs[3] == "0A" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSimClientStockServer: enaperf -c on the simulated ENA drives a host
+// iperf3 -s through the VPC router's forwarded port.
+func TestSimClientStockServer(t *testing.T) {
+	bin := testenv.RequireTool(t, "iperf3", "apt-get install iperf3")
+	port := freePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	cmd := exec.CommandContext(ctx, bin, "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(port))
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		cancel()
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for !listening(port) {
+		if time.Now().After(deadline) {
+			t.Fatal("iperf3 -s did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, extra := range [][]string{{}, {"-u", "-b", "50M"}, {"-u", "-b", "50M", "-R"}} {
+		r := runClient(t, append([]string{"-c", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "1"}, extra...)...)
+		checkReport(t, "enaperf -c (sim) "+strings.Join(extra, " ")+" -> iperf3 -s", r)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-s", "-c", "x"},
+		{"-c", "127.0.0.1", "-P", "0"},
+		{"-c", "127.0.0.1", "-l", "2M"},
+		{"-c", "127.0.0.1", "-b", "fast"},
+		{"-s", "--device", "kernel", "--mtu", "9001"},
+	} {
+		var out, errb bytes.Buffer
+		if code := runMain(context.Background(), args, &out, &errb, nil); code == 0 {
+			t.Errorf("%v: exit 0", args)
+		}
+	}
+	if n, err := parseSize("1.5M", 1000); err != nil || n != 1500000 {
+		t.Errorf("parseSize 1.5M = %d, %v", n, err)
+	}
+	if n, err := parseSize("128K", 1024); err != nil || n != 131072 {
+		t.Errorf("parseSize 128K = %d, %v", n, err)
+	}
+}

@@ -1,0 +1,446 @@
+package iperf3
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Server is an iperf3 server: one test at a time, as iperf3 runs them;
+// a connection that arrives while a test is running and is not one of its
+// streams gets ACCESS_DENIED.
+type Server struct {
+	// Listener accepts the control and TCP data connections.
+	Listener net.Listener
+	// ListenUDP opens the socket for a UDP test's streams, on the same port
+	// as Listener (iperf3 clients send there). nil refuses UDP tests.
+	ListenUDP func() (net.PacketConn, error)
+	// OnReport, if set, gets each test's report (with Error set when the
+	// test failed) and the error.
+	OnReport func(*Report, error)
+	// OneOff makes Serve return after the first test (iperf3 -s -1); Serve
+	// then returns that test's error.
+	OneOff bool
+	// Interval is the reporting period; 0 means 1 s, negative means none.
+	Interval time.Duration
+	// Timeout bounds each handshake step; 0 means 10 s.
+	Timeout time.Duration
+	// Logger gets debug messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Serve accepts connections until ctx is done (or after one test with
+// OneOff) and closes the listener before returning. Tests in progress are
+// aborted when ctx is done.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.Listener == nil {
+		return errors.New("iperf3: Server.Listener is nil")
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	interval := s.Interval
+	if interval == 0 {
+		interval = time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { s.Listener.Close() })
+	defer stop()
+
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		active  *serverTest
+		lastErr error
+	)
+	defer wg.Wait()
+	for {
+		conn, err := s.Listener.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				s.Listener.Close()
+				wg.Wait()
+				mu.Lock()
+				defer mu.Unlock()
+				return lastErr
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.Listener.Close()
+			return fmt.Errorf("iperf3: server: accepting: %w", err)
+		}
+		mu.Lock()
+		t := active
+		if t == nil {
+			t = &serverTest{srv: s, log: log, timeout: timeout, interval: interval, ctrl: conn,
+				streamc: make(chan net.Conn, MaxStreams)}
+			active = t
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rep, err := t.run(ctx)
+				if err != nil && rep != nil {
+					rep.Error = err.Error()
+				}
+				if err != nil {
+					log.Debug("iperf3 server: test failed", "peer", conn.RemoteAddr(), "err", err)
+				}
+				if s.OnReport != nil {
+					s.OnReport(rep, err)
+				}
+				mu.Lock()
+				active = nil
+				lastErr = err
+				mu.Unlock()
+				if s.OneOff {
+					cancel()
+				}
+			}()
+			continue
+		}
+		mu.Unlock()
+		if !t.offer(conn) {
+			deny(conn)
+		}
+	}
+}
+
+// deny answers a connection the server cannot take with ACCESS_DENIED,
+// without reading from it (iperf_accept does the same so a stray client
+// cannot stall a running test).
+func deny(c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	c.Write([]byte{0xff}) // ACCESS_DENIED (-1)
+	c.Close()
+}
+
+// serverTest is one test from the server's side.
+type serverTest struct {
+	srv      *Server
+	log      *slog.Logger
+	timeout  time.Duration
+	interval time.Duration
+	ctrl     net.Conn
+
+	mu        sync.Mutex
+	accepting bool
+	streamc   chan net.Conn // TCP data connections in accept order
+}
+
+// offer hands a new connection to the test if it is waiting for streams.
+func (t *serverTest) offer(c net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.accepting {
+		return false
+	}
+	select {
+	case t.streamc <- c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (t *serverTest) setAccepting(on bool) {
+	t.mu.Lock()
+	t.accepting = on
+	t.mu.Unlock()
+	if !on {
+		for {
+			select {
+			case c := <-t.streamc:
+				deny(c)
+			default:
+				return
+			}
+		}
+	}
+}
+
+// refuse sends SERVER_ERROR with iperf3's error code, as the server does
+// when it cannot run what the client asked for.
+func (t *serverTest) refuse(code int32, err error) error {
+	var b [9]byte
+	b[0] = 0xfe // SERVER_ERROR (-2)
+	binary.BigEndian.PutUint32(b[1:5], uint32(code))
+	t.ctrl.Write(b[:])
+	return err
+}
+
+// settingsFrom checks a client's parameters; a non-zero code is the
+// iperf3 error to send back.
+func settingsFrom(p *params) (testSettings, int32, error) {
+	set := testSettings{udp: p.UDP, reverse: p.Reverse, parallel: int(p.Parallel),
+		duration: time.Duration(p.Time * float64(time.Second)), blksize: int(p.Len),
+		counters64: p.UDPCounters64Bit != 0}
+	if p.Bandwidth > 0 {
+		set.rate = uint64(p.Bandwidth)
+	}
+	switch {
+	case p.SCTP:
+		return set, ieProtocol, errors.New("iperf3: the client asked for SCTP, which is not supported")
+	case p.Bidirectional:
+		return set, ieUnimp, errors.New("iperf3: the client asked for --bidir, which is not supported")
+	case p.Num > 0 || p.BlockCount > 0:
+		return set, ieUnimp, errors.New("iperf3: the client asked for a byte or block count (-n/-k), which is not supported")
+	case p.Omit > 0:
+		return set, ieUnimp, errors.New("iperf3: the client asked to omit the first seconds (-O), which is not supported")
+	}
+	if set.parallel == 0 {
+		set.parallel = 1
+	}
+	if set.parallel < 1 || set.parallel > MaxStreams {
+		return set, ieNumStreams, fmt.Errorf("iperf3: the client asked for %d parallel streams, outside 1..%d", set.parallel, MaxStreams)
+	}
+	if set.blksize == 0 {
+		set.blksize = DefaultTCPBlockSize
+		if set.udp {
+			set.blksize = DefaultUDPBlockSize
+		}
+	}
+	if set.udp {
+		if set.blksize < udpHeaderLen(set.counters64) || set.blksize > MaxUDPBlockSize {
+			return set, ieUDPBlockSize, fmt.Errorf("iperf3: the client asked for a UDP block length of %d, outside %d..%d", set.blksize, udpHeaderLen(set.counters64), MaxUDPBlockSize)
+		}
+	} else if set.blksize < 1 || set.blksize > MaxBlockSize {
+		return set, ieBlockSize, fmt.Errorf("iperf3: the client asked for a block length of %d, outside 1..%d", set.blksize, MaxBlockSize)
+	}
+	if set.duration < 0 {
+		set.duration = 0
+	}
+	return set, 0, nil
+}
+
+func (t *serverTest) run(ctx context.Context) (rep *Report, err error) {
+	defer t.ctrl.Close()
+	defer t.setAccepting(false)
+	stopWatch := context.AfterFunc(ctx, func() { t.ctrl.SetDeadline(time.Now()) })
+	defer stopWatch()
+
+	t.ctrl.SetDeadline(time.Now().Add(t.timeout))
+	var cookie [CookieSize]byte
+	if _, err := io.ReadFull(t.ctrl, cookie[:]); err != nil {
+		return nil, fmt.Errorf("iperf3: reading the client's cookie: %w", err)
+	}
+	if err := writeState(t.ctrl, stateParamExchange); err != nil {
+		return nil, err
+	}
+	var p params
+	if err := readJSON(t.ctrl, &p); err != nil {
+		return nil, t.refuse(ieRecvParams, err)
+	}
+	set, code, err := settingsFrom(&p)
+	if err != nil {
+		return nil, t.refuse(code, err)
+	}
+	t.log.Debug("iperf3 server: test", "peer", t.ctrl.RemoteAddr(), "udp", set.udp, "reverse", set.reverse,
+		"parallel", set.parallel, "len", set.blksize, "rate", set.rate, "time", set.duration)
+
+	rep = newReport(set, cookieString(cookie), time.Now())
+	rep.Start.AcceptedConnection = hostPort(t.ctrl.RemoteAddr())
+	sess := newSession(set, t.interval)
+	defer sess.closeAll()
+
+	var udpNew chan *stream
+	if set.udp {
+		if t.srv.ListenUDP == nil {
+			return rep, t.refuse(ieProtocol, errors.New("iperf3: UDP tests are not enabled on this server"))
+		}
+		pc, err := t.srv.ListenUDP()
+		if err != nil {
+			return rep, t.refuse(ieListen, fmt.Errorf("iperf3: opening the UDP socket: %w", err))
+		}
+		udpNew = make(chan *stream, set.parallel)
+		var demux sync.WaitGroup
+		demux.Add(1)
+		go func() {
+			defer demux.Done()
+			t.udpLoop(pc, sess, set, udpNew)
+		}()
+		defer func() {
+			pc.Close()
+			demux.Wait()
+		}()
+	}
+
+	t.mu.Lock()
+	t.accepting = true
+	t.mu.Unlock()
+	if err := writeState(t.ctrl, stateCreateStreams); err != nil {
+		return rep, err
+	}
+	deadline := time.NewTimer(t.timeout)
+	defer deadline.Stop()
+	for len(sess.streams) < set.parallel {
+		select {
+		case <-ctx.Done():
+			return rep, fmt.Errorf("iperf3: waiting for streams: %w", ctx.Err())
+		case <-deadline.C:
+			return rep, fmt.Errorf("iperf3: only %d of %d streams arrived within %v", len(sess.streams), set.parallel, t.timeout)
+		case st := <-udpNew:
+			sess.streams = append(sess.streams, st)
+		case c := <-t.streamc:
+			st, err := t.tcpStream(c, cookie, len(sess.streams), set)
+			if err != nil {
+				t.log.Debug("iperf3 server: stream refused", "peer", c.RemoteAddr(), "err", err)
+				continue
+			}
+			sess.streams = append(sess.streams, st)
+		}
+	}
+	t.setAccepting(false)
+	rep.addStreams(sess.streams)
+
+	if err := writeState(t.ctrl, stateTestStart); err != nil {
+		return rep, err
+	}
+	sess.begin()
+	if err := writeState(t.ctrl, stateTestRunning); err != nil {
+		sess.finish()
+		rep.finish(sess, nil)
+		return rep, err
+	}
+
+	// Wait for TEST_END. A stream failure (the client vanished) cuts the
+	// wait short.
+	grace := 2*t.timeout + 5*time.Second
+	if set.duration > 0 {
+		t.ctrl.SetDeadline(time.Now().Add(set.duration + grace))
+	} else {
+		t.ctrl.SetDeadline(time.Time{})
+	}
+	var streamErr error
+	watchDone := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() {
+		defer watch.Done()
+		select {
+		case streamErr = <-sess.errc:
+			t.ctrl.SetReadDeadline(time.Now())
+		case <-watchDone:
+		}
+	}()
+	st, err := readState(t.ctrl)
+	close(watchDone)
+	watch.Wait()
+	sess.finish()
+	if streamErr != nil {
+		err = streamErr
+	}
+	if err != nil {
+		rep.finish(sess, nil)
+		return rep, err
+	}
+	switch st {
+	case stateTestEnd:
+	case stateClientTerminate:
+		rep.finish(sess, nil)
+		return rep, errors.New("iperf3: the client terminated the test")
+	default:
+		rep.finish(sess, nil)
+		return rep, fmt.Errorf("iperf3: expected TEST_END from the client, got %s", stateName(st))
+	}
+	// iperf3 closes the streams as soon as the test ends.
+	sess.closeAll()
+
+	t.ctrl.SetDeadline(time.Now().Add(t.timeout))
+	if err := writeState(t.ctrl, stateExchangeResults); err != nil {
+		rep.finish(sess, nil)
+		return rep, err
+	}
+	var raw rawResults
+	if err := readJSON(t.ctrl, &raw); err != nil {
+		rep.finish(sess, nil)
+		return rep, err
+	}
+	peer, err := raw.decode()
+	if err != nil {
+		rep.finish(sess, nil)
+		return rep, err
+	}
+	if err := writeJSON(t.ctrl, sess.localResults()); err != nil {
+		rep.finish(sess, &peer)
+		return rep, err
+	}
+	if err := writeState(t.ctrl, stateDisplayResults); err != nil {
+		rep.finish(sess, &peer)
+		return rep, err
+	}
+	rep.finish(sess, &peer)
+	// IPERF_DONE, or the client simply closing, ends the test.
+	if st, err := readState(t.ctrl); err == nil && st != stateIperfDone {
+		t.log.Debug("iperf3 server: expected IPERF_DONE", "got", stateName(st))
+	}
+	return rep, nil
+}
+
+// tcpStream checks a data connection's cookie; a stranger is denied.
+func (t *serverTest) tcpStream(c net.Conn, cookie [CookieSize]byte, n int, set testSettings) (*stream, error) {
+	c.SetReadDeadline(time.Now().Add(t.timeout))
+	var got [CookieSize]byte
+	if _, err := io.ReadFull(c, got[:]); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("iperf3: reading a stream's cookie: %w", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	if got != cookie {
+		deny(c)
+		return nil, errors.New("iperf3: a stream presented another test's cookie")
+	}
+	return &stream{id: streamID(n), sender: set.reverse, conn: c, local: c.LocalAddr(), remote: c.RemoteAddr()}, nil
+}
+
+// udpLoop owns the server's UDP socket: a datagram from a new address
+// while streams are being created opens a stream (answered with the
+// connect reply); later datagrams are accounted to their stream.
+func (t *serverTest) udpLoop(pc net.PacketConn, sess *session, set testSettings, newc chan<- *stream) {
+	buf := make([]byte, 65536)
+	byAddr := map[string]*stream{}
+	var reply [4]byte
+	binary.LittleEndian.PutUint32(reply[:], udpConnectReply)
+	for {
+		n, addr, err := pc.ReadFrom(buf)
+		if err != nil {
+			if isTransientUDP(err) {
+				continue
+			}
+			return
+		}
+		now := time.Now()
+		key := addr.String()
+		st := byAddr[key]
+		if st == nil {
+			if len(byAddr) >= set.parallel {
+				continue // a stranger, or a stream beyond -P
+			}
+			st = &stream{id: streamID(len(byAddr)), sender: set.reverse, udp: true, pc: pc, peer: addr,
+				local: pc.LocalAddr(), remote: addr}
+			byAddr[key] = st
+			if _, err := pc.WriteTo(reply[:], addr); err != nil {
+				t.log.Debug("iperf3 server: UDP connect reply", "peer", addr, "err", err)
+			}
+			newc <- st
+			continue
+		}
+		if !st.sender && sess.counting.Load() {
+			st.receiveUDP(buf[:n], now, set.counters64)
+		}
+	}
+}
