@@ -59,10 +59,10 @@ type Queue interface {
 // STATELESS_OFFLOAD_CONFIG, §5). The fields mirror ena.Offloads so that link
 // stays independent of the driver.
 type Offloads struct {
-	TxCsumIPv4          bool // device computes the IPv4 header checksum
-	TxL4CsumIPv4Partial bool // TCP/UDP over IPv4, checksum field seeded with the pseudo-header sum
-	TxL4CsumIPv6Partial bool // TCP/UDP over IPv6, same partial mode
-	RxCsumIPv4          bool // device validates IPv4 header checksums
-	RxCsumL4            bool // device validates TCP/UDP checksums
-	RxHash              bool // completions carry an RSS hash
+	TxCsumIPv4          bool `json:"tx_csum_ipv4"`            // device computes the IPv4 header checksum
+	TxL4CsumIPv4Partial bool `json:"tx_l4_csum_ipv4_partial"` // TCP/UDP over IPv4, checksum field seeded with the pseudo-header sum
+	TxL4CsumIPv6Partial bool `json:"tx_l4_csum_ipv6_partial"` // TCP/UDP over IPv6, same partial mode
+	RxCsumIPv4          bool `json:"rx_csum_ipv4"`            // device validates IPv4 header checksums
+	RxCsumL4            bool `json:"rx_csum_l4"`              // device validates TCP/UDP checksums
+	RxHash              bool `json:"rx_hash"`                 // completions carry an RSS hash
 }

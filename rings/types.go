@@ -34,15 +34,15 @@ func (e *DeviceError) Error() string {
 // asks for nothing. With L4Csum and L4Partial the caller must have seeded the
 // TCP/UDP checksum field with the pseudo-header sum (protocol §7.2, §7.3).
 type TxOffload struct {
-	L3        spec.L3Proto
-	L4        spec.L4Proto
-	L3Csum    bool  // compute the IPv4 header checksum
-	L4Csum    bool  // compute the TCP/UDP checksum
-	L4Partial bool  // checksum field already holds the pseudo-header sum
-	DF        bool  // IPv4 DF bit is set, or IPv6
-	L3HdrOff  uint8 // bytes from frame start to the IP header (14 for Ethernet)
-	L3HdrLen  uint8 // IP header length in bytes
-	L4HdrLen  uint8 // TCP/UDP header length in 32-bit words
+	L3        spec.L3Proto `json:"l3"`
+	L4        spec.L4Proto `json:"l4"`
+	L3Csum    bool         `json:"l3_csum"`    // compute the IPv4 header checksum
+	L4Csum    bool         `json:"l4_csum"`    // compute the TCP/UDP checksum
+	L4Partial bool         `json:"l4_partial"` // checksum field already holds the pseudo-header sum
+	DF        bool         `json:"df"`         // IPv4 DF bit is set, or IPv6
+	L3HdrOff  uint8        `json:"l3_hdr_off"` // bytes from frame start to the IP header (14 for Ethernet)
+	L3HdrLen  uint8        `json:"l3_hdr_len"` // IP header length in bytes
+	L4HdrLen  uint8        `json:"l4_hdr_len"` // TCP/UDP header length in 32-bit words
 }
 
 // Active reports whether the frame needs a meta descriptor for its offloads.
@@ -71,32 +71,34 @@ type RxPacket struct {
 
 // TxStats are a Tx queue's counters (cumulative, like DPDK's xstats).
 type TxStats struct {
-	Packets, Bytes   uint64
-	Doorbells        uint64
-	Completions      uint64
-	NoSpace          uint64 // Send refused for lack of ring room
-	Linearized       uint64 // frames copied into fewer buffers to meet the descriptor limit
-	MetaDescs        uint64
-	LLQEntries       uint64
-	BadReqID         uint64
-	MalformedCdesc   uint64
-	MissedCompletion uint64 // packets found overdue by the watchdog
-	Dropped          uint64 // in-flight frames discarded by a queue reset
+	Packets          uint64 `json:"packets"`
+	Bytes            uint64 `json:"bytes"`
+	Doorbells        uint64 `json:"doorbells"`
+	Completions      uint64 `json:"completions"`
+	NoSpace          uint64 `json:"no_space"`   // Send refused for lack of ring room
+	Linearized       uint64 `json:"linearized"` // frames copied into fewer buffers to meet the descriptor limit
+	MetaDescs        uint64 `json:"meta_descs"`
+	LLQEntries       uint64 `json:"llq_entries"`
+	BadReqID         uint64 `json:"bad_req_id"`
+	MalformedCdesc   uint64 `json:"malformed_cdesc"`
+	MissedCompletion uint64 `json:"missed_completion"` // packets found overdue by the watchdog
+	Dropped          uint64 `json:"dropped"`           // in-flight frames discarded by a queue reset
 }
 
 // RxStats are an Rx queue's counters.
 type RxStats struct {
-	Packets, Bytes  uint64
-	Doorbells       uint64
-	Refills         uint64 // buffers posted
-	RefillPartial   uint64 // refills that could not fill the ring
-	NoBuffer        uint64 // polls that found the ring without free buffers
-	L3CsumBad       uint64
-	L3CsumGood      uint64
-	L4CsumBad       uint64
-	L4CsumGood      uint64
-	L4CsumUnchecked uint64
-	BadReqID        uint64
-	TooManyDescs    uint64
-	MalformedCdesc  uint64
+	Packets         uint64 `json:"packets"`
+	Bytes           uint64 `json:"bytes"`
+	Doorbells       uint64 `json:"doorbells"`
+	Refills         uint64 `json:"refills"`        // buffers posted
+	RefillPartial   uint64 `json:"refill_partial"` // refills that could not fill the ring
+	NoBuffer        uint64 `json:"no_buffer"`      // polls that found the ring without free buffers
+	L3CsumBad       uint64 `json:"l3_csum_bad"`
+	L3CsumGood      uint64 `json:"l3_csum_good"`
+	L4CsumBad       uint64 `json:"l4_csum_bad"`
+	L4CsumGood      uint64 `json:"l4_csum_good"`
+	L4CsumUnchecked uint64 `json:"l4_csum_unchecked"`
+	BadReqID        uint64 `json:"bad_req_id"`
+	TooManyDescs    uint64 `json:"too_many_descs"`
+	MalformedCdesc  uint64 `json:"malformed_cdesc"`
 }

@@ -15,92 +15,107 @@ import (
 // Status is the document served at /api/v1/status. Field names are part of
 // the API: add fields, do not rename or remove them.
 type Status struct {
-	Version        int       `json:"version"` // 1
-	Time           time.Time `json:"time"`
-	UptimeS        float64   `json:"uptime_s"`
-	Device         DeviceInfo
-	Features       Features
-	Link           LinkInfo
-	Network        Network
-	Queues         []QueueCounters
-	DeviceCounters DeviceCounters
-	ENI            ENICounters
-	Resets         map[string]uint64 // by reset reason (§2.3)
-	Driver         DriverCounters
-	Endpoint       link.Stats
-	Error          string `json:",omitempty"` // device counters unavailable (e.g. during a reset)
+	Version        int               `json:"version"` // 1
+	Time           time.Time         `json:"time"`
+	UptimeS        float64           `json:"uptime_s"`
+	Device         DeviceInfo        `json:"device"`
+	Features       Features          `json:"features"`
+	Link           LinkInfo          `json:"link"`
+	Network        Network           `json:"network"`
+	Queues         []QueueCounters   `json:"queues"`
+	DeviceCounters DeviceCounters    `json:"device_counters"`
+	ENI            ENICounters       `json:"eni"`
+	Resets         map[string]uint64 `json:"resets"` // by reset reason (§2.3)
+	Driver         DriverCounters    `json:"driver"`
+	Endpoint       link.Stats        `json:"endpoint"`
+	Error          string            `json:"error,omitempty"` // device counters unavailable (e.g. during a reset)
 }
 
 // DeviceInfo identifies the device.
 type DeviceInfo struct {
-	Kind              string // "simulated ENA, profile nitro-v3" or "vfio <pci address>"
-	Address           string // PCI address or simulated name
-	Vendor, DeviceID  string // hex
-	Revision          int
-	MAC               string
-	Version           string // VERSION register
-	ControllerVersion string
-	Readless          bool
+	Kind              string `json:"kind"`      // "simulated ENA, profile nitro-v3" or "vfio <pci address>"
+	Address           string `json:"address"`   // PCI address or simulated name
+	Vendor            string `json:"vendor"`    // hex
+	DeviceID          string `json:"device_id"` // hex
+	Revision          int    `json:"revision"`
+	MAC               string `json:"mac"`
+	Version           string `json:"version"` // VERSION register
+	ControllerVersion string `json:"controller_version"`
+	Readless          bool   `json:"readless"`
 }
 
 // Features are what bring-up negotiated.
 type Features struct {
-	LLQ              bool
-	LLQMode          string // "128 B entries, 96 B header push" or why host placement is used
-	Queues           int
-	MaxQueues        int
-	TxDepth, RxDepth int
-	MTU, MaxMTU      int
-	IOInterrupts     bool
-	AdminInterrupts  bool
-	RSSTableSize     int
-	Offloads         link.Offloads
-	GSO, GRO         bool
-	TxCsumOffload    bool
-	RxCsumOffload    bool
+	LLQ             bool          `json:"llq"`
+	LLQMode         string        `json:"llq_mode"` // "128 B entries, 96 B header push" or why host placement is used
+	Queues          int           `json:"queues"`
+	MaxQueues       int           `json:"max_queues"`
+	TxDepth         int           `json:"tx_depth"`
+	RxDepth         int           `json:"rx_depth"`
+	MTU             int           `json:"mtu"`
+	MaxMTU          int           `json:"max_mtu"`
+	IOInterrupts    bool          `json:"io_interrupts"`
+	AdminInterrupts bool          `json:"admin_interrupts"`
+	RSSTableSize    int           `json:"rss_table_size"`
+	Offloads        link.Offloads `json:"offloads"`
+	GSO             bool          `json:"gso"`
+	GRO             bool          `json:"gro"`
+	TxCsumOffload   bool          `json:"tx_csum_offload"`
+	RxCsumOffload   bool          `json:"rx_csum_offload"`
 }
 
 // LinkInfo is the link state.
 type LinkInfo struct {
-	Up      bool
-	Changes uint64
+	Up      bool   `json:"up"`
+	Changes uint64 `json:"changes"`
 }
 
 // Network is the stack's addressing.
 type Network struct {
-	Address, Gateway string
-	DHCP             bool
-	LeaseServer      string `json:",omitempty"`
-	LeaseSeconds     int    `json:",omitempty"`
+	Address      string `json:"address"`
+	Gateway      string `json:"gateway"`
+	DHCP         bool   `json:"dhcp"`
+	LeaseServer  string `json:"lease_server,omitempty"`
+	LeaseSeconds int    `json:"lease_seconds,omitempty"`
 }
 
 // QueueCounters are one queue pair's ring counters.
 type QueueCounters struct {
-	Queue int
-	Tx    rings.TxStats
-	Rx    rings.RxStats
+	Queue int           `json:"queue"`
+	Tx    rings.TxStats `json:"tx"`
+	Rx    rings.RxStats `json:"rx"`
 }
 
 // DeviceCounters are GET_STATS BASIC (§4.7).
 type DeviceCounters struct {
-	TxBytes, TxPkts, RxBytes, RxPkts, RxDrops, TxDrops, RxOverruns uint64
+	TxBytes    uint64 `json:"tx_bytes"`
+	TxPkts     uint64 `json:"tx_pkts"`
+	RxBytes    uint64 `json:"rx_bytes"`
+	RxPkts     uint64 `json:"rx_pkts"`
+	RxDrops    uint64 `json:"rx_drops"`
+	TxDrops    uint64 `json:"tx_drops"`
+	RxOverruns uint64 `json:"rx_overruns"`
 }
 
 // ENICounters are the ENI allowance counters (GET_STATS ENI): packets the
 // VPC dropped or queued because an instance limit was exceeded.
 type ENICounters struct {
-	Valid                      bool
-	BWInAllowanceExceeded      uint64
-	BWOutAllowanceExceeded     uint64
-	PPSAllowanceExceeded       uint64
-	ConntrackAllowanceExceeded uint64
-	LinklocalAllowanceExceeded uint64
+	Valid                      bool   `json:"valid"`
+	BWInAllowanceExceeded      uint64 `json:"bw_in_allowance_exceeded"`
+	BWOutAllowanceExceeded     uint64 `json:"bw_out_allowance_exceeded"`
+	PPSAllowanceExceeded       uint64 `json:"pps_allowance_exceeded"`
+	ConntrackAllowanceExceeded uint64 `json:"conntrack_allowance_exceeded"`
+	LinklocalAllowanceExceeded uint64 `json:"linklocal_allowance_exceeded"`
 }
 
 // DriverCounters are the driver's own event counts.
 type DriverCounters struct {
-	AdminCommands, AdminFailures, AdminTimeouts uint64
-	AENQEvents, KeepAlives, LinkChanges         uint64
+	AdminCommands uint64 `json:"admin_commands"`
+	AdminFailures uint64 `json:"admin_failures"`
+	AdminTimeouts uint64 `json:"admin_timeouts"`
+	AENQEvents    uint64 `json:"aenq_events"`
+	KeepAlives    uint64 `json:"keep_alives"`
+	LinkChanges   uint64 `json:"link_changes"`
 }
 
 func (a *app) status(ctx context.Context) Status {

@@ -189,7 +189,7 @@ func TestENAGuestHTTP(t *testing.T) {
 			r := bootENAGuest(t, ctx, mode, guestWire, map[string]string{
 				"/bin/enactl": "../../cmd/enactl", "/bin/enahttp": "../../cmd/enahttp"}, `
 enactl bind $BDF >/dev/null && echo GUEST-BIND-OK
-enahttp --device $BDF `+flags+` &
+enahttp -v --device $BDF `+flags+` 2>&1 | grep -v 'level=DEBUG' &
 sleep 600
 `)
 			if _, err := r.vm.WaitFor(regexp.MustCompile(`enahttp: serving on 10.0.0.2:80`), 4*time.Minute); err != nil {
@@ -235,6 +235,12 @@ sleep 600
 			checkNoWriteOnlyReads(t, r.srv.Accesses())
 			st := r.dev.Model().Stats()
 			t.Logf("model stats after the transfers: %+v", st)
+			if st.Resets != 1 {
+				t.Errorf("the device was reset %d times; want only the driver's bring-up reset", st.Resets)
+			}
+			if t.Failed() {
+				t.Logf("guest console:\n%s", r.vm.Console())
+			}
 		})
 	}
 }

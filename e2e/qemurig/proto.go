@@ -60,6 +60,9 @@ func (c *conn) read() (message, error) {
 	var m message
 	hdr := c.buf[:msgHdrSize]
 	n, oobn, _, _, err := unix.Recvmsg(c.fd, hdr, c.oob, unix.MSG_CMSG_CLOEXEC)
+	if err == unix.ECONNRESET {
+		return m, errPeerClosed // QEMU was killed: the end of the session
+	}
 	if err != nil {
 		return m, fmt.Errorf("qemurig: read message header: %w", err)
 	}

@@ -19,6 +19,12 @@ type VMConfig struct {
 	Initrd  string
 	Append  string // extra kernel command line
 	MemMB   int    // default 1024
+	// CPUs is the number of vCPUs; default 1. With two, QEMU 7.2.22 drops
+	// MMIO to the proxy device when two vCPUs access it at once ("Blocked
+	// re-entrant IO on MemoryRegion": the proxy releases the big lock while
+	// it waits for our reply, and the re-entrancy guard then discards the
+	// second vCPU's access), which loses doorbells.
+	CPUs int
 	IOMMU   bool   // emulated intel-iommu (and intel_iommu=on in the guest)
 	Edu     bool   // add QEMU's edu device
 	Proxy   *os.File
@@ -45,6 +51,9 @@ func StartVM(ctx context.Context, cfg VMConfig) (*VM, error) {
 	if cfg.MemMB == 0 {
 		cfg.MemMB = 1024
 	}
+	if cfg.CPUs == 0 {
+		cfg.CPUs = 1
+	}
 	appendLine := "console=ttyS0 panic=-1 loglevel=4 " + cfg.Append
 	if cfg.IOMMU {
 		appendLine += " intel_iommu=on"
@@ -53,7 +62,7 @@ func StartVM(ctx context.Context, cfg VMConfig) (*VM, error) {
 		"-machine", "q35,memory-backend=mem",
 		"-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", cfg.MemMB),
 		"-m", fmt.Sprintf("%dM", cfg.MemMB),
-		"-smp", "2", "-accel", "tcg",
+		"-smp", fmt.Sprint(cfg.CPUs), "-accel", "tcg",
 		"-nographic", "-no-reboot", "-nic", "none", "-vga", "none", "-nodefaults",
 		"-serial", "stdio",
 		"-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", appendLine,
