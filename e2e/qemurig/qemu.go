@@ -15,18 +15,18 @@ import (
 
 // VMConfig is one guest boot.
 type VMConfig struct {
-	Kernel  string // uncompressed vmlinux (PVH boot)
-	Initrd  string
-	Append  string // extra kernel command line
-	MemMB   int    // default 1024
+	Kernel string // uncompressed vmlinux (PVH boot)
+	Initrd string
+	Append string // extra kernel command line
+	MemMB  int    // default 1024
 	// CPUs is the number of vCPUs; default 1. With two, QEMU 7.2.22 drops
 	// MMIO to the proxy device when two vCPUs access it at once ("Blocked
 	// re-entrant IO on MemoryRegion": the proxy releases the big lock while
 	// it waits for our reply, and the re-entrancy guard then discards the
 	// second vCPU's access), which loses doorbells.
-	CPUs int
-	IOMMU   bool   // emulated intel-iommu (and intel_iommu=on in the guest)
-	Edu     bool   // add QEMU's edu device
+	CPUs    int
+	IOMMU   bool // emulated intel-iommu (and intel_iommu=on in the guest)
+	Edu     bool // add QEMU's edu device
 	Proxy   *os.File
 	Console *os.File // optional copy of the serial console
 }
