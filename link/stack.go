@@ -33,7 +33,8 @@ type StackOptions struct {
 	DHCPTimeout time.Duration // whole acquisition; 0 means 30 s
 	// Endpoint tunes the link endpoint (GSO, GRO, offloads, pcap).
 	Endpoint Options
-	// QueueLen is the fifo qdisc length per Tx queue; 0 means 1000.
+	// QueueLen is the fifo qdisc length per Tx queue; 0 means
+	// DefaultQueueLen.
 	QueueLen int
 	// NoQDisc writes from the sending goroutine instead of through fifo.
 	NoQDisc bool
@@ -60,6 +61,13 @@ type Stack struct {
 	wg   sync.WaitGroup // the DHCP renewal goroutine
 	once sync.Once
 }
+
+// DefaultQueueLen is the default fifo qdisc length per Tx queue, in packets.
+// It covers a TCP send buffer's worth of MTU-sized segments (gVisor's 8 MiB
+// maximum / ~1 KiB): with 1000, GSO bursts overflowed the qdisc, each drop
+// also abandoned the rest of that batch, and TCP crawled through hundreds of
+// retransmissions (seen in the kernel-peer e2e tests).
+const DefaultQueueLen = 8192
 
 // NewStack builds a stack on nic: IPv4 (+ARP), IPv6, TCP, UDP and ICMP, one
 // NIC with a fifo qdisc of one queue per Tx ring (so each ring has a
@@ -99,7 +107,7 @@ func NewStack(nic NIC, o StackOptions) (*Stack, error) {
 	if !o.NoQDisc {
 		ql := o.QueueLen
 		if ql <= 0 {
-			ql = 1000
+			ql = DefaultQueueLen
 		}
 		nicOpts.QDisc = fifo.New(ep, ep.NumQueues(), ql)
 	}
