@@ -59,6 +59,7 @@ type Device struct {
 	llqWhy      string     // why LLQ is not used
 	aenqGroups  uint32     // enabled groups
 	aenqGhost   bool       // GET AENQ_CONFIG reported no supported groups
+	stall       rxStallState
 	rssKey      [spec.RSSKeySize]byte
 	rssLog      int
 	adminIntr   atomic.Bool // management interrupt in use

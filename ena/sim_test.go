@@ -357,6 +357,25 @@ func TestSimFaults(t *testing.T) {
 			pump(d)
 			pump(d)
 		}},
+		{"rx-stall", spec.ResetGeneric, func(d *Device, s *enasim.Device) {
+			// The device stops receiving: frames are dropped (rx_overruns in
+			// the keep-alive) although buffers are posted. Keep traffic
+			// coming until the driver resets (the reset ends the stall).
+			s.Faults().StallRx(true)
+			base := d.counters.resets[spec.ResetGeneric].Load()
+			go func() {
+				for range 300 {
+					if d.counters.resets[spec.ResetGeneric].Load() > base {
+						return
+					}
+					if err := d.Queue(0).Send([][]byte{testFrame(d.MAC(), 7, 100)}, rings.TxOffload{}); errors.Is(err, ErrClosed) {
+						return
+					}
+					d.Queue(0).Flush()
+					time.Sleep(10 * time.Millisecond)
+				}
+			}()
+		}},
 		{"admin-delay", spec.ResetAdminTO, func(d *Device, s *enasim.Device) {
 			d.admin.setTimeout(50 * time.Millisecond)
 			s.Faults().DelayAdminCompletions(150 * time.Millisecond)

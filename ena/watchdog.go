@@ -118,10 +118,62 @@ func (d *Device) healthCheck() (spec.ResetReason, bool) {
 			return spec.ResetMissTxCmpl, true
 		}
 	}
+	if d.rxStalled() {
+		d.log.Error("ena: Rx stalled: the device reports dropped frames (rx_overruns) while buffers are posted and no Rx completion arrives",
+			"overruns", d.stall.overruns, "ticks", d.stall.ticks)
+		d.stall.ticks = 0
+		return spec.ResetGeneric, true
+	}
 	if r := d.pendingReset.Swap(0); r != 0 {
 		return spec.ResetReason(r - 1), true
 	}
 	return 0, false
+}
+
+// rxStallTicks is how many watchdog ticks in a row must show the Rx stall
+// symptom before the watchdog resets the device.
+const rxStallTicks = 3
+
+// rxStallState is the watchdog's view of Rx progress; only the watchdog
+// goroutine touches it.
+type rxStallState struct {
+	overruns uint64 // rx_overruns from the last keep-alive seen
+	packets  uint64 // Rx packets delivered, summed over the queues
+	ticks    int    // consecutive ticks with the stall symptom
+}
+
+// rxStalled reports a device whose receive path has stopped: the keep-alive
+// drop counter rx_overruns (§5.3) keeps growing although every Rx queue has
+// buffers posted and no completion is waiting or arriving. No protocol
+// reset reason names this; vendor drivers catch the related "completions
+// but no interrupt" case as MISS_INTERRUPT (§9.2). A queue the application
+// is not draining (completions pending) or a ring that ran out of buffers is
+// not a stall: the device is then right to drop.
+func (d *Device) rxStalled() bool {
+	overruns := d.counters.kaRxOverruns.Load()
+	var packets uint64
+	healthyRing := true
+	for _, p := range d.queues {
+		packets += p.rx.Stats().Packets
+		if !p.rxMu.TryLock() {
+			healthyRing = false // being polled: progress is likely
+			continue
+		}
+		if p.rx.Pending() || p.rx.Posted() < p.rx.Depth()/2 {
+			healthyRing = false
+		}
+		p.rxMu.Unlock()
+	}
+	st := &d.stall
+	grew, delivered := overruns > st.overruns, packets > st.packets
+	st.overruns, st.packets = overruns, packets
+	switch {
+	case delivered || !healthyRing:
+		st.ticks = 0
+	case grew:
+		st.ticks++
+	}
+	return st.ticks >= rxStallTicks
 }
 
 // maxRecoveryAttempts bounds how often recovery re-runs bring-up before

@@ -60,6 +60,9 @@ type ioCQ struct {
 	dirty     bool  // completions written since the last cqNotify
 	sq        *ioSQ // the SQ bound to this CQ, nil if none
 	numa      uint32
+	// view maps the whole ring while one doorbell or received frame is
+	// processed (mu held, see mapRing); nil otherwise.
+	view []byte
 }
 
 // phase is the phase bit of the next completion.
@@ -86,6 +89,10 @@ type ioSQ struct {
 	head      uint16
 	tail      uint16
 
+	// view maps a host ring while one doorbell or received frame is
+	// processed (mu held, see mapRing); nil otherwise and for LLQ.
+	view []byte
+
 	// Tx only.
 	tx *txState
 	// Rx only.
@@ -105,6 +112,20 @@ func (sq *ioSQ) name() string {
 		return fmt.Sprintf("Tx SQ %d", sq.idx)
 	}
 	return fmt.Sprintf("Rx SQ %d", sq.idx)
+}
+
+// mapRing returns a zero-copy view of a whole ring of size bytes at base,
+// for the duration of one doorbell or received frame: one IOMMU lookup
+// instead of one per descriptor or completion. Callers hold mu and drop the
+// view (set it to nil) before releasing it, as Memory.Slice requires. It
+// returns nil when the ring is not reachable as one view; callers then go
+// through Memory.Read and Write per entry, which report the IOMMU fault.
+func (m *Model) mapRing(base uint64, size int) []byte {
+	s, err := m.mem.Slice(base, size)
+	if err != nil || len(s) != size {
+		return nil
+	}
+	return s
 }
 
 // ioState is all I/O-side state of a Model; the zero value means "no
@@ -138,6 +159,10 @@ type ioState struct {
 	// fi and rssBuf are Rx scratch.
 	fi     frameInfo
 	rssBuf [rssMaxInput]byte
+	// toeplitz is the RSS hash table for the current key, built on the
+	// first received frame; it survives resets (it depends on the key
+	// only).
+	toeplitz *toeplitzTable
 
 	// lastRefusal is why the last CREATE/DESTROY was refused, for tests
 	// and traces.
@@ -150,9 +175,23 @@ type outList struct {
 	ends []int
 }
 
-// add appends a copy of frame.
-func (o *outList) add(frame []byte) {
-	o.buf = append(o.buf, frame...)
+// reserve returns n bytes after the last frame for the next one to be
+// built in place; nothing is queued until commit. The buffer grows (and
+// then stays grown) only when a doorbell carries more bytes than ever
+// before, so the steady state allocates nothing.
+func (o *outList) reserve(n int) []byte {
+	start := len(o.buf)
+	if cap(o.buf)-start < n {
+		nb := make([]byte, start, max(2*cap(o.buf), start+n, 64<<10))
+		copy(nb, o.buf)
+		o.buf = nb
+	}
+	return o.buf[start : start+n : start+n]
+}
+
+// commit queues the n bytes last reserved as one frame.
+func (o *outList) commit(n int) {
+	o.buf = o.buf[:len(o.buf)+n]
 	o.ends = append(o.ends, len(o.buf))
 }
 
@@ -466,6 +505,9 @@ func (m *Model) resetIO() {
 	io.vecs = [maxVectors]vecState{}
 	io.raise.clearAll()
 	clear(io.bar2)
+	// A stalled receive engine is what a reset cures: the injected stall
+	// ends with the device reset that the driver's watchdog requests.
+	io.faults.stallRx = false
 }
 
 // ioQueueCounts returns how many SQs and CQs exist (mu held).
@@ -513,6 +555,14 @@ func (m *Model) ioRegWrite(off, val uint32) bool {
 // held. Calls are serialised by sendMu so frames leave in the order they
 // were queued.
 func (m *Model) flushOutgoing() {
+	// Fast path: most stores (every LLQ entry push, unmask writes) leave
+	// nothing to send; find that out without serialising on sendMu.
+	m.mu.Lock()
+	idle := len(m.ioOut().ends) == 0 && m.io.raise.empty()
+	m.mu.Unlock()
+	if idle {
+		return
+	}
 	m.io.sendMu.Lock()
 	m.mu.Lock()
 	out := m.ioOut()
@@ -527,12 +577,14 @@ func (m *Model) flushOutgoing() {
 	m.mu.Unlock()
 
 	m.deliverRaises(&r)
-	start := 0
-	for _, end := range out.ends {
-		if w != nil {
+	if bw, ok := w.(burstWire); ok {
+		bw.sendBurst(out)
+	} else if w != nil {
+		start := 0
+		for _, end := range out.ends {
 			w.Send(out.buf[start:end])
+			start = end
 		}
-		start = end
 	}
 	out.reset()
 	m.io.sendMu.Unlock()
