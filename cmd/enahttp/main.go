@@ -21,26 +21,17 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/enanet/enanet/internal/netenv"
 )
 
 func main() {
 	var c config
-	pflag.StringVar(&c.device, "device", "sim", `"sim" for the simulated ENA, or the PCI address of an ENA bound to vfio-pci`)
-	pflag.StringVar(&c.ip, "ip", "", "static address with prefix, e.g. 10.0.1.5/24 (default: DHCP)")
-	pflag.StringVar(&c.gw, "gw", "", "default gateway for --ip")
-	pflag.BoolVar(&c.dhcp, "dhcp", false, "get the address by DHCP (the default when --ip is not given)")
-	pflag.IntVar(&c.queues, "queues", 0, "I/O queue pairs (0: min(device maximum, GOMAXPROCS))")
-	pflag.StringVar(&c.llq, "llq", "default", "LLQ policy: default (device recommendation), normal (128 B), large (256 B), off")
-	pflag.IntVar(&c.mtu, "mtu", 0, "L3 MTU (0: 1500; up to 9001 on ENA)")
+	pflag.StringVar(&c.Device, "device", "sim", `"sim" for the simulated ENA, or the PCI address of an ENA bound to vfio-pci`)
+	netenv.AddFlags(pflag.CommandLine, &c.Config)
 	pflag.IntVar(&c.port, "port", 80, "TCP port of the userspace HTTP server")
-	pflag.StringVar(&c.pcap, "pcap", "", "write a pcap capture of the ENA's traffic to FILE")
-	pflag.StringVar(&c.profile, "profile", "", "enasim instance profile (nitro-v3, nitro-v4, no-llq)")
 	pflag.StringVar(&c.listen, "listen", "127.0.0.1:8080", "host address forwarded through the simulated VPC to the server (sim only)")
 	pflag.BoolVarP(&c.verbose, "verbose", "v", false, "log driver and stack events")
-	pflag.StringVar(&c.vfioMode, "vfio-mode", "auto", "VFIO IOMMU mode for a real device: auto, iommu or noiommu")
-	pflag.BoolVar(&c.poll, "poll", false, "use no interrupts: poll the admin queue and busy-poll Rx")
-	pflag.BoolVar(&c.iovaIsPhys, "iova-is-phys", false, "type1 mode: map DMA at IOVA == physical address (QEMU proxy test rig)")
-	pflag.CommandLine.MarkHidden("iova-is-phys")
 	pflag.Parse()
 
 	level := slog.LevelWarn

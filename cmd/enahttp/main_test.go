@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/enanet/enanet/internal/netenv"
 )
 
 func get(t *testing.T, url string) []byte {
@@ -40,12 +42,12 @@ func TestServeThroughSimulatedENA(t *testing.T) {
 		c    config
 	}{
 		{"default", config{}},
-		{"static-no-llq", config{ip: "172.31.0.99/20", gw: "172.31.0.1", profile: "no-llq", queues: 1, llq: "off"}},
-		{"jumbo-large-llq", config{profile: "nitro-v4", llq: "large", mtu: 9001}},
+		{"static-no-llq", config{Config: netenv.Config{IP: "172.31.0.99/20", Gateway: "172.31.0.1", Profile: "no-llq", Queues: 1, LLQ: "off"}}},
+		{"jumbo-large-llq", config{Config: netenv.Config{Profile: "nitro-v4", LLQ: "large", MTU: 9001}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.c
-			c.device, c.port, c.listen = "sim", 80, "127.0.0.1:0"
+			c.Device, c.port, c.listen = "sim", 80, "127.0.0.1:0"
 			a, err := start(c)
 			if err != nil {
 				t.Fatal(err)
@@ -62,17 +64,17 @@ func TestServeThroughSimulatedENA(t *testing.T) {
 			if st.Version != 1 || !st.Link.Up || st.Network.Address == "" || st.Device.DeviceID == "" || len(st.Queues) == 0 {
 				t.Fatalf("status %+v", st)
 			}
-			if c.ip != "" && st.Network.Address != c.ip {
-				t.Errorf("address %s, want %s", st.Network.Address, c.ip)
+			if c.IP != "" && st.Network.Address != c.IP {
+				t.Errorf("address %s, want %s", st.Network.Address, c.IP)
 			}
-			if c.ip == "" && (!st.Network.DHCP || st.Network.Gateway != "172.31.0.1") {
+			if c.IP == "" && (!st.Network.DHCP || st.Network.Gateway != "172.31.0.1") {
 				t.Errorf("DHCP not used: %+v", st.Network)
 			}
-			if c.llq == "off" && st.Features.LLQ {
+			if c.LLQ == "off" && st.Features.LLQ {
 				t.Error("LLQ on with --llq off")
 			}
-			if c.mtu != 0 && st.Features.MTU != c.mtu {
-				t.Errorf("MTU %d, want %d", st.Features.MTU, c.mtu)
+			if c.MTU != 0 && st.Features.MTU != c.MTU {
+				t.Errorf("MTU %d, want %d", st.Features.MTU, c.MTU)
 			}
 			var rx uint64
 			for _, q := range st.Queues {
@@ -110,11 +112,11 @@ func TestServeThroughSimulatedENA(t *testing.T) {
 
 func TestBadFlags(t *testing.T) {
 	for _, c := range []config{
-		{device: "sim", llq: "huge", port: 80},
-		{device: "sim", port: 0},
-		{device: "sim", port: 80, ip: "1.2.3.4/24", dhcp: true, listen: "127.0.0.1:0"},
-		{device: "sim", port: 80, profile: "nitro-v99"},
-		{device: "0000:99:00.0", port: 80, ip: "10.0.0.5/24"},
+		{Config: netenv.Config{Device: "sim", LLQ: "huge"}, port: 80},
+		{Config: netenv.Config{Device: "sim"}, port: 0},
+		{Config: netenv.Config{Device: "sim", IP: "1.2.3.4/24", DHCP: true}, port: 80, listen: "127.0.0.1:0"},
+		{Config: netenv.Config{Device: "sim", Profile: "nitro-v99"}, port: 80},
+		{Config: netenv.Config{Device: "0000:99:00.0", IP: "10.0.0.5/24"}, port: 80},
 	} {
 		if a, err := start(c); err == nil {
 			a.Close()
@@ -128,7 +130,7 @@ func TestBadFlags(t *testing.T) {
 // TestBulkThroughSimulatedENA moves 8 MiB each way through the forwarder,
 // the simulated VPC and the simulated ENA, and checks every byte.
 func TestBulkThroughSimulatedENA(t *testing.T) {
-	a, err := start(config{device: "sim", port: 80, listen: "127.0.0.1:0"})
+	a, err := start(config{Config: netenv.Config{Device: "sim"}, port: 80, listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/enanet/enanet/internal/iperf3"
+	"github.com/enanet/enanet/internal/netenv"
 )
 
 // config is the command line.
@@ -56,9 +57,9 @@ type config struct {
 	intvl   float64
 	bind    string
 
-	device, profile, llq, ip, gw, pcap, listen string
-	queues, mtu                                int
-	dhcp, verbose                              bool
+	netenv.Config
+	listen  string
+	verbose bool
 
 	log *slog.Logger
 }
@@ -80,15 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVarP(&c.oneOff, "one-off", "1", false, "server: handle one test, then exit")
 	fs.Float64VarP(&c.intvl, "interval", "i", 1, "seconds between interval reports (0: none)")
 	fs.StringVarP(&c.bind, "bind", "B", "", "--device kernel: address to bind")
-	fs.StringVar(&c.device, "device", "sim", `"sim" (simulated ENA), "kernel" (kernel sockets), or the PCI address of an ENA bound to vfio-pci`)
-	fs.StringVar(&c.profile, "profile", "", "enasim instance profile (nitro-v3, nitro-v4, no-llq)")
-	fs.IntVar(&c.queues, "queues", 0, "I/O queue pairs (0: min(device maximum, GOMAXPROCS))")
-	fs.StringVar(&c.llq, "llq", "default", "LLQ policy: default, normal (128 B), large (256 B), off")
-	fs.IntVar(&c.mtu, "mtu", 0, "L3 MTU (0: 1500; up to 9001 on ENA)")
-	fs.StringVar(&c.ip, "ip", "", "static address with prefix, e.g. 10.0.1.5/24 (default: DHCP)")
-	fs.StringVar(&c.gw, "gw", "", "default gateway for --ip")
-	fs.BoolVar(&c.dhcp, "dhcp", false, "get the address by DHCP (the default when --ip is not given)")
-	fs.StringVar(&c.pcap, "pcap", "", "write a pcap capture of the ENA's traffic to FILE")
+	fs.StringVar(&c.Device, "device", "sim", `"sim" (simulated ENA), "kernel" (kernel sockets), or the PCI address of an ENA bound to vfio-pci`)
+	netenv.AddFlags(fs, &c.Config)
 	fs.StringVar(&c.listen, "listen", "", "--device sim server: host address forwarded (TCP and UDP) through the simulated VPC to the server (default 127.0.0.1:PORT)")
 	fs.BoolVarP(&c.verbose, "verbose", "v", false, "log driver, stack and protocol events")
 	if err := fs.Parse(args); err != nil {

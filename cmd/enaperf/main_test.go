@@ -143,15 +143,25 @@ func TestKernelDevice(t *testing.T) {
 	host, p, _ := net.SplitHostPort(addr)
 	r := runClient(t, "--device", "kernel", "-c", host, "-p", p, "-t", "0.5", "-P", "2")
 	checkReport(t, "kernel tcp -P 2", r)
+	// The server takes one test at a time and answers ACCESS_DENIED while
+	// it finishes the last one: wait for its report before the next.
+	waitReports(t, srvOut, 1)
 	r = runClient(t, "--device", "kernel", "-c", host, "-p", p, "-t", "0.5", "-u", "-b", "20M", "-R")
 	checkReport(t, "kernel udp -R", r)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(reports(t, srvOut.Bytes())) < 2 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := len(reports(t, srvOut.Bytes())); n != 2 {
+	if n := waitReports(t, srvOut, 2); n != 2 {
 		t.Errorf("server printed %d reports, want 2", n)
 	}
+}
+
+// waitReports waits up to 5 s for the server to have printed n reports
+// and returns how many it printed.
+func waitReports(t *testing.T, out *syncBuffer, n int) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(reports(t, out.Bytes())) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return len(reports(t, out.Bytes()))
 }
 
 // stock runs a stock iperf3 to completion (bounded; killed on Cleanup)

@@ -33,21 +33,19 @@ type netEnv interface {
 }
 
 func openNet(ctx context.Context, c config) (netEnv, error) {
-	switch c.device {
+	switch c.Device {
 	case "kernel":
 		for _, f := range []struct {
 			set  bool
 			name string
-		}{{c.profile != "", "--profile"}, {c.ip != "", "--ip"}, {c.gw != "", "--gw"}, {c.dhcp, "--dhcp"}, {c.pcap != "", "--pcap"}, {c.queues != 0, "--queues"}, {c.mtu != 0, "--mtu"}} {
+		}{{c.Profile != "", "--profile"}, {c.IP != "", "--ip"}, {c.Gateway != "", "--gw"}, {c.DHCP, "--dhcp"}, {c.Pcap != "", "--pcap"}, {c.Queues != 0, "--queues"}, {c.MTU != 0, "--mtu"}, {c.Poll, "--poll"}} {
 			if f.set {
 				return nil, fmt.Errorf("%s does not apply to --device kernel", f.name)
 			}
 		}
 		return &kernelNet{bind: c.bind}, nil
-	case "", "sim":
-		return openENA(ctx, c, true)
 	default:
-		return openENA(ctx, c, false)
+		return openENA(ctx, c)
 	}
 }
 

@@ -1,0 +1,243 @@
+// Package netenv brings up what every enanet command that serves or drives
+// traffic needs: the device named by --device (package devopen), the ENA
+// driver on it (ena.Open) and a userspace stack on the driver
+// (link.NewStack over enanic), and for the simulated device the VPC at the
+// far end of its wire (package link/vpc). cmd/enahttp and cmd/enaperf share
+// it, with the same flags (AddFlags), so they cannot drift apart.
+//
+// It lives in internal rather than in link/vpc because it is command-line
+// glue that joins the driver, VFIO and the stack: link/vpc stays a library
+// that knows only link and the simulated wire.
+package netenv
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/enanet/enanet/ena"
+	"github.com/enanet/enanet/ena/enasim"
+	"github.com/enanet/enanet/internal/devopen"
+	"github.com/enanet/enanet/link"
+	"github.com/enanet/enanet/link/enanic"
+	"github.com/enanet/enanet/link/vpc"
+)
+
+// DHCPTimeout bounds address acquisition when no --ip is given.
+const DHCPTimeout = 20 * time.Second
+
+// Config is the device and network part of a command line.
+type Config struct {
+	// Device is "sim" (or "") for the simulated ENA, else the PCI address
+	// of an ENA bound to vfio-pci.
+	Device string
+	// Profile is the enasim instance profile (sim only).
+	Profile string
+	// Queues is the number of I/O queue pairs; 0 means the driver default.
+	Queues int
+	// LLQ is the --llq policy string (ParseLLQ).
+	LLQ string
+	// MTU is the L3 MTU; 0 means 1500.
+	MTU int
+	// IP is a static address with prefix; "" means DHCP.
+	IP string
+	// Gateway is the default route for IP.
+	Gateway string
+	// DHCP asks for DHCP explicitly (it excludes IP). A real device needs
+	// IP or DHCP; the simulated one defaults to DHCP from its VPC.
+	DHCP bool
+	// Pcap names a file that receives a capture of the ENA's frames.
+	Pcap string
+	// Poll uses no interrupts: admin polling and busy-poll Rx.
+	Poll bool
+	// VFIOMode is auto, iommu or noiommu (real device only).
+	VFIOMode string
+	// IOVAIsPhys maps DMA at IOVA == physical address (the QEMU proxy rig).
+	IOVAIsPhys bool
+	// VPCMTU is the simulated VPC router's MTU; 0 means the ENA's MTU, so
+	// that large UDP datagrams from the host are fragmented to frames the
+	// ENA accepts.
+	VPCMTU int
+	// Logger receives driver and stack events; nil discards them.
+	Logger *slog.Logger
+}
+
+// AddFlags registers the common device and network flags on fs, writing
+// into c. --device is left to the command: its help text differs (enaperf
+// also accepts "kernel").
+func AddFlags(fs *pflag.FlagSet, c *Config) {
+	fs.StringVar(&c.Profile, "profile", "", "enasim instance profile (nitro-v3, nitro-v4, no-llq)")
+	fs.IntVar(&c.Queues, "queues", 0, "I/O queue pairs (0: min(device maximum, GOMAXPROCS))")
+	fs.StringVar(&c.LLQ, "llq", "default", "LLQ policy: default (device recommendation), normal (128 B), large (256 B), off")
+	fs.IntVar(&c.MTU, "mtu", 0, "L3 MTU (0: 1500; up to 9001 on ENA)")
+	fs.StringVar(&c.IP, "ip", "", "static address with prefix, e.g. 10.0.1.5/24 (default: DHCP)")
+	fs.StringVar(&c.Gateway, "gw", "", "default gateway for --ip")
+	fs.BoolVar(&c.DHCP, "dhcp", false, "get the address by DHCP (the default when --ip is not given)")
+	fs.StringVar(&c.Pcap, "pcap", "", "write a pcap capture of the ENA's traffic to FILE")
+	fs.StringVar(&c.VFIOMode, "vfio-mode", "auto", "VFIO IOMMU mode for a real device: auto, iommu or noiommu")
+	fs.BoolVar(&c.Poll, "poll", false, "use no interrupts: poll the admin queue and busy-poll Rx")
+	fs.BoolVar(&c.IOVAIsPhys, "iova-is-phys", false, "type1 mode: map DMA at IOVA == physical address (QEMU proxy test rig)")
+	fs.MarkHidden("iova-is-phys")
+}
+
+// ParseLLQ reads an --llq value.
+func ParseLLQ(s string) (ena.LLQPolicy, error) {
+	switch strings.ToLower(s) {
+	case "", "default":
+		return ena.LLQDefault, nil
+	case "normal", "128":
+		return ena.LLQNormal, nil
+	case "large", "256":
+		return ena.LLQLarge, nil
+	case "off", "none", "host":
+		return ena.LLQOff, nil
+	}
+	return 0, fmt.Errorf("--llq %q: want default, normal, large or off", s)
+}
+
+// Host is a running device, driver and stack, and for the simulated device
+// its VPC.
+type Host struct {
+	// Kind describes the device for people ("simulated ENA, profile
+	// nitro-v3", "vfio 0000:00:06.0 (noiommu)").
+	Kind string
+	// Opened is the hw backend; Opened.Sim is the model when simulated.
+	Opened *devopen.Opened
+	// Dev is the driver.
+	Dev *ena.Device
+	// Stack is the userspace stack on the ENA.
+	Stack *link.Stack
+	// VPC is the simulated VPC, nil on a real device.
+	VPC *vpc.VPC
+
+	pcap  *os.File
+	fatal chan error
+}
+
+// Simulated reports whether the device is the software model.
+func (h *Host) Simulated() bool { return h.VPC != nil }
+
+// Fatal delivers the device's fatal error once the endpoint has removed
+// the NIC; the command should exit.
+func (h *Host) Fatal() <-chan error { return h.fatal }
+
+// Open brings the device, driver and stack up. On error it tears down what
+// it built.
+func Open(c Config) (h *Host, err error) {
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	llq, err := ParseLLQ(c.LLQ)
+	if err != nil {
+		return nil, err
+	}
+	sim := devopen.IsSim(c.Device)
+	opts := link.StackOptions{Logger: log}
+	switch {
+	case c.IP != "":
+		if c.DHCP {
+			return nil, errors.New("--ip and --dhcp exclude each other")
+		}
+		if opts.Addr, err = netip.ParsePrefix(c.IP); err != nil {
+			return nil, fmt.Errorf("--ip: %w", err)
+		}
+		if c.Gateway != "" {
+			if opts.Gateway, err = netip.ParseAddr(c.Gateway); err != nil {
+				return nil, fmt.Errorf("--gw: %w", err)
+			}
+		}
+	case !sim && !c.DHCP:
+		return nil, errors.New("a real device needs --ip or --dhcp")
+	default:
+		opts.DHCP = true
+		opts.DHCPTimeout = DHCPTimeout
+	}
+
+	h = &Host{fatal: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			h.Close()
+			h = nil
+		}
+	}()
+	var wire enasim.Wire
+	if sim {
+		var far enasim.Wire
+		wire, far = enasim.NewPair()
+		mtu := c.VPCMTU
+		if mtu == 0 {
+			mtu = c.MTU
+		}
+		if mtu == 0 {
+			mtu = 1500
+		}
+		if h.VPC, err = vpc.New(far, vpc.Config{MTU: mtu, Logger: log}); err != nil {
+			wire.Close()
+			return h, fmt.Errorf("simulated VPC: %w", err)
+		}
+	}
+	if h.Opened, err = devopen.Open(devopen.Options{
+		Device: c.Device, Profile: c.Profile, Wire: wire, VFIOMode: c.VFIOMode,
+		IOVAIsPhys: c.IOVAIsPhys, NoInterrupts: c.Poll, Logger: log,
+	}); err != nil {
+		if wire != nil {
+			wire.Close()
+		}
+		return h, err
+	}
+	h.Kind = h.Opened.Kind
+	if h.Dev, err = ena.Open(h.Opened, ena.Config{Queues: c.Queues, LLQ: llq, MTU: c.MTU, Logger: log,
+		PollMode: c.Poll, AdminPolling: c.Poll}); err != nil {
+		return h, err
+	}
+	if c.Pcap != "" {
+		if h.pcap, err = os.Create(c.Pcap); err != nil {
+			return h, fmt.Errorf("--pcap: %w", err)
+		}
+		opts.Endpoint.Pcap = h.pcap
+	}
+	opts.Endpoint.OnFatal = func(err error) {
+		// The endpoint removes the NIC; the command exits with the cause.
+		select {
+		case h.fatal <- fmt.Errorf("device failed: %w", err):
+		default:
+		}
+	}
+	if h.Stack, err = link.NewStack(enanic.New(h.Dev), opts); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// Addr is the stack's address and port as a server address.
+func (h *Host) Addr(port uint16) netip.AddrPort {
+	addr, _ := h.Stack.Addr()
+	return netip.AddrPortFrom(addr.Addr(), port)
+}
+
+// Close stops everything in reverse order; safe on a partly opened Host.
+func (h *Host) Close() {
+	if h.Stack != nil {
+		h.Stack.Close()
+	}
+	if h.Dev != nil {
+		h.Dev.Close()
+	}
+	if h.Opened != nil {
+		h.Opened.Close()
+	}
+	if h.VPC != nil {
+		h.VPC.Close()
+	}
+	if h.pcap != nil {
+		h.pcap.Close()
+	}
+}

@@ -1,0 +1,183 @@
+package vpc
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// waitGoroutines waits until no more than n goroutines run, so a test can
+// show the forwarder left none behind.
+func waitGoroutines(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines left, want at most %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// forwardTo starts a forwarder from a new host port to target.
+func forwardTo(t *testing.T, target string) (*Forwarder, net.Listener) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := NewForwarder(quiet)
+	var d net.Dialer
+	f.TCP(ln, func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", target) })
+	return f, ln
+}
+
+// TestForwarderTCPHalfClose: each side's EOF reaches the other as a half
+// close, and data keeps flowing the other way until it ends too.
+func TestForwarderTCPHalfClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	// The target reads everything, then answers with its length.
+	go func() {
+		c, err := target.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		c.Write(bytes.Repeat([]byte{'x'}, len(b)))
+	}()
+	f, ln := forwardTo(t, target.Addr().String())
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	msg := bytes.Repeat([]byte("abc"), 100000)
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || len(got) != len(msg) {
+		t.Fatalf("answer %d bytes, %v; want %d", len(got), err, len(msg))
+	}
+	c.Close()
+	f.Close()
+	if n := f.Conns(); n != 0 {
+		t.Errorf("%d sockets still tracked", n)
+	}
+	target.Close()
+	waitGoroutines(t, before)
+}
+
+// TestForwarderCloseEndsConnections: Close closes live connections (whose
+// peers then see EOF) and returns with no goroutine left.
+func TestForwarderCloseEndsConnections(t *testing.T) {
+	before := runtime.NumGoroutine()
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			held <- c // silent: never answers
+		}
+	}()
+	f, ln := forwardTo(t, target.Addr().String())
+	var clients []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		<-held
+	}
+	if n := f.Conns(); n != 7 { // the listener and both ends of three
+		t.Errorf("%d sockets tracked, want 7", n)
+	}
+	f.Close()
+	for _, c := range clients {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("client after Close: %v, want EOF", err)
+		}
+		c.Close()
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Error("the listener still accepts after Close")
+	}
+	// A listener handed over after Close is closed at once.
+	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
+	f.TCP(ln2, nil)
+	if _, err := ln2.Accept(); err == nil {
+		t.Error("listener given after Close is open")
+	}
+	target.Close()
+	close(held)
+	for c := range held {
+		c.Close()
+	}
+	waitGoroutines(t, before)
+}
+
+// TestForwarderUDP relays datagrams per source, both ways.
+func TestForwarderUDP(t *testing.T) {
+	before := runtime.NumGoroutine()
+	echo, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		b := make([]byte, 2048)
+		for {
+			n, a, err := echo.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			echo.WriteTo(append([]byte("re:"), b[:n]...), a)
+		}
+	}()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := NewForwarder(quiet)
+	f.UDP(pc, func() (net.Conn, error) { return net.Dial("udp", echo.LocalAddr().String()) })
+	for _, msg := range []string{"one", "two"} {
+		c, err := net.Dial("udp", pc.LocalAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte(msg))
+		b := make([]byte, 100)
+		n, err := c.Read(b)
+		if err != nil || string(b[:n]) != "re:"+msg {
+			t.Errorf("reply %q, %v", b[:n], err)
+		}
+		c.Close()
+	}
+	if n := f.Conns(); n != 3 { // the relay socket and two flows
+		t.Errorf("%d sockets tracked, want 3", n)
+	}
+	f.Close()
+	echo.Close()
+	waitGoroutines(t, before)
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package vpc
+
+const raceEnabled = true

@@ -1,0 +1,156 @@
+// Package vpc is the far end of a simulated ENA's wire and the plumbing
+// that connects the host to it.
+//
+// VPC is a small stand-in for an EC2 VPC: a second userspace stack on a
+// software NIC (link.WireNIC) that answers DHCP and acts as the subnet's
+// router, with the addresses a default VPC uses (a /20, the router at
+// base+1, leases from .10). Forwarder splices host sockets to sockets on a
+// userspace stack, TCP (with half-closes) and UDP (one flow per source), so
+// host tools such as curl and iperf3 reach a server on the simulated ENA,
+// and a client on the simulated ENA reaches host servers through the
+// router:
+//
+//	near, far := enasim.NewPair()
+//	v, _ := vpc.New(far, vpc.Config{})
+//	// ... enasim.New(enasim.Config{Wire: near}), ena.Open, link.NewStack ...
+//	f := vpc.NewForwarder(nil)
+//	ln, _ := net.Listen("tcp", "127.0.0.1:8080")
+//	f.TCP(ln, vpc.Dialer{Stack: v.Stack}.TCPTo(server)) // server: the ENA stack's address and port
+//
+// Nothing here knows the driver: the package depends on link and the wire
+// type of enasim only.
+package vpc
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
+	"github.com/enanet/enanet/ena/enasim"
+	"github.com/enanet/enanet/link"
+)
+
+// The default VPC's addressing: a /20 like a default VPC subnet, the
+// router at base+1 as on EC2, DHCP leases from .10 (EC2 reserves the
+// first four addresses of a subnet).
+var (
+	// RouterPrefix is the router's address and the subnet's prefix.
+	RouterPrefix = netip.MustParsePrefix("172.31.0.1/20")
+	// FirstLease is the first address the DHCP server hands out.
+	FirstLease = netip.MustParseAddr("172.31.0.10")
+	// RouterMAC is the router's locally administered MAC address.
+	RouterMAC = [6]byte{0x02, 0xec, 0x2f, 0x00, 0x00, 0x01}
+)
+
+// DefaultTCPBuffer is the router stack's TCP send and receive buffer cap.
+//
+// The simulated wire has no line rate: the router's qdisc hands the ENA a
+// whole congestion window of frames in one go, and the ENA can hold only
+// what its Rx ring has posted (1024 buffers by default). gVisor's buffer
+// auto-tuning grows a fast flow's window to several MiB, so one burst
+// overran the ring and lost thousands of frames at once; the sender then
+// fell into RTO recovery, where gVisor resends a couple of segments per
+// 200 ms minimum RTO, and enaperf -c -R dropped from 1 Gbit/s to tens of
+// kbit/s for seconds. Bytes in flight never exceed the sender's send
+// buffer (it holds unacknowledged data) nor the receiver's window (the
+// receive buffer), so 1 MiB on the router keeps one flow under 800 frames
+// in flight either way: it fits the ENA's Rx ring and the router NIC's,
+// and is still many round trips' worth on this path.
+const DefaultTCPBuffer = 1 << 20
+
+// Config tunes a VPC. The zero value is the default VPC.
+type Config struct {
+	// MTU is the router NIC's L3 MTU; 0 means 9001, what a VPC carries.
+	// Set it to the ENA's MTU when UDP datagrams larger than the ENA's
+	// frames come from the host: the router then fragments them to sizes
+	// the ENA accepts instead of sending frames the device drops.
+	MTU int
+	// Leases is the size of the DHCP pool; 0 means 100.
+	Leases int
+	// RxRing is the router NIC's Rx queue length in frames; 0 means the
+	// link.WireNIC default (1024).
+	RxRing int
+	// TCPBuffer caps the router stack's TCP send and receive buffers, in
+	// bytes; 0 means DefaultTCPBuffer. See DefaultTCPBuffer for why.
+	TCPBuffer int
+	// Logger receives the router stack's events; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// VPC is the simulated VPC: a router stack with a DHCP server on the far
+// end of a wire.
+type VPC struct {
+	// Stack is the router's userspace stack, at RouterPrefix. Dial or
+	// listen on it to play a host elsewhere in the VPC.
+	Stack *link.Stack
+	// NIC is the router's software NIC (statistics, link changes).
+	NIC *link.WireNIC
+	// DHCP is the subnet's DHCP server (leases by MAC).
+	DHCP *link.DHCPServer
+}
+
+// New puts the router and DHCP server on wire, the far end of a simulated
+// ENA's wire. On error, wire is closed. Close stops it all.
+func New(wire enasim.Wire, cfg Config) (*VPC, error) {
+	if cfg.MTU == 0 {
+		cfg.MTU = 9001
+	}
+	if cfg.Leases <= 0 {
+		cfg.Leases = 100
+	}
+	if cfg.TCPBuffer <= 0 {
+		cfg.TCPBuffer = DefaultTCPBuffer
+	}
+	if cfg.MTU < 576 || cfg.MTU > 9001 {
+		wire.Close()
+		return nil, fmt.Errorf("vpc: MTU %d outside 576..9001", cfg.MTU)
+	}
+	v := &VPC{}
+	v.NIC = link.NewWireNIC(wire, link.WireNICConfig{MAC: RouterMAC, MaxMTU: 9001, MTU: cfg.MTU, RxRing: cfg.RxRing,
+		Offloads: link.Offloads{TxCsumIPv4: true, TxL4CsumIPv4Partial: true, TxL4CsumIPv6Partial: true, RxCsumIPv4: true, RxCsumL4: true}})
+	var err error
+	if v.Stack, err = link.NewStack(v.NIC, link.StackOptions{Addr: RouterPrefix, NICName: "vpc0", Logger: cfg.Logger}); err != nil {
+		v.Close()
+		return nil, fmt.Errorf("vpc: router stack: %w", err)
+	}
+	// Fixed-range buffers, see DefaultTCPBuffer: Default == Max, and a
+	// buffer of the maximum from the start.
+	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: cfg.TCPBuffer, Max: cfg.TCPBuffer}
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: cfg.TCPBuffer, Max: cfg.TCPBuffer}
+	if terr := v.Stack.Stack.SetTransportProtocolOption(tcp.ProtocolNumber, &snd); terr != nil {
+		v.Close()
+		return nil, fmt.Errorf("vpc: setting the TCP send buffer to %d bytes: %s", cfg.TCPBuffer, terr)
+	}
+	if terr := v.Stack.Stack.SetTransportProtocolOption(tcp.ProtocolNumber, &rcv); terr != nil {
+		v.Close()
+		return nil, fmt.Errorf("vpc: setting the TCP receive buffer to %d bytes: %s", cfg.TCPBuffer, terr)
+	}
+	if v.DHCP, err = v.Stack.ServeDHCP(link.DHCPServerConfig{First: FirstLease, Count: cfg.Leases, Router: RouterPrefix.Addr()}); err != nil {
+		v.Close()
+		return nil, fmt.Errorf("vpc: %w", err)
+	}
+	return v, nil
+}
+
+// Router is the router's address, the default gateway DHCP hands out.
+func (v *VPC) Router() netip.Addr { return RouterPrefix.Addr() }
+
+// MAC is the router's MAC address.
+func (v *VPC) MAC() [6]byte { return RouterMAC }
+
+// Close stops the DHCP server and the router stack and closes the wire.
+// Safe on a partly built VPC.
+func (v *VPC) Close() {
+	if v.DHCP != nil {
+		v.DHCP.Close()
+	}
+	if v.Stack != nil {
+		v.Stack.Close()
+	}
+	if v.NIC != nil {
+		v.NIC.Close()
+	}
+}
