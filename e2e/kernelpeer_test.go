@@ -59,27 +59,37 @@ func TestKernelPing(t *testing.T) {
 
 // TestKernelFragments: IPv4 fragments both ways (ICMP and UDP larger than
 // the MTU): the kernel fragments, the stack reassembles, and the stack's
-// fragmented replies are reassembled by the kernel.
-//
-// Only with NoRxChecksumOffload: with Rx checksum offload (the default)
-// the endpoint drops every IP fragment, because the device cannot verify
-// a fragment's L4 checksum and gVisor would skip the check after
-// reassembly (link.Options.NoRxChecksumOffload). So by default a kernel
-// peer gets no answer to a datagram larger than the MTU.
+// fragmented replies are reassembled by the kernel. It runs with the
+// default Rx checksum offload, where the endpoint's fragment verifier
+// checks each datagram's checksum before netstack sees the pieces, and
+// without it, where netstack checks after reassembly.
 func TestKernelFragments(t *testing.T) {
-	p := startKernelPeer(t, peerOptions{Endpoint: link.Options{NoRxChecksumOffload: true}})
-	testenv.RequireTool(t, "ping", "apt-get install iputils-ping")
-	t.Run("ping", func(t *testing.T) {
-		out, err := p.Run(20*time.Second, "ping", "-n", "-q", "-c", "10", "-i", "0.02", "-W", "2", "-w", "15",
-			"-s", "4000", p.StackAddr.String())
-		if err != nil || !strings.Contains(out, " 10 received") {
-			t.Fatalf("ping -s 4000: %v\n%s", err, out)
-		}
-	})
-	t.Run("udp", func(t *testing.T) {
-		serveUDPEcho(t, p, 7)
-		udpPingPong(t, p, 7, []int{1473, 2000, 2960, 4000, 8000, 16000, 65507})
-	})
+	for _, offload := range []bool{true, false} {
+		t.Run(fmt.Sprintf("rx-offload=%v", offload), func(t *testing.T) {
+			p := startKernelPeer(t, peerOptions{Endpoint: link.Options{NoRxChecksumOffload: !offload}})
+			testenv.RequireTool(t, "ping", "apt-get install iputils-ping")
+			t.Run("ping", func(t *testing.T) {
+				out, err := p.Run(20*time.Second, "ping", "-n", "-q", "-c", "10", "-i", "0.02", "-W", "2", "-w", "15",
+					"-s", "4000", p.StackAddr.String())
+				if err != nil || !strings.Contains(out, " 10 received") {
+					t.Fatalf("ping -s 4000: %v\n%s", err, out)
+				}
+			})
+			t.Run("udp", func(t *testing.T) {
+				serveUDPEcho(t, p, 7)
+				udpPingPong(t, p, 7, []int{1473, 2000, 2960, 4000, 8000, 16000, 65507})
+			})
+			if offload {
+				var verified uint64
+				for _, q := range p.Stack.Endpoint.Stats().Rx {
+					verified += q.FragmentsVerified
+				}
+				if verified == 0 {
+					t.Error("no fragment went through the verifier under Rx offload")
+				}
+			}
+		})
+	}
 }
 
 // TestKernelHTTP: curl in the namespace against an HTTP server on the

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -85,6 +86,9 @@ type Endpoint struct {
 	rxOffload bool // we promised the stack verified checksums
 	devL3OK   bool // device validates IPv4 header checksums
 	devL4OK   bool // device validates TCP/UDP checksums
+	// frags holds IPv4 fragments until their datagram's TCP/UDP checksum
+	// is verified (see fragVerifier); nil without Rx checksum offload.
+	frags *fragVerifier
 
 	mtu    atomic.Uint32
 	addr   atomic.Pointer[tcpip.LinkAddress]
@@ -138,6 +142,8 @@ type rxQueue struct {
 	gro  gro.GRO
 	pkts [RxBudget]*stack.PacketBuffer
 	n    int
+	// fragReady are verified IPv4 fragments waiting for the next deliver.
+	fragReady []*buffer.View
 
 	// state is rxRunning, rxDelivering while the goroutine is inside the
 	// stack (where it may wait for the stack's lock, so Wait must not wait
@@ -157,7 +163,8 @@ type rxCounters struct {
 	devVerified    atomic.Uint64
 	swVerified     atomic.Uint64
 	csumBad        atomic.Uint64
-	fragDropped    atomic.Uint64
+	fragDropped    atomic.Uint64 // dropped: bad checksum, overlap, limits, expiry, IPv6
+	fragVerified   atomic.Uint64 // delivered after the datagram's checksum was verified
 	malformed      atomic.Uint64
 	foreignMAC     atomic.Uint64
 	noDispatcher   atomic.Uint64
@@ -191,6 +198,7 @@ func New(nic NIC, opts Options) (*Endpoint, error) {
 		e.rxOffload = true
 		e.devL3OK = off.RxCsumIPv4
 		e.devL4OK = off.RxCsumL4
+		e.frags = newFragVerifier()
 	}
 	e.gso = !opts.NoGSO
 	e.gro = !opts.NoGRO && e.rxOffload
@@ -444,6 +452,9 @@ func (e *Endpoint) Close() {
 	for _, r := range e.rx {
 		r.release()
 	}
+	if e.frags != nil {
+		e.frags.close()
+	}
 }
 
 // SetOnCloseAction implements stack.LinkEndpoint: f removes the NIC from the
@@ -501,10 +512,6 @@ func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) 
 // send queues one packet on tq (tq.mu held). It returns an error only for
 // back-pressure; frames the device cannot carry are counted and dropped.
 func (e *Endpoint) send(tq *txQueue, pkt *stack.PacketBuffer) error {
-	var off rings.TxOffload
-	if e.caps&stack.CapabilityTXChecksumOffload != 0 {
-		off = e.txOffload(pkt, tq)
-	}
 	// Step 1: the frame's bytes as a list of slices of the stack's views,
 	// skipping the unused front of the header reserve.
 	segs := tq.segs[:0]
@@ -522,6 +529,16 @@ func (e *Endpoint) send(tq *txQueue, pkt *stack.PacketBuffer) error {
 		size += len(b)
 	}
 	tq.segs = segs[:0] // keep the grown backing array
+	var off rings.TxOffload
+	if e.caps&stack.CapabilityTXChecksumOffload != 0 {
+		ok := false
+		if len(segs) > 0 {
+			off, ok = e.txOffloadIPv4(pkt, segs[0])
+		}
+		if !ok {
+			off = e.txOffload(pkt, tq)
+		}
+	}
 	if e.pcap != nil {
 		e.pcap.write(segs, size)
 	}
@@ -560,17 +577,18 @@ type TxQueueStats struct {
 
 // RxQueueStats are the endpoint's counters for one Rx queue.
 type RxQueueStats struct {
-	Packets          uint64 `json:"packets"`
-	Bytes            uint64 `json:"bytes"`
-	Batches          uint64 `json:"batches"`
-	DeviceVerified   uint64 `json:"device_verified"`   // L4 checksum checked by the device
-	SoftwareVerified uint64 `json:"software_verified"` // L4 checksum checked here
-	ChecksumBad      uint64 `json:"checksum_bad"`      // dropped: bad IPv4 or L4 checksum
-	FragmentsDropped uint64 `json:"fragments_dropped"` // dropped: IP fragments under Rx offload
-	Malformed        uint64 `json:"malformed"`
-	ForeignMAC       uint64 `json:"foreign_mac"`
-	NoDispatcher     uint64 `json:"no_dispatcher"` // received while detached
-	PollErrors       uint64 `json:"poll_errors"`
+	Packets           uint64 `json:"packets"`
+	Bytes             uint64 `json:"bytes"`
+	Batches           uint64 `json:"batches"`
+	DeviceVerified    uint64 `json:"device_verified"`    // L4 checksum checked by the device
+	SoftwareVerified  uint64 `json:"software_verified"`  // L4 checksum checked here
+	ChecksumBad       uint64 `json:"checksum_bad"`       // dropped: bad IPv4 or L4 checksum
+	FragmentsDropped  uint64 `json:"fragments_dropped"`  // dropped: bad datagram checksum, overlap, limits, timeout, IPv6 fragments
+	FragmentsVerified uint64 `json:"fragments_verified"` // IPv4 fragments delivered after their datagram's checksum was verified
+	Malformed         uint64 `json:"malformed"`
+	ForeignMAC        uint64 `json:"foreign_mac"`
+	NoDispatcher      uint64 `json:"no_dispatcher"` // received while detached
+	PollErrors        uint64 `json:"poll_errors"`
 }
 
 // Stats is a snapshot of the endpoint's state and counters.
@@ -614,12 +632,75 @@ func (e *Endpoint) Stats() Stats {
 		st.Rx = append(st.Rx, RxQueueStats{
 			Packets: c.packets.Load(), Bytes: c.bytes.Load(), Batches: c.batches.Load(),
 			DeviceVerified: c.devVerified.Load(), SoftwareVerified: c.swVerified.Load(),
-			ChecksumBad: c.csumBad.Load(), FragmentsDropped: c.fragDropped.Load(),
+			ChecksumBad: c.csumBad.Load(), FragmentsDropped: c.fragDropped.Load(), FragmentsVerified: c.fragVerified.Load(),
 			Malformed: c.malformed.Load(), ForeignMAC: c.foreignMAC.Load(),
 			NoDispatcher: c.noDispatcher.Load(), PollErrors: c.pollErrors.Load(),
 		})
 	}
 	return st
+}
+
+// txOffloadIPv4 is txOffload for the common case, read straight from the
+// frame's first segment instead of through the packet's header views (which
+// the profile shows are not free): TCP or UDP over IPv4, the Ethernet, IPv4
+// and L4 headers contiguous at the start of b, and a device that offloads
+// IPv4. It reports false when it cannot decide; txOffload then handles the
+// packet. b aliases the stack's header bytes, so the checksum seed lands
+// exactly where txOffload would write it.
+func (e *Endpoint) txOffloadIPv4(pkt *stack.PacketBuffer, b []byte) (rings.TxOffload, bool) {
+	const eth = header.EthernetMinimumSize
+	var off rings.TxOffload
+	if !e.txOffV4 || pkt.NetworkProtocolNumber != header.IPv4ProtocolNumber ||
+		len(b) < eth+header.IPv4MinimumSize || header.Ethernet(b).Type() != header.IPv4ProtocolNumber {
+		return off, false
+	}
+	h := header.IPv4(b[eth:])
+	hl := int(h.HeaderLength())
+	if hl < header.IPv4MinimumSize || len(h) < hl {
+		return off, false
+	}
+	if h.More() || h.FragmentOffset() != 0 {
+		return off, true // as txOffload: no offload for fragments
+	}
+	l4 := h[hl:]
+	l4len := int(h.TotalLength()) - hl
+	var thLen, csumOff int
+	switch l4proto := tcpip.TransportProtocolNumber(h.Protocol()); l4proto {
+	case header.TCPProtocolNumber:
+		if len(l4) < header.TCPMinimumSize {
+			return off, false
+		}
+		thLen = int(header.TCP(l4).DataOffset())
+		if thLen < header.TCPMinimumSize || len(l4) < thLen {
+			return off, false
+		}
+		off.L4 = spec.L4ProtoTCP
+		off.L4HdrLen = uint8(thLen / 4)
+		csumOff = header.TCPChecksumOffset
+	case header.UDPProtocolNumber:
+		thLen = header.UDPMinimumSize
+		if len(l4) < thLen {
+			return off, false
+		}
+		off.L4 = spec.L4ProtoUDP
+		off.L4HdrLen = header.UDPMinimumSize / 4
+		csumOff = udpChecksumOffset
+	default:
+		return off, false
+	}
+	if l4len < thLen || l4len > 0xffff {
+		return rings.TxOffload{}, true
+	}
+	pseudo := header.PseudoHeaderChecksum(tcpip.TransportProtocolNumber(h.Protocol()), h.SourceAddress(), h.DestinationAddress(), uint16(l4len))
+	l4[csumOff] = byte(pseudo >> 8)
+	l4[csumOff+1] = byte(pseudo)
+	off.L3 = spec.L3ProtoIPv4
+	off.DF = h.Flags()&header.IPv4FlagDontFragment != 0
+	off.L3HdrLen = uint8(hl)
+	off.L3HdrOff = eth
+	off.L4Csum = true
+	off.L4Partial = true
+	return off, true
 }
 
 // txOffload fills the device checksum request for pkt and seeds its TCP/UDP
