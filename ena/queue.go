@@ -11,8 +11,9 @@ import (
 	"github.com/enanet/enanet/rings"
 )
 
-// QueuePair is one Tx queue and one Rx queue sharing an interrupt vector
-// (§1.2: vector 1+q). Its methods are what the link layer needs. One
+// QueuePair is one Tx queue and one Rx queue with the pair's interrupt
+// vector (§1.2: vector 1+q) on its Rx CQ; Tx completions are reclaimed
+// inline and need none. Its methods are what the link layer needs. One
 // goroutine may send (Send, Flush) while another receives (Poll, WaitRx);
 // a device reset underneath is invisible apart from ErrResetting from Send
 // and empty Polls for a moment.
@@ -97,7 +98,11 @@ func (d *Device) allocQueues() error {
 func (p *QueuePair) create() error {
 	d, i := p.d, p.idx
 	p.created = false
-	tcq, err := d.createCQ(fmt.Sprintf("create Tx CQ %d", i), p.tx.Depth(), spec.CQEntryWordsTx, p.vector, p.tx.CQAddr())
+	// The Tx CQ gets no interrupt vector, as DPDK does (§4.7 "Vector
+	// usage"): Tx completions are reclaimed inline by Send and Flush (and
+	// by the watchdog), so an interrupt per Tx doorbell would only wake the
+	// Rx goroutine sharing the vector for nothing.
+	tcq, err := d.createCQ(fmt.Sprintf("create Tx CQ %d", i), p.tx.Depth(), spec.CQEntryWordsTx, -1, p.tx.CQAddr())
 	if err != nil {
 		return err
 	}
@@ -136,10 +141,11 @@ func (p *QueuePair) create() error {
 		return err
 	}
 	p.txCQIdx, p.txSQIdx, p.rxCQIdx, p.rxSQIdx = tcq.CQIdx, tsq.SQIdx, rcq.CQIdx, rsq.SQIdx
-	// Tx and Rx share the vector; drivers use the Tx CQ's unmask register (§7.8).
-	p.unmaskOff = tcq.UnmaskRegOffset
+	// Only the Rx CQ has the vector, so its unmask register is the one
+	// (§7.8).
+	p.unmaskOff = rcq.UnmaskRegOffset
 	if p.vector >= 0 && (p.unmaskOff == 0 || d.checkDoorbell(p.unmaskOff, "unmask register") != nil) {
-		return fmt.Errorf("ena: create Tx CQ %d: device returned no usable interrupt unmask register (0x%x)", i, p.unmaskOff)
+		return fmt.Errorf("ena: create Rx CQ %d: device returned no usable interrupt unmask register (0x%x)", i, p.unmaskOff)
 	}
 	p.tx.Bind(tsq.DoorbellOffset, tsq.LLQDescriptorsOffset)
 	p.rx.Bind(rsq.DoorbellOffset)

@@ -169,3 +169,76 @@ func rssHash(fn int, key *[rssKeyLen]byte, input []byte) uint32 {
 	}
 	return toeplitz(key, input)
 }
+
+// toeplitzTable holds, for one key, the Toeplitz hash of every byte value at
+// every input position. The hash is linear over XOR (one key window per set
+// input bit), so the hash of an input is the XOR of its bytes' entries: one
+// lookup per byte instead of eight conditional XORs and shifts, for the
+// same result as toeplitz. The device hashes every received frame (§10).
+type toeplitzTable struct {
+	key [rssKeyLen]byte
+	t   [rssMaxInput][256]uint32
+}
+
+// keyWindow returns the 32 key bits starting at bit p (bit 0 = the most
+// significant bit of key[0]), the key zero-extended past its end.
+func keyWindow(key *[rssKeyLen]byte, p int) uint32 {
+	var w uint64
+	for i := 0; i < 5; i++ {
+		w <<= 8
+		if j := p/8 + i; j < rssKeyLen {
+			w |= uint64(key[j])
+		}
+	}
+	// w holds 40 bits starting at byte p/8; drop the p%8 leading bits.
+	return uint32(w >> (8 - p%8))
+}
+
+// init fills the table for key.
+func (tt *toeplitzTable) init(key *[rssKeyLen]byte) {
+	tt.key = *key
+	for i := range tt.t {
+		row := &tt.t[i]
+		row[0] = 0
+		for v := 1; v < 256; v++ {
+			// Input bit 7 of byte i is bit 8i of the input stream;
+			// bit b (0 = least significant) is bit 8i+7-b.
+			low := v & -v
+			b := 0
+			for 1<<b != low {
+				b++
+			}
+			row[v] = row[v&(v-1)] ^ keyWindow(key, 8*i+7-b)
+		}
+	}
+}
+
+// hash is toeplitz(&tt.key, input) for len(input) <= rssMaxInput.
+func (tt *toeplitzTable) hash(input []byte) uint32 {
+	var h uint32
+	if len(input) > rssMaxInput {
+		input = input[:rssMaxInput]
+	}
+	for i, b := range input {
+		h ^= tt.t[i][b]
+	}
+	return h
+}
+
+// rssHashFrame hashes a received frame's hash input with the configured
+// function and key (mu held); Toeplitz goes through a table rebuilt
+// whenever the driver programs a new key (SET_FEATURE RSS_HASH_FUNCTION).
+func (m *Model) rssHashFrame(input []byte) uint32 {
+	if m.cfg.rssFunc == rssFuncCRC32 {
+		return crc32.Update(0, crcTable, input)
+	}
+	tt := m.io.toeplitz
+	if tt == nil {
+		tt = new(toeplitzTable)
+		tt.init(&m.cfg.rssKey)
+		m.io.toeplitz = tt
+	} else if tt.key != m.cfg.rssKey {
+		tt.init(&m.cfg.rssKey)
+	}
+	return tt.hash(input)
+}

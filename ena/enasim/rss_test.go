@@ -104,3 +104,38 @@ func TestRSSInputSort(t *testing.T) {
 		t.Error("unsorted inputs: directions hash alike (suspicious)")
 	}
 }
+
+// TestToeplitzTableMatchesBitwise checks the byte-table hash the Rx path
+// uses against the bit-by-bit definition, for the Microsoft key and
+// pseudo-random keys, every input length up to rssMaxInput (past the end of
+// the 40-byte key, where it is zero-extended).
+func TestToeplitzTableMatchesBitwise(t *testing.T) {
+	seed := uint32(7)
+	rnd := func() byte {
+		seed = seed*1664525 + 1013904223
+		return byte(seed >> 24)
+	}
+	keys := [][rssKeyLen]byte{msKey, {}}
+	for range 3 {
+		var k [rssKeyLen]byte
+		for i := range k {
+			k[i] = rnd()
+		}
+		keys = append(keys, k)
+	}
+	var in [rssMaxInput]byte
+	for _, k := range keys {
+		var tt toeplitzTable
+		tt.init(&k)
+		for n := 0; n <= rssMaxInput; n++ {
+			for range 20 {
+				for i := range in[:n] {
+					in[i] = rnd()
+				}
+				if got, want := tt.hash(in[:n]), toeplitz(&k, in[:n]); got != want {
+					t.Fatalf("key %x input %x: table hash %#08x, bitwise %#08x", k, in[:n], got, want)
+				}
+			}
+		}
+	}
+}

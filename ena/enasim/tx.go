@@ -2,6 +2,8 @@ package enasim
 
 import (
 	"encoding/binary"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/enanet/enanet/ena/spec"
 )
@@ -150,13 +152,13 @@ type txState struct {
 	burst        int  // LLQ entries allowed per doorbell; 0 = unlimited
 	maxDescs     int
 
-	meta  metaCache
-	pkt   txPacket
-	descs []spec.TxDesc // scratch for pkt.descs
-	raw   [spec.TxDescSize]byte
-	cbuf  [spec.TxCompletionExtSize]byte
-	frame []byte // assembly buffer: max frame + slack
-	pend  []uint16
+	meta     metaCache
+	pkt      txPacket
+	descs    []spec.TxDesc // scratch for pkt.descs
+	raw      [spec.TxDescSize]byte
+	cbuf     [spec.TxCompletionExtSize]byte
+	maxFrame int // longest frame the queue assembles (txMaxFrame)
+	pend     []uint16
 
 	// LLQ decode callback state (llq.go).
 	entryFn   func(i int) []byte
@@ -174,7 +176,7 @@ func (m *Model) txMaxFrame() int { return m.prof.MaxMTU + ethHeaderLen + 2*vlanT
 func (m *Model) newTxState(sq *ioSQ) *txState {
 	t := &txState{
 		maxDescs:  max(m.prof.MaxTxDescs, 2),
-		frame:     make([]byte, m.txMaxFrame()),
+		maxFrame:  m.txMaxFrame(),
 		pend:      make([]uint16, 0, sq.depth),
 		llqBadPos: -1,
 	}
@@ -203,6 +205,11 @@ func (m *Model) txDoorbell(sq *ioSQ, tail uint16) {
 		}
 	}
 	sq.tail = tail
+	if !t.llq {
+		sq.view = m.mapRing(sq.base, sq.depth*spec.TxDescSize)
+	}
+	cq := sq.cq
+	cq.view = m.mapRing(cq.base, cq.depth*cq.entrySize)
 	for sq.head != sq.tail && m.fatalReason == "" {
 		avail := int(sq.tail - sq.head)
 		var ok bool
@@ -218,7 +225,8 @@ func (m *Model) txDoorbell(sq *ioSQ, tail uint16) {
 		m.txProcess(sq, &t.pkt)
 	}
 	m.flushTxPending(sq)
-	m.cqNotify(sq.cq)
+	sq.view, cq.view = nil, nil
+	m.cqNotify(cq)
 }
 
 // parseHostPacket reads one packet's descriptors from a host-memory SQ
@@ -237,8 +245,10 @@ func (m *Model) parseHostPacket(sq *ioSQ, avail int) bool {
 			return false
 		}
 		pos := sq.head + uint16(i)
-		addr := sq.base + uint64(sq.slot(pos))*spec.TxDescSize
-		if err := m.mem.Read(addr, t.raw[:]); err != nil {
+		off := sq.slot(pos) * spec.TxDescSize
+		if sq.view != nil {
+			copy(t.raw[:], sq.view[off:off+spec.TxDescSize])
+		} else if err := m.mem.Read(sq.base+uint64(off), t.raw[:]); err != nil {
 			m.dmaFault(sq.name()+" descriptor read", err)
 			return false
 		}
@@ -288,6 +298,9 @@ func (m *Model) checkTxChain(sq *ioSQ, p *txPacket) bool {
 }
 
 // txProcess assembles, checks and sends one parsed packet and completes it.
+// The frame is assembled straight into the outgoing list (the "wire side" of
+// the device, sent by flushOutgoing once mu is released) and only committed
+// there if it is sent: one copy out of host memory, as a NIC's DMA read.
 func (m *Model) txProcess(sq *ioSQ, p *txPacket) {
 	t := sq.tx
 	first := &p.descs[0]
@@ -304,12 +317,17 @@ func (m *Model) txProcess(sq *ioSQ, p *txPacket) {
 			l4HdrLen: int(p.meta.L4HdrLen) * 4, mss: int(p.meta.MSS),
 		}
 	}
-	ok := m.txAssemble(sq, p, total)
-	if m.fatalReason != "" {
-		return // DMA fault: the device stops; no completion
+	var frame []byte
+	ok := m.txFits(sq, total)
+	if ok {
+		frame = m.ioOut().reserve(total)
+		ok = m.txAssemble(sq, p, frame)
+		if m.fatalReason != "" {
+			return // DMA fault: the device stops; no completion
+		}
 	}
 	if ok {
-		ok = m.txOffload(sq, p, t.frame[:total])
+		ok = m.txOffload(sq, p, frame)
 	}
 	switch {
 	case !ok || !m.linkUp:
@@ -317,7 +335,7 @@ func (m *Model) txProcess(sq *ioSQ, p *txPacket) {
 	case !m.allowTx(total):
 		// Shaped by the ENI allowance: counted there, not in tx_drops.
 	default:
-		m.ioOut().add(t.frame[:total])
+		m.ioOut().commit(total)
 		m.stats.txPkts++
 		m.stats.txBytes += uint64(total)
 	}
@@ -326,25 +344,32 @@ func (m *Model) txProcess(sq *ioSQ, p *txPacket) {
 	}
 }
 
-// txAssemble copies the frame into the queue's buffer: the pushed LLQ
-// header, then every buffer in descriptor order (§7.2, §8.2). It returns
-// false for a frame the device drops (too long, too short for Ethernet, or
-// above the MTU).
-func (m *Model) txAssemble(sq *ioSQ, p *txPacket, total int) bool {
-	t := sq.tx
-	if total > len(t.frame) || total < ethHeaderLen {
+// txFits reports whether a frame of total bytes is one the device carries at
+// all: at least an Ethernet header and at most the largest frame it
+// assembles. Longer frames are dropped unread.
+func (m *Model) txFits(sq *ioSQ, total int) bool {
+	if total > sq.tx.maxFrame || total < ethHeaderLen {
 		if m.tr != nil {
-			m.tr.printf("%s: dropped a %d-byte frame (device limit %d, minimum %d)", sq.name(), total, len(t.frame), ethHeaderLen)
+			m.tr.printf("%s: dropped a %d-byte frame (device limit %d, minimum %d)", sq.name(), total, sq.tx.maxFrame, ethHeaderLen)
 		}
 		return false
 	}
-	n := copy(t.frame, p.header)
+	return true
+}
+
+// txAssemble copies the frame into frame (len = the packet's total): the
+// pushed LLQ header, then every buffer in descriptor order (§7.2, §8.2). It
+// returns false for a frame the device drops (above the MTU) or on a DMA
+// fault (fatalReason set).
+func (m *Model) txAssemble(sq *ioSQ, p *txPacket, frame []byte) bool {
+	total := len(frame)
+	n := copy(frame, p.header)
 	for i := range p.descs {
 		d := &p.descs[i]
 		if d.Length == 0 {
 			continue
 		}
-		if err := m.mem.Read(d.BufAddr, t.frame[n:n+int(d.Length)]); err != nil {
+		if err := m.mem.Read(d.BufAddr, frame[n:n+int(d.Length)]); err != nil {
 			m.dmaFault(sq.name()+" buffer read", err)
 			return false
 		}
@@ -353,7 +378,7 @@ func (m *Model) txAssemble(sq *ioSQ, p *txPacket, total int) bool {
 	// MTU is an L3 limit (§4.8): frame minus Ethernet header and tags.
 	vlans := 0
 	for off := 12; vlans < 2 && off+2 <= total; off += vlanTagLen {
-		et := binary.BigEndian.Uint16(t.frame[off:])
+		et := binary.BigEndian.Uint16(frame[off:])
 		if et != etherTypeVLAN && et != etherTypeQinQ {
 			break
 		}
@@ -469,9 +494,29 @@ func (m *Model) writeTxCompletion(sq *ioSQ, reqID uint16) {
 }
 
 // writeIOCompletion writes entry (len = the CQ's entry size) at the CQ tail,
-// word 0 last and atomically (§7.8), and advances the tail.
+// word 0 last and atomically (§7.8), and advances the tail. When the entry
+// is in this process's memory it is written through one zero-copy view (one
+// IOMMU lookup instead of two); otherwise through Memory.Write and
+// publish32.
 func (m *Model) writeIOCompletion(cq *ioCQ, entry []byte, what string) {
 	addr := cq.slotAddr()
+	var s []byte
+	if cq.view != nil {
+		off := int(cq.tail&uint32(cq.depth-1)) * cq.entrySize
+		s = cq.view[off : off+len(entry)]
+	} else if v, err := m.mem.Slice(addr, len(entry)); err == nil && len(v) == len(entry) {
+		s = v
+	}
+	if len(s) >= 4 {
+		p := unsafe.Pointer(unsafe.SliceData(s))
+		if uintptr(p)&3 == 0 {
+			copy(s[4:], entry[4:])
+			atomic.StoreUint32((*uint32)(p), binary.LittleEndian.Uint32(entry))
+			cq.tail++
+			cq.dirty = true
+			return
+		}
+	}
 	if err := m.mem.Write(addr+4, entry[4:]); err != nil {
 		m.dmaFault(what+" write", err)
 		return
