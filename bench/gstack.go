@@ -16,6 +16,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/enanet/enanet/link"
 )
 
 // The two sides of every in-process pair.
@@ -41,7 +43,7 @@ func newGStack(ep stack.LinkEndpoint, addr tcpip.Address) (*stack.Stack, error) 
 	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &snd)
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &rcv)
-	q := fifo.New(ep, runtime.GOMAXPROCS(0), 1000)
+	q := fifo.New(ep, runtime.GOMAXPROCS(0), link.DefaultQueueLen) // as link.NewStack does for (b)
 	if err := s.CreateNICWithOptions(nicID, ep, stack.NICOptions{Name: "bench0", QDisc: q}); err != nil {
 		q.Close()
 		s.Destroy()

@@ -49,7 +49,8 @@ type Config struct {
 	// GOMAXPROCS). More than the device offers is an error.
 	Queues int
 	// TxDepth and RxDepth are ring sizes, powers of two no larger than the
-	// device maxima; 0 means 1024 capped at the maxima.
+	// device maxima; 0 means 1024 for Tx and 4096 for Rx, capped at the
+	// maxima.
 	TxDepth, RxDepth int
 	// LLQ is the Tx placement policy (§8.1).
 	LLQ LLQPolicy
@@ -90,7 +91,13 @@ type Config struct {
 
 // Driver defaults (§9.1, §10, FreeBSD/Linux values).
 const (
-	defaultDepth              = 1024
+	defaultDepth = 1024
+	// defaultRxDepth is deeper than Linux's 1024: the Rx goroutine is
+	// scheduled by Go, not by an interrupt, and a sender that puts a whole
+	// TCP window on the wire at once overran 1024 buffers while it was
+	// descheduled (seen in enabench: loss and slow SACK recovery; none at
+	// 4096). 4096 × 2 KiB buffers is 8 MiB per queue.
+	defaultRxDepth            = 4096
 	defaultMTU                = 1500
 	defaultWatchdogInterval   = time.Second
 	defaultKeepAliveTimeout   = 6 * time.Second
@@ -161,7 +168,7 @@ func (c *Config) sizeQueues(maxQueues, maxTx, maxRx int) error {
 		return fmt.Errorf("ena: config: Tx depth %d exceeds the device maximum %d", c.TxDepth, maxTx)
 	}
 	if c.RxDepth == 0 {
-		c.RxDepth = min(defaultDepth, floorPow2(maxRx))
+		c.RxDepth = min(defaultRxDepth, floorPow2(maxRx))
 	} else if c.RxDepth > maxRx {
 		return fmt.Errorf("ena: config: Rx depth %d exceeds the device maximum %d", c.RxDepth, maxRx)
 	}

@@ -66,7 +66,7 @@ func TestConfigRanges(t *testing.T) {
 	if err := c.sizeQueues(4, 512, 16384); err != nil {
 		t.Fatal(err)
 	}
-	if c.TxDepth != 512 || c.RxDepth != 1024 || c.Queues < 1 || c.Queues > 4 {
+	if c.TxDepth != 512 || c.RxDepth != 4096 || c.Queues < 1 || c.Queues > 4 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c = Config{TxDepth: 2048}
