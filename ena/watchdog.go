@@ -31,6 +31,7 @@ func (d *Device) mgmtLoop() {
 			select {
 			case <-d.stop:
 			case <-t.C:
+			case <-d.mgmtKick:
 			}
 		}
 		select {
