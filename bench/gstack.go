@@ -9,13 +9,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/link/qdisc/fifo"
-	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 
 	"github.com/enanet/enanet/link"
 )
@@ -34,15 +29,7 @@ const nicID tcpip.NICID = 1
 // with one queue per CPU (as runsc installs it, and as many queues as the
 // ena driver opens on this machine).
 func newGStack(ep stack.LinkEndpoint, addr tcpip.Address) (*stack.Stack, error) {
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
-		HandleLocal:        true,
-	})
-	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
-	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
-	s.SetTransportProtocolOption(tcp.ProtocolNumber, &snd)
-	s.SetTransportProtocolOption(tcp.ProtocolNumber, &rcv)
+	s := link.NewNetstack()
 	q := fifo.New(ep, runtime.GOMAXPROCS(0), link.DefaultQueueLen) // as link.NewStack does for (b)
 	if err := s.CreateNICWithOptions(nicID, ep, stack.NICOptions{Name: "bench0", QDisc: q}); err != nil {
 		q.Close()

@@ -62,6 +62,25 @@ type Stack struct {
 	once sync.Once
 }
 
+// NewNetstack returns a gVisor stack with the protocols and TCP settings
+// NewStack uses (IPv4 with ARP, IPv6, TCP, UDP, ICMP, HandleLocal, TCP
+// buffers of 1 MiB by default and 8 MiB at most), without a NIC. The
+// benchmarks build their baselines on it so they differ from a NewStack
+// stack only in the link.
+func NewNetstack() *stack.Stack {
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+		HandleLocal:        true,
+	})
+	// Room for one flow's bandwidth-delay product at a few Gbit/s.
+	sndOpt := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
+	rcvOpt := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
+	s.SetTransportProtocolOption(tcp.ProtocolNumber, &sndOpt)
+	s.SetTransportProtocolOption(tcp.ProtocolNumber, &rcvOpt)
+	return s
+}
+
 // DefaultQueueLen is the default fifo qdisc length per Tx queue, in packets.
 // It covers a TCP send buffer's worth of MTU-sized segments (gVisor's 8 MiB
 // maximum / ~1 KiB): with 1000, GSO bursts overflowed the qdisc, each drop
@@ -88,16 +107,7 @@ func NewStack(nic NIC, o StackOptions) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
-		HandleLocal:        true,
-	})
-	// Room for one flow's bandwidth-delay product at a few Gbit/s.
-	sndOpt := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
-	rcvOpt := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
-	s.SetTransportProtocolOption(tcp.ProtocolNumber, &sndOpt)
-	s.SetTransportProtocolOption(tcp.ProtocolNumber, &rcvOpt)
+	s := NewNetstack()
 
 	name := o.NICName
 	if name == "" {
