@@ -2,6 +2,7 @@ package vfio
 
 import (
 	"errors"
+	"github.com/enanet/enanet/internal/testenv"
 	"os"
 	"strconv"
 	"strings"
@@ -12,9 +13,7 @@ import (
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (pagemap physical addresses, hugepage reservation); CI runs as root")
-	}
+	testenv.RequireRoot(t) // pagemap physical addresses, hugepage reservation
 }
 
 const nrHugepages = "/proc/sys/vm/nr_hugepages"
@@ -24,7 +23,7 @@ func setHugepages(t *testing.T, f func(old int) int) {
 	t.Helper()
 	b, err := os.ReadFile(nrHugepages)
 	if err != nil {
-		t.Skipf("cannot read %s: %v", nrHugepages, err)
+		testenv.Missing(t, "hugepage support (%s): %v", nrHugepages, err)
 	}
 	old, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
@@ -36,7 +35,7 @@ func setHugepages(t *testing.T, f func(old int) int) {
 		}
 	})
 	if err := os.WriteFile(nrHugepages, []byte(strconv.Itoa(f(old))), 0o644); err != nil {
-		t.Skipf("cannot set %s: %v", nrHugepages, err)
+		testenv.Missing(t, "permission to set %s: %v", nrHugepages, err)
 	}
 }
 

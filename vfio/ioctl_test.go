@@ -2,6 +2,7 @@ package vfio
 
 import (
 	"fmt"
+	"github.com/enanet/enanet/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +15,9 @@ import (
 // TestLayoutAgainstKernelHeader compiles a C program against the installed
 // linux/vfio.h and checks every ioctl number, flag and struct layout we use.
 func TestLayoutAgainstKernelHeader(t *testing.T) {
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("gcc not installed; install with `apt-get install -y gcc linux-libc-dev` to check VFIO layouts")
-	}
+	gcc := testenv.RequireTool(t, "gcc", "apt-get install gcc linux-libc-dev")
 	if _, err := os.Stat("/usr/include/linux/vfio.h"); err != nil {
-		t.Skip("linux/vfio.h missing; install with `apt-get install -y linux-libc-dev`")
+		testenv.Missing(t, "linux/vfio.h (apt-get install linux-libc-dev)")
 	}
 	checks := []struct {
 		c     string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/enanet/enanet/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -184,19 +185,15 @@ func udpPeer(t *testing.T) {
 // TestWireTAP puts a device on a Linux TAP interface with an IPv4 address
 // and asks the kernel (the peer) for its MAC with ARP. Needs root.
 func TestWireTAP(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("TAP needs root (CAP_NET_ADMIN); skipping")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip(8) to address the TAP interface")
-	}
+	testenv.RequireRoot(t) // CAP_NET_ADMIN for the TAP device
+	testenv.RequireTool(t, "ip", "apt-get install iproute2")
 	w, err := NewTAP("enasimtap0")
 	if err != nil {
-		t.Skipf("TAP unavailable here: %v", err)
+		testenv.Missing(t, "a TAP device (/dev/net/tun): %v", err)
 	}
 	t.Cleanup(func() { w.Close() })
 	if out, err := exec.Command("ip", "addr", "add", "10.213.77.1/24", "dev", "enasimtap0").CombinedOutput(); err != nil {
-		t.Skipf("cannot address the TAP interface: %v: %s", err, out)
+		t.Fatalf("cannot address the TAP interface: %v: %s", err, out)
 	}
 	r := newIORig(t, Config{Profile: ProfileNitroV3, Wire: w, MAC: testMACA}, 0)
 	tx, rx := r.createTx(64, false, 1), r.createRx(64, 2048, 1)
