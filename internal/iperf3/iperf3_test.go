@@ -271,3 +271,23 @@ func TestUDPAccounting(t *testing.T) {
 		t.Errorf("short datagram: %+v", s)
 	}
 }
+
+// TestUDPConnectOK: only a connect message opens a UDP stream; a late data
+// datagram of the previous test must not.
+func TestUDPConnectOK(t *testing.T) {
+	for _, c := range []struct {
+		b    []byte
+		want bool
+	}{
+		{[]byte{0x39, 0x38, 0x37, 0x36}, true},  // 0x36373839 little-endian, as iperf3 writes it
+		{[]byte{0x36, 0x37, 0x38, 0x39}, true},  // the same, big-endian
+		{[]byte{0x15, 0xcd, 0x5b, 0x07}, true},  // legacy 123456789 little-endian
+		{[]byte{0x39, 0x38, 0x37}, false},       // short
+		{make([]byte, 1400), false},             // a data datagram
+		{[]byte{0x00, 0x00, 0x00, 0x01}, false}, // anything else
+	} {
+		if got := udpConnectOK(c.b); got != c.want {
+			t.Errorf("udpConnectOK(% x) = %v, want %v", c.b, got, c.want)
+		}
+	}
+}

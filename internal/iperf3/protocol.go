@@ -96,6 +96,7 @@ const (
 	udpConnectMsg         = 0x36373839
 	udpConnectReply       = 0x39383736
 	udpLegacyConnectReply = 987654321
+	udpLegacyConnectMsg   = 123456789
 )
 
 // protocolVersion is what we claim as client_version: the iperf3 release
@@ -369,6 +370,25 @@ func udpReplyOK(b []byte) bool {
 	le, be := binary.LittleEndian.Uint32(b), binary.BigEndian.Uint32(b)
 	for _, v := range []uint32{le, be} {
 		if v == udpConnectReply || v == udpLegacyConnectReply {
+			return true
+		}
+	}
+	return false
+}
+
+// udpConnectOK reports whether a datagram is a client's UDP connect message
+// in either byte order, current or legacy. Anything else from an unknown
+// address is a stray: typically late datagrams of the previous UDP test on
+// the same port, which must not take the new test's stream slot (the real
+// client's connect message would then go unanswered and a stock iperf3
+// client waits for the reply forever).
+func udpConnectOK(b []byte) bool {
+	if len(b) != 4 {
+		return false
+	}
+	le, be := binary.LittleEndian.Uint32(b), binary.BigEndian.Uint32(b)
+	for _, v := range []uint32{le, be} {
+		if v == udpConnectMsg || v == udpLegacyConnectMsg {
 			return true
 		}
 	}

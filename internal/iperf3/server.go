@@ -427,8 +427,8 @@ func (t *serverTest) udpLoop(pc net.PacketConn, sess *session, set testSettings,
 		key := addr.String()
 		st := byAddr[key]
 		if st == nil {
-			if len(byAddr) >= set.parallel {
-				continue // a stranger, or a stream beyond -P
+			if len(byAddr) >= set.parallel || !udpConnectOK(buf[:n]) {
+				continue // a stray, a stranger, or a stream beyond -P
 			}
 			st = &stream{id: streamID(len(byAddr)), sender: set.reverse, udp: true, pc: pc, peer: addr,
 				local: pc.LocalAddr(), remote: addr}
