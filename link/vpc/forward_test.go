@@ -108,7 +108,12 @@ func TestForwarderCloseEndsConnections(t *testing.T) {
 		clients = append(clients, c)
 		<-held
 	}
-	if n := f.Conns(); n != 7 { // the listener and both ends of three
+	// The listener and both ends of three. The target may accept before
+	// the forwarder's dial returns and is tracked, so wait for it.
+	for deadline := time.Now().Add(5 * time.Second); f.Conns() != 7 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if n := f.Conns(); n != 7 {
 		t.Errorf("%d sockets tracked, want 7", n)
 	}
 	f.Close()
