@@ -275,7 +275,7 @@ func rssSupportedFields() [spec.RSSProtoNum]uint16 {
 }
 
 // rssSupportedFuncs: Toeplitz and CRC32 (rss.go implements both).
-const rssSupportedFuncs = 1<<rssFuncToeplitz | 1<<rssFuncCRC32
+const rssSupportedFuncs = 1<<spec.HashToeplitz | 1<<spec.HashCRC32
 
 // getFeature answers GET_FEATURE into payload (ACQ entry [8:]).
 func (m *Model) getFeature(cmd *spec.GetFeatureCmd, e, payload []byte) spec.Status {
@@ -467,7 +467,7 @@ func (m *Model) setFeature(cmd *spec.SetFeatureCmd, e []byte) spec.Status {
 			m.tracef("SET RSS_HASH_FUNCTION: key_parts %d, want %d", k.KeyParts, spec.RSSKeyParts)
 			return spec.StatusIllegalParameter
 		}
-		m.cfg.rssFunc, m.cfg.rssInitVal, m.cfg.rssKey = uint8(fn), f.InitVal, k.Key
+		m.cfg.rssFunc, m.cfg.rssInitVal, m.cfg.rssKey = spec.HashFunction(fn), f.InitVal, k.Key
 	case spec.FeatRSSHashInput:
 		in := spec.DecodeRSSHashInput(cmd.Payload[:])
 		if in.EnabledInputSort&^spec.RSSDefaultInputSort != 0 {

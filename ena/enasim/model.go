@@ -146,13 +146,13 @@ type featureState struct {
 
 	// RSS (§10): the key is stored exactly as it arrived in the control
 	// buffer (40 bytes); see rss.go for the byte order used when hashing.
-	rssFunc      uint8      // I/O: function code (1 Toeplitz, 2 CRC32)
-	rssInitVal   uint32     // I/O
-	rssKey       [40]byte   // I/O
-	rssTable     []uint16   // I/O: Rx sq_idx per entry; len = 1<<rssTableLog
-	rssTableLog  int        // size as log2
-	rssInputs    [16]uint16 // I/O: selected fields per protocol index
-	rssInputSort uint16     // I/O: enabled_input_sort (bit1 L3 swap, bit2 L4 swap)
+	rssFunc      spec.HashFunction // I/O: function code (1 Toeplitz, 2 CRC32)
+	rssInitVal   uint32            // I/O
+	rssKey       [40]byte          // I/O
+	rssTable     []uint16          // I/O: Rx sq_idx per entry; len = 1<<rssTableLog
+	rssTableLog  int               // size as log2
+	rssInputs    [16]uint16        // I/O: selected fields per protocol index
+	rssInputSort uint16            // I/O: enabled_input_sort (bit1 L3 swap, bit2 L4 swap)
 
 	hostAttrSet bool // HOST_ATTR_CONFIG accepted
 	hostInfo    []byte
@@ -213,7 +213,7 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 
 // defaultFeatures is the feature state after reset.
 func defaultFeatures() featureState {
-	return featureState{mtu: 1500, rssFunc: rssFuncToeplitz}
+	return featureState{mtu: 1500, rssFunc: spec.HashToeplitz}
 }
 
 // Close stops the keep-alive goroutine and every timer and waits for them.

@@ -14,37 +14,6 @@ import (
 // SQ named by indirection-table entry hash & (size-1). Table entries hold
 // the Rx sq_idx returned by CREATE_SQ, as every driver programs them (§10).
 
-// RSS hash-input protocol indexes (§4.8 RSS_HASH_INPUT).
-const (
-	rssProtoTCP4    = 0
-	rssProtoUDP4    = 1
-	rssProtoTCP6    = 2
-	rssProtoUDP6    = 3
-	rssProtoIP4     = 4
-	rssProtoIP6     = 5
-	rssProtoIP4Frag = 6
-	rssProtoNotIP   = 7
-)
-
-// RSS hash-input field bits (§4.8 RSS_HASH_INPUT).
-const (
-	rssFieldL2DA = 1 << 0
-	rssFieldL2SA = 1 << 1
-	rssFieldL3DA = 1 << 2
-	rssFieldL3SA = 1 << 3
-	rssFieldL4DP = 1 << 4
-	rssFieldL4SP = 1 << 5
-)
-
-// RSS hash function codes (§10).
-const (
-	rssFuncToeplitz = 1
-	rssFuncCRC32    = 2
-)
-
-// rssKeyLen is the Toeplitz key length every driver programs (§10: 10 u32).
-const rssKeyLen = 40
-
 // rssMaxInput is the longest hash input: two IPv6 addresses and two ports
 // (36 bytes); L2 addresses add at most 12 more.
 const rssMaxInput = 48
@@ -54,14 +23,14 @@ const rssMaxInput = 48
 // the most significant bit of input[0] on, XOR in the 32 key bits starting
 // at the same bit position. The key must be at least len(input)+4 bytes long;
 // shorter keys are treated as zero-extended.
-func toeplitz(key *[rssKeyLen]byte, input []byte) uint32 {
+func toeplitz(key *[spec.RSSKeySize]byte, input []byte) uint32 {
 	var h uint32
 	// window holds key bits [i, i+32) for the current input bit i, with
 	// the next key byte staged in the low bits of a 64-bit shifter.
 	window := binary.BigEndian.Uint32(key[0:4])
 	for i, b := range input {
 		var next byte
-		if i+4 < rssKeyLen {
+		if i+4 < spec.RSSKeySize {
 			next = key[i+4]
 		}
 		for bit := 7; bit >= 0; bit-- {
@@ -82,34 +51,34 @@ func toeplitz(key *[rssKeyLen]byte, input []byte) uint32 {
 // smaller address (or port) is placed first so both directions of a flow
 // hash alike. It returns the protocol class and the number of bytes
 // written into buf.
-func rssInput(f []byte, fi *frameInfo, fields *[16]uint16, sortL3, sortL4 bool, buf *[rssMaxInput]byte) (class int, n int) {
+func rssInput(f []byte, fi *frameInfo, fields *[16]uint16, sortL3, sortL4 bool, buf *[rssMaxInput]byte) (class spec.RSSProto, n int) {
 	switch {
 	case fi.l3 == spec.L3ProtoIPv4 && fi.frag:
-		class = rssProtoIP4Frag
+		class = spec.RSSIP4Frag
 	case fi.l3 == spec.L3ProtoIPv4 && fi.l4 == spec.L4ProtoTCP && fi.l4Valid:
-		class = rssProtoTCP4
+		class = spec.RSSTCP4
 	case fi.l3 == spec.L3ProtoIPv4 && fi.l4 == spec.L4ProtoUDP && fi.l4Valid:
-		class = rssProtoUDP4
+		class = spec.RSSUDP4
 	case fi.l3 == spec.L3ProtoIPv4:
-		class = rssProtoIP4
+		class = spec.RSSIP4
 	case fi.l3 == spec.L3ProtoIPv6 && fi.l4 == spec.L4ProtoTCP && fi.l4Valid:
-		class = rssProtoTCP6
+		class = spec.RSSTCP6
 	case fi.l3 == spec.L3ProtoIPv6 && fi.l4 == spec.L4ProtoUDP && fi.l4Valid:
-		class = rssProtoUDP6
+		class = spec.RSSUDP6
 	case fi.l3 == spec.L3ProtoIPv6:
-		class = rssProtoIP6
+		class = spec.RSSIP6
 	default:
-		class = rssProtoNotIP
+		class = spec.RSSNotIP
 	}
 	sel := fields[class]
-	if class == rssProtoNotIP {
+	if class == spec.RSSNotIP {
 		if len(f) < ethHeaderLen {
 			return class, 0
 		}
-		if sel&rssFieldL2SA != 0 {
+		if sel&spec.RSSFieldL2SA != 0 {
 			n += copy(buf[n:], f[6:12])
 		}
-		if sel&rssFieldL2DA != 0 {
+		if sel&spec.RSSFieldL2DA != 0 {
 			n += copy(buf[n:], f[0:6])
 		}
 		return class, n
@@ -118,22 +87,22 @@ func rssInput(f []byte, fi *frameInfo, fields *[16]uint16, sortL3, sortL4 bool, 
 	if sortL3 && bytes.Compare(dst, src) < 0 {
 		src, dst = dst, src
 	}
-	if sel&rssFieldL3SA != 0 {
+	if sel&spec.RSSFieldL3SA != 0 {
 		n += copy(buf[n:], src)
 	}
-	if sel&rssFieldL3DA != 0 {
+	if sel&spec.RSSFieldL3DA != 0 {
 		n += copy(buf[n:], dst)
 	}
-	if fi.l4Valid && (class <= rssProtoUDP6) {
+	if fi.l4Valid && (class <= spec.RSSUDP6) {
 		sp, dp := fi.sport, fi.dport
 		if sortL4 && dp < sp {
 			sp, dp = dp, sp
 		}
-		if sel&rssFieldL4SP != 0 {
+		if sel&spec.RSSFieldL4SP != 0 {
 			binary.BigEndian.PutUint16(buf[n:], sp)
 			n += 2
 		}
-		if sel&rssFieldL4DP != 0 {
+		if sel&spec.RSSFieldL4DP != 0 {
 			binary.BigEndian.PutUint16(buf[n:], dp)
 			n += 2
 		}
@@ -145,14 +114,14 @@ func rssInput(f []byte, fi *frameInfo, fields *[16]uint16, sortL3, sortL4 bool, 
 // programs anyway (§10 "Default hash inputs"): L3+L4 addresses for TCP/UDP,
 // L3 addresses for plain IP and fragments, L2 addresses for non-IP.
 var rssDefaultFields = [16]uint16{
-	rssProtoTCP4:    rssFieldL3SA | rssFieldL3DA | rssFieldL4SP | rssFieldL4DP,
-	rssProtoUDP4:    rssFieldL3SA | rssFieldL3DA | rssFieldL4SP | rssFieldL4DP,
-	rssProtoTCP6:    rssFieldL3SA | rssFieldL3DA | rssFieldL4SP | rssFieldL4DP,
-	rssProtoUDP6:    rssFieldL3SA | rssFieldL3DA | rssFieldL4SP | rssFieldL4DP,
-	rssProtoIP4:     rssFieldL3SA | rssFieldL3DA,
-	rssProtoIP6:     rssFieldL3SA | rssFieldL3DA,
-	rssProtoIP4Frag: rssFieldL3SA | rssFieldL3DA,
-	rssProtoNotIP:   rssFieldL2SA | rssFieldL2DA,
+	spec.RSSTCP4:    spec.RSSFieldL3SA | spec.RSSFieldL3DA | spec.RSSFieldL4SP | spec.RSSFieldL4DP,
+	spec.RSSUDP4:    spec.RSSFieldL3SA | spec.RSSFieldL3DA | spec.RSSFieldL4SP | spec.RSSFieldL4DP,
+	spec.RSSTCP6:    spec.RSSFieldL3SA | spec.RSSFieldL3DA | spec.RSSFieldL4SP | spec.RSSFieldL4DP,
+	spec.RSSUDP6:    spec.RSSFieldL3SA | spec.RSSFieldL3DA | spec.RSSFieldL4SP | spec.RSSFieldL4DP,
+	spec.RSSIP4:     spec.RSSFieldL3SA | spec.RSSFieldL3DA,
+	spec.RSSIP6:     spec.RSSFieldL3SA | spec.RSSFieldL3DA,
+	spec.RSSIP4Frag: spec.RSSFieldL3SA | spec.RSSFieldL3DA,
+	spec.RSSNotIP:   spec.RSSFieldL2SA | spec.RSSFieldL2DA,
 }
 
 // crcTable is the table for the CRC32 RSS function. The polynomial real
@@ -163,8 +132,8 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // rssHash hashes the input with function fn (§10 codes). An unknown function
 // falls back to Toeplitz, the only one drivers select.
-func rssHash(fn int, key *[rssKeyLen]byte, input []byte) uint32 {
-	if fn == rssFuncCRC32 {
+func rssHash(fn spec.HashFunction, key *[spec.RSSKeySize]byte, input []byte) uint32 {
+	if fn == spec.HashCRC32 {
 		return crc32.Update(0, crcTable, input)
 	}
 	return toeplitz(key, input)
@@ -176,17 +145,17 @@ func rssHash(fn int, key *[rssKeyLen]byte, input []byte) uint32 {
 // lookup per byte instead of eight conditional XORs and shifts, for the
 // same result as toeplitz. The device hashes every received frame (§10).
 type toeplitzTable struct {
-	key [rssKeyLen]byte
+	key [spec.RSSKeySize]byte
 	t   [rssMaxInput][256]uint32
 }
 
 // keyWindow returns the 32 key bits starting at bit p (bit 0 = the most
 // significant bit of key[0]), the key zero-extended past its end.
-func keyWindow(key *[rssKeyLen]byte, p int) uint32 {
+func keyWindow(key *[spec.RSSKeySize]byte, p int) uint32 {
 	var w uint64
 	for i := 0; i < 5; i++ {
 		w <<= 8
-		if j := p/8 + i; j < rssKeyLen {
+		if j := p/8 + i; j < spec.RSSKeySize {
 			w |= uint64(key[j])
 		}
 	}
@@ -195,7 +164,7 @@ func keyWindow(key *[rssKeyLen]byte, p int) uint32 {
 }
 
 // init fills the table for key.
-func (tt *toeplitzTable) init(key *[rssKeyLen]byte) {
+func (tt *toeplitzTable) init(key *[spec.RSSKeySize]byte) {
 	tt.key = *key
 	for i := range tt.t {
 		row := &tt.t[i]
@@ -229,7 +198,7 @@ func (tt *toeplitzTable) hash(input []byte) uint32 {
 // function and key (mu held); Toeplitz goes through a table rebuilt
 // whenever the driver programs a new key (SET_FEATURE RSS_HASH_FUNCTION).
 func (m *Model) rssHashFrame(input []byte) uint32 {
-	if m.cfg.rssFunc == rssFuncCRC32 {
+	if m.cfg.rssFunc == spec.HashCRC32 {
 		return crc32.Update(0, crcTable, input)
 	}
 	tt := m.io.toeplitz

@@ -3,12 +3,13 @@ package enasim
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"github.com/enanet/enanet/ena/spec"
 	"testing"
 )
 
 // msKey is the key of Microsoft's RSS verification suite ("Verifying the
 // RSS Hash Calculation").
-var msKey = func() (k [rssKeyLen]byte) {
+var msKey = func() (k [spec.RSSKeySize]byte) {
 	b, _ := hex.DecodeString("6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa")
 	copy(k[:], b)
 	return k
@@ -47,7 +48,7 @@ func TestToeplitzMicrosoftVectors(t *testing.T) {
 		parseFrame(f, &fi)
 		var buf [rssMaxInput]byte
 		class, n := rssInput(f, &fi, &rssDefaultFields, false, false, &buf)
-		if class != rssProtoTCP4 {
+		if class != spec.RSSTCP4 {
 			t.Fatalf("class %d, want TCP4", class)
 		}
 		if h := toeplitz(&msKey, buf[:n]); h != v.tcp {
@@ -77,7 +78,7 @@ func TestToeplitzMicrosoftIPv6(t *testing.T) {
 		if h := toeplitz(&msKey, buf[:n]); h != v.tcp {
 			t.Errorf("%s TCP: hash %#08x, want %#08x", v.src, h, v.tcp)
 		}
-		fields[rssProtoTCP6] = rssFieldL3SA | rssFieldL3DA
+		fields[spec.RSSTCP6] = spec.RSSFieldL3SA | spec.RSSFieldL3DA
 		_, n = rssInput(f, &fi, &fields, false, false, &buf)
 		if h := toeplitz(&msKey, buf[:n]); h != v.ip {
 			t.Errorf("%s IP: hash %#08x, want %#08x", v.src, h, v.ip)
@@ -115,9 +116,9 @@ func TestToeplitzTableMatchesBitwise(t *testing.T) {
 		seed = seed*1664525 + 1013904223
 		return byte(seed >> 24)
 	}
-	keys := [][rssKeyLen]byte{msKey, {}}
+	keys := [][spec.RSSKeySize]byte{msKey, {}}
 	for range 3 {
-		var k [rssKeyLen]byte
+		var k [spec.RSSKeySize]byte
 		for i := range k {
 			k[i] = rnd()
 		}
