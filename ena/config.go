@@ -2,6 +2,7 @@ package ena
 
 import (
 	"fmt"
+	"github.com/enanet/enanet/ena/spec"
 	"io"
 	"log/slog"
 	"runtime"
@@ -104,11 +105,7 @@ const (
 	defaultMissingTxTimeout   = 5 * time.Second
 	defaultMissingTxThreshold = 128
 	minDepth                  = 64
-	rssKeyLen                 = 40
-	txBufSize                 = 2048
-	rxBufSize                 = 2048
 	maxSGL                    = 19 // §7.9 driver cap on descriptors per packet
-	hintDisabled              = 0xFFFF
 )
 
 // withDefaults fills the device-independent defaults and checks the knobs
@@ -140,8 +137,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("ena: config: ring depths below %d are not supported (Tx %d, Rx %d)", minDepth, c.TxDepth, c.RxDepth)
 	case c.LLQ < LLQDefault || c.LLQ > LLQOff:
 		return c, fmt.Errorf("ena: config: unknown LLQ policy %d (want LLQDefault, LLQNormal, LLQLarge or LLQOff)", int(c.LLQ))
-	case c.RSSKey != nil && len(c.RSSKey) != rssKeyLen:
-		return c, fmt.Errorf("ena: config: RSS key is %d bytes, the device takes exactly %d (§10)", len(c.RSSKey), rssKeyLen)
+	case c.RSSKey != nil && len(c.RSSKey) != spec.RSSKeySize:
+		return c, fmt.Errorf("ena: config: RSS key is %d bytes, the device takes exactly %d (§10)", len(c.RSSKey), spec.RSSKeySize)
 	case c.MTU < 0 || c.MTU != 0 && c.MTU < 576:
 		return c, fmt.Errorf("ena: config: MTU %d is below the minimum 576", c.MTU)
 	case c.WatchdogInterval < 0 || c.KeepAliveTimeout < 0 || c.MissingTxTimeout < 0 || c.MissingTxThreshold < 0:

@@ -56,7 +56,7 @@ func (d *Device) allocQueues() error {
 			Regs:        bar0,
 			MaxDescs:    min(d.limits.maxTxDescs, maxSGL),
 			MetaCaching: true,
-			BufSize:     txBufSize,
+			BufSize:     rings.DefaultTxBufSize,
 			MaxHeader:   0, // host mode: no header_length hint, as FreeBSD (§7.9)
 			CheckMBZ:    spec.CapCDescMBZ.In(d.attrs.Capabilities),
 			MaxFrame:    max(maxFrame, rings.DefaultMaxTxFrame),
@@ -79,7 +79,7 @@ func (d *Device) allocQueues() error {
 			Depth:    d.cfg.RxDepth,
 			DMA:      dma,
 			Regs:     bar0,
-			BufSize:  rxBufSize,
+			BufSize:  rings.DefaultRxBufSize,
 			MaxDescs: d.limits.maxRxDescs,
 			CheckMBZ: tc.CheckMBZ,
 		})
