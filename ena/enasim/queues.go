@@ -33,7 +33,7 @@ import (
 
 // BAR0 offsets of the per-queue registers.
 const (
-	txDoorbellBase = 0x1000
+	txDoorbellBase = ioRegBase
 	rxDoorbellBase = 0x1400
 	unmaskBase     = 0x1800
 	numaBase       = 0x1C00
