@@ -625,20 +625,6 @@ func (d *Device) teardown(reason spec.ResetReason) {
 	d.cancel()
 }
 
-// requestReset asks the watchdog to reset the device with reason; used from
-// contexts that must not block (data path, event handler).
-func (d *Device) requestReset(reason spec.ResetReason) {
-	if d.state.Load() != stateRunning {
-		return
-	}
-	if d.pendingReset.CompareAndSwap(0, uint32(reason)+1) {
-		select {
-		case d.resetKick <- struct{}{}:
-		default:
-		}
-	}
-}
-
 // MAC returns the device's MAC address (§4.8 DEVICE_ATTRIBUTES).
 func (d *Device) MAC() [6]byte { return d.attrs.MAC }
 
@@ -691,16 +677,6 @@ func (d *Device) SetFatalHandler(fn func(error)) {
 	d.hmu.Lock()
 	d.fatalHandler = fn
 	d.hmu.Unlock()
-}
-
-// Reset resets the device with reason and rebuilds it (§9.3), as the
-// watchdog would; queue handles stay valid.
-func (d *Device) Reset(reason spec.ResetReason) error {
-	err := d.recover(reason)
-	if err != nil {
-		d.callFatal(err)
-	}
-	return err
 }
 
 func fmtMAC(m [6]byte) string {
