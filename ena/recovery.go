@@ -13,8 +13,8 @@ const maxRecoveryAttempts = 3
 
 // recover resets the device with reason and rebuilds everything (§9.3):
 // the data path is stopped, the device reset, the whole bring-up re-run
-// (with reason NORMAL), the queues re-created and bound, Rx refilled and
-// MTU and RSS restored. QueuePair handles stay valid.
+// in recovery mode (with reason NORMAL), the queues re-created and bound,
+// Rx refilled and MTU and RSS restored. QueuePair handles stay valid.
 func (d *Device) recover(reason spec.ResetReason) error {
 	d.resetMu.Lock()
 	defer d.resetMu.Unlock()
@@ -31,40 +31,9 @@ func (d *Device) recover(reason spec.ResetReason) error {
 	d.log.Warn("ena: resetting device", "reason", reason)
 	d.tr.printf("recover %v\n", reason)
 
-	// 1. Stop the data path and the admin queue (§9.3 step 1).
-	for _, p := range d.queues {
-		p.lock()
-	}
-	defer func() {
-		for _, p := range d.queues {
-			p.unlock()
-		}
-		// Waiters blocked on a vector re-check the state and re-arm.
-		for _, p := range d.queues {
-			p.Wake()
-		}
-	}()
-	d.admin.stop(ErrResetting)
-
-	// 2. Reset with the reason (§9.3 step 2); then 3-4, rebuild.
-	var err error
-	for attempt := range maxRecoveryAttempts {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
-		}
-		if err = d.resetDevice(reason); err != nil {
-			continue
-		}
-		for _, p := range d.queues {
-			p.tx.Reset()
-			p.rx.Reset()
-			p.created = false
-		}
-		if err = d.bringUp(true); err == nil {
-			break
-		}
-		d.admin.stop(ErrResetting)
-	}
+	d.stopForReset()
+	defer d.resumeDataPath()
+	err := d.resetAndRebuild(reason)
 	d.pendingReset.Store(0)
 	if err != nil {
 		d.state.Store(stateDead)
@@ -74,6 +43,59 @@ func (d *Device) recover(reason spec.ResetReason) error {
 	d.state.Store(stateRunning)
 	d.log.Info("ena: device recovered", "reason", reason)
 	return nil
+}
+
+// stopForReset stops the data path and the admin queue (§9.3 step 1): every
+// queue pair is locked until resumeDataPath, and admin commands fail with
+// ErrResetting.
+func (d *Device) stopForReset() {
+	for _, p := range d.queues {
+		p.lock()
+	}
+	d.admin.stop(ErrResetting)
+}
+
+// resumeDataPath unlocks the queue pairs stopForReset locked; waiters
+// blocked on a vector re-check the state and re-arm.
+func (d *Device) resumeDataPath() {
+	for _, p := range d.queues {
+		p.unlock()
+	}
+	for _, p := range d.queues {
+		p.Wake()
+	}
+}
+
+// resetAndRebuild resets the device with reason (§9.3 step 2), forgets the
+// host side's ring state (§9.3 step 3) and re-runs bring-up (§9.3 step 4),
+// up to maxRecoveryAttempts times with a growing pause.
+func (d *Device) resetAndRebuild(reason spec.ResetReason) error {
+	var err error
+	for attempt := range maxRecoveryAttempts {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+		}
+		if err = d.resetDevice(reason); err != nil {
+			continue
+		}
+		d.releaseRings()
+		if err = d.bringUp(recovery); err == nil {
+			return nil
+		}
+		d.admin.stop(ErrResetting)
+	}
+	return err
+}
+
+// releaseRings returns every ring to its just-allocated state: the reset
+// discarded the device's queues (§9.3 step 3), and createQueues makes them
+// again.
+func (d *Device) releaseRings() {
+	for _, p := range d.queues {
+		p.tx.Reset()
+		p.rx.Reset()
+		p.created = false
+	}
 }
 
 // callFatal runs the fatal handler once, outside every driver lock, on the
