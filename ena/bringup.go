@@ -186,7 +186,7 @@ func (d *Device) initAdminQueues() error {
 	d.admin.polling.Store(true)
 	d.aenq.reinit()
 	d.admin.register()
-	if !d.cfg.TestLateAENQ {
+	if !d.hooks.lateAENQ {
 		d.aenq.register()
 	}
 	d.regs.write(spec.RegIntrMask, spec.IntrMaskAdmin)
@@ -200,7 +200,7 @@ func (d *Device) setHostAttributes() error {
 	if err := d.setHostAttr(); err != nil {
 		return err
 	}
-	if d.cfg.TestLateAENQ {
+	if d.hooks.lateAENQ {
 		// The mistake §11 describes: the AENQ appears only after the
 		// device has started executing admin commands.
 		d.aenq.register()
@@ -499,7 +499,7 @@ func (d *Device) explainFatal(err error) error {
 	if !errors.Is(err, ErrDeviceFatal) && !errors.Is(err, ErrAdminTimeout) && !createFailed {
 		return err
 	}
-	if d.aenqGhost || d.cfg.TestLateAENQ {
+	if d.aenqGhost || d.hooks.lateAENQ {
 		return fmt.Errorf("%w: the device reported no supported AENQ groups and then failed, which is what it does when "+
 			"the AENQ was registered after the first admin command (or not at all); "+
 			"the device requires AENQ_BASE/AENQ_CAPS during admin init, before any command (§5.4, §6 step 10, §11)", err)

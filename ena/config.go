@@ -84,10 +84,6 @@ type Config struct {
 	// Trace, if set, receives one line per register access and admin
 	// command (the register-trace debug mode).
 	Trace io.Writer
-	// TestLateAENQ is for tests only: it registers the AENQ after the first
-	// admin command instead of during admin init, the mistake §11 and the
-	// OpenBSD port describe, so the device's reaction can be checked.
-	TestLateAENQ bool
 }
 
 // Driver defaults (§9.1, §10, FreeBSD/Linux values).

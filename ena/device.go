@@ -37,6 +37,8 @@ type Device struct {
 	intr hw.Interrupts
 	bar2 hw.MemoryBAR
 
+	hooks testHooks // zero outside tests
+
 	regs  *regs
 	admin *adminQueue
 	aenq  *aenq
@@ -92,10 +94,24 @@ type Device struct {
 	counters driverCounters
 }
 
+// testHooks change bring-up in ways only tests want. Open leaves them zero;
+// tests set them through openWithHooks (export_test.go).
+type testHooks struct {
+	// lateAENQ registers the AENQ after the first admin command instead
+	// of during admin init, the mistake §11 and the OpenBSD port describe,
+	// so the device's reaction and the error that explains it can be
+	// checked.
+	lateAENQ bool
+}
+
 // Open brings the device up in ena-com's order (§6), creates the queue
 // pairs, posts Rx buffers and starts the watchdog. The caller keeps
 // ownership of dev and closes it after Device.Close.
 func Open(dev hw.Device, cfg Config) (*Device, error) {
+	return open(dev, cfg, testHooks{})
+}
+
+func open(dev hw.Device, cfg Config, hooks testHooks) (*Device, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -114,6 +130,7 @@ func Open(dev hw.Device, cfg Config) (*Device, error) {
 		resetKick: make(chan struct{}, 1),
 		mgmtKick:  make(chan struct{}, 1),
 		stop:      make(chan struct{}),
+		hooks:     hooks,
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.keepAliveTimeout.Store(int64(cfg.KeepAliveTimeout))

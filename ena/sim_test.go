@@ -275,7 +275,7 @@ func TestSimLateAENQ(t *testing.T) {
 	}
 	defer sim.Close()
 	base := runtime.NumGoroutine()
-	_, err = Open(sim, Config{TestLateAENQ: true, Logger: quietLog, TxDepth: 256, RxDepth: 256})
+	_, err = openWithHooks(sim, Config{Logger: quietLog, TxDepth: 256, RxDepth: 256}, testHooks{lateAENQ: true})
 	if err == nil {
 		t.Fatal("late AENQ registration went unnoticed")
 	}
