@@ -29,69 +29,117 @@ var ErrDeviceDead = errors.New("ena: device failed and could not be recovered")
 // A watchdog goroutine checks its health every second and resets and
 // rebuilds it when something is wrong (§9); QueuePair handles stay valid
 // across such resets.
+//
+// Its fields are grouped by who writes them and under which lock.
 type Device struct {
-	dev  hw.Device
-	cfg  Config
-	log  *slog.Logger
-	tr   *tracer
-	intr hw.Interrupts
-	bar2 hw.MemoryBAR
+	// Set by Open before any goroutine starts and never written again
+	// (except cfg's queue count and depths, which sizeQueues fills in
+	// during the first boot, before Open returns).
+	dev   hw.Device
+	cfg   Config
+	log   *slog.Logger
+	tr    *tracer
+	intr  hw.Interrupts
+	bar2  hw.MemoryBAR
+	hooks testHooks
 
-	hooks testHooks // zero outside tests
-
-	regs  *regs
-	admin *adminQueue
-	aenq  *aenq
-
+	// Control-plane memory: allocated by Open (allocControl), freed by
+	// Close (freeControl). regs, admin and aenq do their own locking; the
+	// host-info page is written only by bring-up; ctrl, the RSS commands'
+	// control buffer, is used under ctrlMu.
+	regs     *regs
+	admin    *adminQueue
+	aenq     *aenq
 	hostInfo *hw.Region // §4.8 host-info page
-	ctrl     *hw.Region // RSS control buffers, under ctrlMu
+	ctrl     *hw.Region
 	ctrlMu   sync.Mutex
 
-	// Discovered at bring-up (§6 steps 4-18).
-	version     spec.Version
-	ctrlVersion spec.ControllerVersion
-	caps        spec.Caps
-	attrs       spec.DeviceAttributes
-	limits      queueLimits
-	offloads    spec.StatelessOffload
-	hints       spec.HWHints
-	llqDev      spec.LLQ
-	llq         *llqChoice // nil: host placement
-	llqWhy      string     // why LLQ is not used
-	aenqGroups  uint32     // enabled groups
-	aenqGhost   bool       // GET AENQ_CONFIG reported no supported groups
-	stall       rxStallState
-	rssKey      [spec.RSSKeySize]byte
-	rssLog      int
-	adminIntr   atomic.Bool // management interrupt in use
-	ioIntr      bool        // per-queue interrupts in use
+	firstBootFacts
+	bringUpState
 
-	mtu    atomic.Int32
+	// The I/O queue pairs: the slice is built by the first boot
+	// (createQueues) and never changes; each pair locks itself. mtu is
+	// written by the first boot (sizeQueues) and by SetMTU under resetMu.
 	queues []*QueuePair
+	mtu    atomic.Int32
 
-	state   atomic.Int32
-	resetMu sync.Mutex // serialises recovery, Reset, SetMTU and Close
+	lifecycle
+	health
+	notifications
 
-	linkUp       atomic.Bool
-	hmu          sync.Mutex
-	linkHandler  func(bool)
-	fatalHandler func(error)
+	counters driverCounters // atomics; bumped by whoever sees the event
+}
 
+// firstBootFacts is what the device reported and what was negotiated on
+// the first boot: written by the bring-up steps before Open returns, read
+// without locks afterwards. Recovery checks them against the device's new
+// answers but never rewrites them: the queues were built for them.
+type firstBootFacts struct {
+	attrs    spec.DeviceAttributes // §6 step 13
+	limits   queueLimits           // §6 step 14
+	offloads spec.StatelessOffload // §6 step 16
+	llqDev   spec.LLQ              // §6 step 18: what the device offers
+	llq      *llqChoice            // §6 step 21: nil means host placement
+	llqWhy   string                // why LLQ is not used
+	ioIntr   bool                  // per-queue interrupts in use
+	rssKey   [spec.RSSKeySize]byte // set by Open, programmed by every bring-up
+}
+
+// bringUpState is what every bring-up (first boot and each recovery)
+// reads or decides again. The steps write it under resetMu (the first
+// boot before Open returns); adminIntr is atomic because the management
+// goroutine reads it while bring-up runs.
+type bringUpState struct {
+	version     spec.Version           // §6 step 4
+	ctrlVersion spec.ControllerVersion // §6 step 4
+	caps        spec.Caps              // §6 steps 3 and 5
+	aenqGroups  uint32                 // §6 step 20: enabled groups
+	aenqGhost   bool                   // §6 step 20: no supported groups reported
+	rssLog      int                    // §6 step 26: log2 of the indirection table size
+	adminIntr   atomic.Bool            // §6 step 24: management interrupt in use
+}
+
+// lifecycle is the Device's state machine and the goroutines it owns.
+// state changes by compare-and-swap (recover, Close); resetMu serialises
+// recovery, Reset, SetMTU and Close. Open creates the channels and the
+// context and starts the goroutines; Close (stopGoroutines) stops them.
+type lifecycle struct {
+	state       atomic.Int32
+	resetMu     sync.Mutex
+	fatalCalled atomic.Bool   // the fatal handler ran (callFatal)
+	mgmtKick    chan struct{} // wakes mgmtLoop when the admin interrupt is turned on
+	stop        chan struct{} // closed by stopGoroutines
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+}
+
+// health is the watchdog's input. The timeouts are atomics written by
+// Open, applyHints (bring-up and the management goroutine's HW hints
+// events) and read by the watchdog; lastKeepAlive is written by the
+// management goroutine (KEEP_ALIVE events) and by Open and recover;
+// pendingReset and resetKick carry reset requests from any goroutine to
+// the watchdog; stall belongs to the watchdog goroutine alone.
+type health struct {
 	lastKeepAlive    atomic.Int64 // UnixNano of the last KEEP_ALIVE event
 	keepAliveTimeout atomic.Int64 // ns; <0 disabled
 	missTxTimeout    atomic.Int64 // ns; <0 disabled
 	missTxThreshold  atomic.Int64
+	pendingReset     atomic.Uint32 // reason+1 requested from a data path or event
+	resetKick        chan struct{}
+	stall            rxStallState
+}
 
-	fatalCalled  atomic.Bool
-	pendingReset atomic.Uint32 // reason+1 requested from a data path or event
-	resetKick    chan struct{}
-	mgmtKick     chan struct{} // wakes mgmtLoop when the admin interrupt is turned on
-	stop         chan struct{}
-	cancel       context.CancelFunc
-	ctx          context.Context
-	wg           sync.WaitGroup
-
-	counters driverCounters
+// notifications is what the device tells the host between commands and
+// what the user asked to hear about it. linkUp is written by the
+// management goroutine (LINK_CHANGE); the handlers (set by the user) and
+// the latest HW hints (bring-up and HW hints events) are under hmu.
+type notifications struct {
+	linkUp       atomic.Bool
+	hmu          sync.Mutex
+	linkHandler  func(bool)
+	fatalHandler func(error)
+	hints        spec.HWHints // §4.8, §5.2
 }
 
 // testHooks change bring-up in ways only tests want. Open leaves them zero;
@@ -121,17 +169,17 @@ func open(dev hw.Device, cfg Config, hooks testHooks) (*Device, error) {
 		return nil, fmt.Errorf("ena: %v is not an ENA function", id)
 	}
 	d := &Device{
-		dev:       dev,
-		cfg:       cfg,
-		log:       cfg.Logger,
-		tr:        newTracer(cfg.Trace),
-		intr:      dev.Interrupts(),
-		bar2:      dev.LLQ(),
-		resetKick: make(chan struct{}, 1),
-		mgmtKick:  make(chan struct{}, 1),
-		stop:      make(chan struct{}),
-		hooks:     hooks,
+		dev:   dev,
+		cfg:   cfg,
+		log:   cfg.Logger,
+		tr:    newTracer(cfg.Trace),
+		intr:  dev.Interrupts(),
+		bar2:  dev.LLQ(),
+		hooks: hooks,
 	}
+	d.resetKick = make(chan struct{}, 1)
+	d.mgmtKick = make(chan struct{}, 1)
+	d.stop = make(chan struct{})
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.keepAliveTimeout.Store(int64(cfg.KeepAliveTimeout))
 	d.missTxTimeout.Store(int64(cfg.MissingTxTimeout))
