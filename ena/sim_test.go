@@ -16,6 +16,8 @@ import (
 	"github.com/enanet/enanet/ena/enasim"
 	"github.com/enanet/enanet/ena/spec"
 	"github.com/enanet/enanet/rings"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // syncBuf is a goroutine-safe trace sink.
@@ -268,27 +270,67 @@ func TestSimLLQOffAndConfigErrors(t *testing.T) {
 }
 
 func TestSimLateAENQ(t *testing.T) {
-	prof, _ := enasim.ProfileByName("nitro-v3")
+	prof, err := enasim.ProfileByName("nitro-v3")
+	require.NoError(t, err)
 	sim, err := enasim.New(enasim.Config{Profile: prof})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer sim.Close()
 	base := runtime.NumGoroutine()
 	_, err = openWithHooks(sim, Config{Logger: quietLog, TxDepth: 256, RxDepth: 256}, testHooks{lateAENQ: true})
-	if err == nil {
-		t.Fatal("late AENQ registration went unnoticed")
-	}
+	require.Error(t, err, "late AENQ registration went unnoticed")
 	// Depending on whether the device's fatal error (about 150 µs after the
 	// AENQ head doorbell) comes before or after CREATE_CQ, the failure is
 	// the fatal state or CREATE_CQ's UNKNOWN_ERROR; either way the message
 	// must name the cause.
 	var ae *AdminError
-	if !(errors.Is(err, ErrDeviceFatal) || errors.As(err, &ae)) || !strings.Contains(err.Error(), "AENQ was registered after the first admin command") {
-		t.Fatalf("error does not point at the cause: %v", err)
-	}
+	assert.True(t, errors.Is(err, ErrDeviceFatal) || errors.As(err, &ae), "error is neither fatal nor an admin error: %v", err)
+	assert.ErrorContains(t, err, "AENQ was registered after the first admin command", "error does not point at the cause")
 	t.Logf("late AENQ: %v (device: %s)", err, sim.FatalReason())
 	waitGoroutines(t, base)
+}
+
+// TestSimRecoveryReplaysBringUp checks that a reset re-runs every bring-up
+// step in the first boot's order (§9.3 step 4 re-runs §6 from step 2),
+// after resetting with the requested reason, and that the device works
+// afterwards.
+func TestSimRecoveryReplaysBringUp(t *testing.T) {
+	for _, name := range enasim.ProfileNames() {
+		t.Run(name, func(t *testing.T) {
+			prof, err := enasim.ProfileByName(name)
+			require.NoError(t, err)
+			var tr syncBuf
+			d, _ := openSim(t, name, Config{Trace: &tr, Queues: 2}, 0)
+			boot := tr.String()
+			require.NoError(t, d.Reset(spec.ResetUserTrigger))
+			all := tr.String()
+			require.True(t, strings.HasPrefix(all, boot))
+			rec := all[len(boot):]
+			require.Contains(t, rec, "recover "+spec.ResetUserTrigger.String())
+			rec = rec[strings.Index(rec, "recover "):]
+
+			// The reset with the caller's reason comes first (§9.3
+			// step 2): its DEV_CTL value is not NORMAL's.
+			i := strings.Index(rec, "reg W 0x054 DEV_CTL ")
+			require.GreaterOrEqual(t, i, 0, "recovery never wrote DEV_CTL")
+			first, _, _ := strings.Cut(rec[i:], "\n")
+			assert.NotEqual(t, "reg W 0x054 DEV_CTL 0x00000001", first, "recovery reset with NORMAL instead of the caller's reason")
+
+			var markers []string
+			for _, m := range bringUpOrder {
+				if !prof.HasLLQ() && strings.Contains(m, "get LLQ") {
+					continue
+				}
+				if strings.Contains(m, "set RSS indirection table") {
+					// Every queue pair is re-created, not only the first.
+					markers = append(markers, "CREATE_SQ create Tx SQ 1", "CREATE_SQ create Rx SQ 1")
+				}
+				markers = append(markers, m)
+			}
+			checkOrder(t, rec, markers)
+			assert.Equal(t, uint64(1), d.driverStats().Resets[spec.ResetUserTrigger])
+			loopbackOK(t, d, 9)
+		})
+	}
 }
 
 // waitReset waits until the driver has reset for reason and runs again.
