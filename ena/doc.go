@@ -11,7 +11,10 @@
 // Files: config.go (knobs), regs.go (register access, readless reads §3),
 // admin.go (AQ/ACQ §4.1), commands.go (one function per admin command),
 // aenq.go (§5), llq.go (§8.1), rss.go (§10), hostinfo.go (§4.8 host
-// info), device.go (Open, bring-up, Close), queue.go (QueuePair),
-// watchdog.go (health checks and recovery §9), stats.go (statistics and
-// Info), trace.go (register trace, Config.Trace).
+// info), device.go (the Device, its fields by owner, Open, Close),
+// bringup.go (one function per §6 step, shared by first boot and
+// recovery), mgmt.go (the management goroutine: admin interrupts, AENQ),
+// watchdog.go (health checks §9.2), recovery.go (reset and rebuild §9.3),
+// queue.go (QueuePair), stats.go (statistics and Info), trace.go
+// (register trace, Config.Trace).
 package ena
