@@ -32,9 +32,10 @@ var ErrDeviceDead = errors.New("ena: device failed and could not be recovered")
 //
 // Its fields are grouped by who writes them and under which lock.
 type Device struct {
-	// Set by Open before any goroutine starts and never written again
-	// (except cfg's queue count and depths, which sizeQueues fills in
-	// during the first boot, before Open returns).
+	// Set by Open and never written again, except cfg's queue count and
+	// depths, which sizeQueues fills in during the first boot, before Open
+	// returns (the management goroutine, already running then, does not
+	// read cfg).
 	dev   hw.Device
 	cfg   Config
 	log   *slog.Logger
