@@ -53,6 +53,8 @@ func (d *Device) bringUpSteps() []func(bootMode) error {
 		anyMode(d.restoreMTU),    // §6 step 29
 		anyMode(d.postRxBuffers), // §6 step 30
 		anyMode(d.unmaskQueues),  // §6 step 31
+		// Not a device step: Info shows this bring-up's answers.
+		anyMode(d.publishInfo),
 	}
 }
 

@@ -88,8 +88,9 @@ type firstBootFacts struct {
 
 // bringUpState is what every bring-up (first boot and each recovery)
 // reads or decides again. The steps write it under resetMu (the first
-// boot before Open returns); adminIntr is atomic because the management
-// goroutine reads it while bring-up runs.
+// boot before Open returns) and only they read it; Info reads the copy
+// publishInfo makes at the end of each bring-up. adminIntr is atomic
+// because the management goroutine and Info read it while bring-up runs.
 type bringUpState struct {
 	version     spec.Version           // §6 step 4
 	ctrlVersion spec.ControllerVersion // §6 step 4
@@ -98,6 +99,8 @@ type bringUpState struct {
 	aenqGhost   bool                   // §6 step 20: no supported groups reported
 	rssLog      int                    // §6 step 26: log2 of the indirection table size
 	adminIntr   atomic.Bool            // §6 step 24: management interrupt in use
+
+	published atomic.Pointer[bringUpReport] // for Info; see publishInfo
 }
 
 // lifecycle is the Device's state machine and the goroutines it owns.

@@ -333,6 +333,34 @@ func TestSimRecoveryReplaysBringUp(t *testing.T) {
 	}
 }
 
+// TestSimInfoDuringReset reads Info while recovery re-runs bring-up: Info
+// must show the last completed bring-up, not fields being rewritten (run
+// with -race to see the difference).
+func TestSimInfoDuringReset(t *testing.T) {
+	d, _ := openSim(t, "nitro-v3", Config{Queues: 1}, 0)
+	want := d.Info()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 3 {
+			assert.NoError(t, d.Reset(spec.ResetUserTrigger))
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			assert.Equal(t, want, d.Info())
+			return
+		default:
+		}
+		in := d.Info()
+		require.Equal(t, want.Version, in.Version)
+		require.Equal(t, want.DMAAddrWidth, in.DMAAddrWidth)
+		require.Equal(t, want.AENQGroups, in.AENQGroups)
+		require.Equal(t, want.RSSTableSize, in.RSSTableSize)
+	}
+}
+
 // waitReset waits until the driver has reset for reason and runs again.
 func waitReset(t *testing.T, d *Device, reason spec.ResetReason, timeout time.Duration) {
 	t.Helper()

@@ -168,14 +168,40 @@ type Info struct {
 	Hints                spec.HWHints
 }
 
-// Info returns what the device reported and what was negotiated.
+// bringUpReport is the part of bringUpState that Info shows, copied at the
+// end of every successful bring-up so that Info never reads fields a
+// recovery is rewriting.
+type bringUpReport struct {
+	version      spec.Version
+	ctrlVersion  spec.ControllerVersion
+	dmaAddrWidth int
+	aenqGroups   uint32
+	rssLog       int
+}
+
+// publishInfo is the last bring-up step: it hands Info a copy of what this
+// bring-up read and decided.
+func (d *Device) publishInfo() error {
+	d.published.Store(&bringUpReport{
+		version:      d.version,
+		ctrlVersion:  d.ctrlVersion,
+		dmaAddrWidth: int(d.caps.DMAAddrWidth),
+		aenqGroups:   d.aenqGroups,
+		rssLog:       d.rssLog,
+	})
+	return nil
+}
+
+// Info returns what the device reported and what was negotiated. During a
+// recovery it shows the last completed bring-up.
 func (d *Device) Info() Info {
+	r := d.published.Load()
 	in := Info{
 		Identity:          d.dev.Identity(),
-		Version:           d.version,
-		ControllerVersion: d.ctrlVersion,
+		Version:           r.version,
+		ControllerVersion: r.ctrlVersion,
 		Readless:          d.regs.readless,
-		DMAAddrWidth:      int(d.caps.DMAAddrWidth),
+		DMAAddrWidth:      r.dmaAddrWidth,
 		ImplID:            d.attrs.ImplID,
 		DeviceVersion:     d.attrs.DeviceVersion,
 		SupportedFeatures: d.attrs.SupportedFeatures,
@@ -192,14 +218,14 @@ func (d *Device) Info() Info {
 		MaxRxDepth:        d.limits.rxDepth,
 		AdminInterrupts:   d.adminIntr.Load(),
 		IOInterrupts:      d.ioIntr,
-		AENQGroups:        d.aenqGroups,
+		AENQGroups:        r.aenqGroups,
 		Offloads:          d.Offloads(),
 	}
 	d.hmu.Lock()
 	in.Hints = d.hints
 	d.hmu.Unlock()
 	if d.rssSupported() {
-		in.RSSTableSize = 1 << d.rssLog
+		in.RSSTableSize = 1 << r.rssLog
 	}
 	if d.llq != nil {
 		in.LLQ = true
