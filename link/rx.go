@@ -2,6 +2,7 @@ package link
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -9,10 +10,40 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
 
 	"github.com/enanet/enanet/ena/spec"
 	"github.com/enanet/enanet/rings"
 )
+
+// Receive, in the order a frame takes: loop polls a batch from the queue,
+// receive checks and copies each frame (fragment and verify keep the Rx
+// checksum promise), and deliver hands the batch to the stack.
+
+// RxBudget is how many frames one Rx goroutine takes from its queue per
+// Poll. 64 matches the usual NAPI weight: large enough that one doorbell and
+// one GRO flush cover many frames, small enough that the ring is re-posted
+// well before it runs dry.
+const RxBudget = 64
+
+// rxQueue is one Rx ring's goroutine state.
+type rxQueue struct {
+	e    *Endpoint
+	idx  int
+	q    Queue
+	fn   func(*rings.RxPacket) // e.receive bound once: no closure per Poll
+	gro  gro.GRO
+	pkts [RxBudget]*stack.PacketBuffer
+	n    int
+	// fragReady are verified IPv4 fragments waiting for the next deliver.
+	fragReady []*buffer.View
+
+	// state is rxRunning, rxDelivering while the goroutine is inside the
+	// stack (where it may wait for the stack's lock, so Wait must not wait
+	// for it) or rxExited.
+	state atomic.Int32
+	c     rxCounters
+}
 
 // Rx goroutine states, see rxQueue.state.
 const (
@@ -336,18 +367,4 @@ func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, p *rings.R
 	}
 	r.c.swVerified.Add(1)
 	return true
-}
-
-// finishChecksum computes a TCP/UDP checksum in software for a packet the
-// device cannot offload although the endpoint told the stack it would.
-func finishChecksum(pkt *stack.PacketBuffer, th []byte, csumOff int, proto tcpip.TransportProtocolNumber, pseudo uint16) {
-	th[csumOff], th[csumOff+1] = 0, 0
-	sum := checksum.Combine(pseudo, pkt.Data().Checksum())
-	sum = checksum.Checksum(th, sum)
-	c := ^sum
-	if proto == header.UDPProtocolNumber && c == 0 {
-		c = 0xffff // zero means "no checksum" for UDP
-	}
-	th[csumOff] = byte(c >> 8)
-	th[csumOff+1] = byte(c)
 }

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/enanet/enanet/ena/spec"
+	"github.com/enanet/enanet/rings"
 )
 
 // offloadPacket builds an Ethernet/IPv4 packet the way the stack hands one
@@ -56,10 +62,11 @@ func firstSeg(pkt *stack.PacketBuffer) []byte {
 	return nil
 }
 
-// TestTxOffloadIPv4MatchesGeneral: the fast path reading headers from the
-// frame bytes asks the device for exactly what the general path (through
-// the packet's header views) asks, and seeds the same checksum field.
-func TestTxOffloadIPv4MatchesGeneral(t *testing.T) {
+// TestTxChecksumHeaderSources: txChecksum asks the device for the same
+// thing and seeds the same checksum field whether it reads the headers from
+// the frame's first segment or, when they are not all there, through the
+// packet's header views; fragments and non-TCP/UDP packets get no request.
+func TestTxChecksumHeaderSources(t *testing.T) {
 	e := &Endpoint{caps: stack.CapabilityTXChecksumOffload, txOffV4: true, txOffV6: true}
 	tq := &txQueue{}
 	for _, c := range []struct {
@@ -67,44 +74,48 @@ func TestTxOffloadIPv4MatchesGeneral(t *testing.T) {
 		proto tcpip.TransportProtocolNumber
 		opt   int
 		flags uint8
+		want  rings.TxOffload
 	}{
-		{"tcp", header.TCPProtocolNumber, 0, header.IPv4FlagDontFragment},
-		{"udp", header.UDPProtocolNumber, 0, 0},
-		{"tcp with IP options", header.TCPProtocolNumber, 4, header.IPv4FlagDontFragment},
-		{"udp fragment", header.UDPProtocolNumber, 0, header.IPv4FlagMoreFragments},
-		{"icmp", header.ICMPv4ProtocolNumber, 0, 0},
+		{"tcp", header.TCPProtocolNumber, 0, header.IPv4FlagDontFragment, rings.TxOffload{L3: spec.L3ProtoIPv4, L4: spec.L4ProtoTCP,
+			DF: true, L3HdrLen: 20, L3HdrOff: 14, L4HdrLen: 8, L4Csum: true, L4Partial: true}},
+		{"udp", header.UDPProtocolNumber, 0, 0, rings.TxOffload{L3: spec.L3ProtoIPv4, L4: spec.L4ProtoUDP,
+			L3HdrLen: 20, L3HdrOff: 14, L4HdrLen: 2, L4Csum: true, L4Partial: true}},
+		{"tcp with IP options", header.TCPProtocolNumber, 4, header.IPv4FlagDontFragment, rings.TxOffload{L3: spec.L3ProtoIPv4, L4: spec.L4ProtoTCP,
+			DF: true, L3HdrLen: 24, L3HdrOff: 14, L4HdrLen: 8, L4Csum: true, L4Partial: true}},
+		{"udp fragment", header.UDPProtocolNumber, 0, header.IPv4FlagMoreFragments, rings.TxOffload{}},
+		{"icmp", header.ICMPv4ProtocolNumber, 0, 0, rings.TxOffload{}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			slow := offloadPacket(c.proto, c.opt, c.flags, 100)
-			defer slow.DecRef()
-			fast := offloadPacket(c.proto, c.opt, c.flags, 100)
-			defer fast.DecRef()
-			want := e.txOffload(slow, tq)
-			got, ok := e.txOffloadIPv4(fast, firstSeg(fast))
-			if c.proto == header.ICMPv4ProtocolNumber {
-				if ok {
-					t.Fatalf("fast path took an ICMP packet: %+v", got)
-				}
-				return
-			}
-			if !ok {
-				t.Fatal("fast path declined")
-			}
-			if frag := c.flags&header.IPv4FlagMoreFragments != 0; want.L4Csum == frag {
-				t.Fatalf("general path offload %+v for a packet with fragment flag %v", want, frag)
-			}
-			if got != want {
-				t.Fatalf("offload %+v, general path %+v", got, want)
-			}
-			if a, b := firstSeg(fast), firstSeg(slow); !bytes.Equal(a, b) {
-				t.Fatalf("headers differ after seeding:\n%x\n%x", a, b)
-			}
+			views := offloadPacket(c.proto, c.opt, c.flags, 100)
+			defer views.DecRef()
+			frame := offloadPacket(c.proto, c.opt, c.flags, 100)
+			defer frame.DecRef()
+			// 30 bytes hold the Ethernet header and part of the IPv4 header
+			// only, so the headers must come from the packet's views.
+			fromViews := e.txChecksum(tq, views, firstSeg(views)[:30])
+			fromFrame := e.txChecksum(tq, frame, firstSeg(frame))
+			assert.Equal(t, c.want, fromFrame)
+			assert.Equal(t, c.want, fromViews)
+			assert.Equal(t, firstSeg(views), firstSeg(frame), "headers differ after seeding")
 		})
 	}
-	// Headers split across segments: the fast path declines.
-	pkt := offloadPacket(header.TCPProtocolNumber, 0, 0, 10)
-	defer pkt.DecRef()
-	if _, ok := e.txOffloadIPv4(pkt, firstSeg(pkt)[:30]); ok {
-		t.Fatal("fast path took a truncated header segment")
+	assert.Zero(t, tq.swCsum.Load(), "checksums computed in software with a device that offloads both families")
+}
+
+// TestTxChecksumSoftware: a family the device cannot offload gets its
+// TCP/UDP checksum computed here, complete and correct, and no request.
+func TestTxChecksumSoftware(t *testing.T) {
+	e := &Endpoint{caps: stack.CapabilityTXChecksumOffload, txOffV6: true}
+	tq := &txQueue{}
+	for _, proto := range []tcpip.TransportProtocolNumber{header.TCPProtocolNumber, header.UDPProtocolNumber} {
+		pkt := offloadPacket(proto, 0, 0, 101)
+		off := e.txChecksum(tq, pkt, firstSeg(pkt))
+		require.Equal(t, rings.TxOffload{}, off)
+		ip := header.IPv4(pkt.NetworkHeader().Slice())
+		l4 := append(append([]byte(nil), pkt.TransportHeader().Slice()...), pkt.Data().AsRange().ToSlice()...)
+		sum := header.PseudoHeaderChecksum(proto, ip.SourceAddress(), ip.DestinationAddress(), uint16(len(l4)))
+		assert.Equal(t, uint16(0xffff), checksum.Checksum(l4, sum), "protocol %d: checksum does not verify", proto)
+		pkt.DecRef()
 	}
+	assert.Equal(t, uint64(2), tq.swCsum.Load())
 }
