@@ -25,6 +25,19 @@
 //     stack through the close action the stack installs.
 //   - Options.Pcap captures every frame in tcpdump's format.
 //
-// WireNIC is the same NIC in software over a frame pipe; tests use it, and
-// cmd/enahttp uses it for the simulated VPC on the far end of the wire.
+// Where to find things, in the order a packet takes them:
+//   - endpoint.go: Options, New, and the stack.LinkEndpoint lifecycle
+//     (Attach, Wait, Close, link and fatal events).
+//   - tx.go: WritePackets down to the queue's Send, with the Tx checksum
+//     offload for IPv4 and IPv6.
+//   - rx.go: the Rx queue, from a completed frame to DeliverNetworkPacket,
+//     with the Rx checksum checks.
+//   - frag.go: holding IPv4 fragments until their datagram's checksum is
+//     verified. pcap.go: the capture writer. stats.go: counters.
+//   - nic.go: the NIC and Queue interfaces a device implements.
+//   - stack.go, dhcp.go: NewStack, the embedding API and the DHCP client.
+//
+// link/simnic is the same NIC in software over a frame pipe, for tests and
+// simulations; link/vpc runs the simulated VPC (router and DHCP server) on
+// the far end of the wire.
 package link

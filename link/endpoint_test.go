@@ -1,4 +1,4 @@
-package link
+package link_test
 
 import (
 	"bytes"
@@ -27,6 +27,10 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/enanet/enanet/link"
+	"github.com/enanet/enanet/link/simnic"
+	"github.com/enanet/enanet/link/vpc"
 )
 
 var (
@@ -36,7 +40,7 @@ var (
 	addrA = netip.MustParsePrefix("10.0.0.1/24")
 	addrB = netip.MustParsePrefix("10.0.0.2/24")
 
-	fullOffloads = Offloads{TxCsumIPv4: true, TxL4CsumIPv4Partial: true, TxL4CsumIPv6Partial: true,
+	fullOffloads = link.Offloads{TxCsumIPv4: true, TxL4CsumIPv4Partial: true, TxL4CsumIPv6Partial: true,
 		RxCsumIPv4: true, RxCsumL4: true, RxHash: true}
 )
 
@@ -47,34 +51,34 @@ var nextPort atomic.Uint32
 func init() { nextPort.Store(20000) }
 
 type rig struct {
-	a, b   *Stack
-	na, nb *WireNIC
+	a, b   *link.Stack
+	na, nb *simnic.NIC
 }
 
 type rigConfig struct {
 	queues   int
-	offloads Offloads
-	opts     Options
-	optsB    *Options // nil: same as opts
+	offloads link.Offloads
+	opts     link.Options
+	optsB    *link.Options // nil: same as opts
 	noQDisc  bool
 	mtu      int
 }
 
-// newRig joins two stacks through two WireNICs on an in-memory pipe.
+// newRig joins two stacks through two simulated NICs on an in-memory pipe.
 func newRig(t testing.TB, c rigConfig) *rig {
 	t.Helper()
-	wa, wb := NewPipe()
-	na := NewWireNIC(wa, WireNICConfig{MAC: macA, Queues: c.queues, Offloads: c.offloads, MTU: c.mtu})
-	nb := NewWireNIC(wb, WireNICConfig{MAC: macB, Queues: c.queues, Offloads: c.offloads, MTU: c.mtu})
+	wa, wb := simnic.NewPipe()
+	na := simnic.New(wa, simnic.Config{MAC: macA, Queues: c.queues, Offloads: c.offloads, MTU: c.mtu})
+	nb := simnic.New(wb, simnic.Config{MAC: macB, Queues: c.queues, Offloads: c.offloads, MTU: c.mtu})
 	ob := c.opts
 	if c.optsB != nil {
 		ob = *c.optsB
 	}
-	a, err := NewStack(na, StackOptions{Addr: addrA, Endpoint: c.opts, NoQDisc: c.noQDisc})
+	a, err := link.NewStack(na, link.StackOptions{Addr: addrA, Endpoint: c.opts, NoQDisc: c.noQDisc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewStack(nb, StackOptions{Addr: addrB, Endpoint: ob, NoQDisc: c.noQDisc})
+	b, err := link.NewStack(nb, link.StackOptions{Addr: addrB, Endpoint: ob, NoQDisc: c.noQDisc})
 	if err != nil {
 		a.Close()
 		t.Fatal(err)
@@ -93,7 +97,7 @@ func (r *rig) close() {
 
 // transfer sends n random bytes from `from` to a listener on `to` and
 // back again, and compares both directions.
-func transfer(t testing.TB, from, to *Stack, toAddr netip.Prefix, n int) {
+func transfer(t testing.TB, from, to *link.Stack, toAddr netip.Prefix, n int) {
 	t.Helper()
 	port := uint16(nextPort.Add(1))
 	ln, err := to.ListenTCP(port)
@@ -155,14 +159,14 @@ func TestTCPBulk(t *testing.T) {
 		c    rigConfig
 	}{
 		{"default", rigConfig{queues: 2, offloads: fullOffloads}},
-		{"no-gso", rigConfig{queues: 2, offloads: fullOffloads, opts: Options{NoGSO: true}}},
-		{"no-gro", rigConfig{queues: 2, offloads: fullOffloads, opts: Options{NoGRO: true}}},
-		{"no-gso-no-gro", rigConfig{queues: 1, offloads: fullOffloads, opts: Options{NoGSO: true, NoGRO: true}}},
+		{"no-gso", rigConfig{queues: 2, offloads: fullOffloads, opts: link.Options{NoGSO: true}}},
+		{"no-gro", rigConfig{queues: 2, offloads: fullOffloads, opts: link.Options{NoGRO: true}}},
+		{"no-gso-no-gro", rigConfig{queues: 1, offloads: fullOffloads, opts: link.Options{NoGSO: true, NoGRO: true}}},
 		{"no-device-offloads", rigConfig{queues: 2}},
-		{"no-offloads-at-all", rigConfig{queues: 1, opts: Options{NoTxChecksumOffload: true, NoRxChecksumOffload: true}}},
-		{"tx-v4-only", rigConfig{queues: 1, offloads: Offloads{TxL4CsumIPv4Partial: true}}},
-		{"rx-only", rigConfig{queues: 1, offloads: Offloads{RxCsumIPv4: true, RxCsumL4: true}}},
-		{"mixed", rigConfig{queues: 2, offloads: fullOffloads, optsB: &Options{NoGSO: true, NoGRO: true, NoTxChecksumOffload: true}}},
+		{"no-offloads-at-all", rigConfig{queues: 1, opts: link.Options{NoTxChecksumOffload: true, NoRxChecksumOffload: true}}},
+		{"tx-v4-only", rigConfig{queues: 1, offloads: link.Offloads{TxL4CsumIPv4Partial: true}}},
+		{"rx-only", rigConfig{queues: 1, offloads: link.Offloads{RxCsumIPv4: true, RxCsumL4: true}}},
+		{"mixed", rigConfig{queues: 2, offloads: fullOffloads, optsB: &link.Options{NoGSO: true, NoGRO: true, NoTxChecksumOffload: true}}},
 		{"no-qdisc", rigConfig{queues: 2, offloads: fullOffloads, noQDisc: true}},
 		{"jumbo", rigConfig{queues: 1, offloads: fullOffloads, mtu: 9001}},
 	} {
@@ -181,7 +185,7 @@ func TestTCPBulk(t *testing.T) {
 			if got := r.a.Stack.Stats().TCP.ChecksumErrors.Value() + r.b.Stack.Stats().TCP.ChecksumErrors.Value(); got != 0 {
 				t.Errorf("stack counted %d TCP checksum errors", got)
 			}
-			if tc.c.offloads == (Offloads{}) && !tc.c.opts.NoRxChecksumOffload {
+			if tc.c.offloads == (link.Offloads{}) && !tc.c.opts.NoRxChecksumOffload {
 				var sw uint64
 				for _, q := range sb.Rx {
 					sw += q.SoftwareVerified
@@ -235,7 +239,7 @@ func TestUDP(t *testing.T) {
 	}{
 		{"offloads", rigConfig{queues: 2, offloads: fullOffloads}},
 		{"software", rigConfig{queues: 1}},
-		{"off", rigConfig{queues: 1, opts: Options{NoTxChecksumOffload: true, NoRxChecksumOffload: true}}},
+		{"off", rigConfig{queues: 1, opts: link.Options{NoTxChecksumOffload: true, NoRxChecksumOffload: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.c)
@@ -271,7 +275,7 @@ func TestUDP(t *testing.T) {
 
 // ping sends ICMP echo requests from s to dst over an ICMP endpoint and
 // waits for the replies.
-func ping(t testing.TB, s *Stack, dst netip.Addr, count int, timeout time.Duration) int {
+func ping(t testing.TB, s *link.Stack, dst netip.Addr, count int, timeout time.Duration) int {
 	t.Helper()
 	var wq waiter.Queue
 	ep, terr := s.Stack.NewEndpoint(icmp.ProtocolNumber4, ipv4.ProtocolNumber, &wq)
@@ -315,7 +319,7 @@ func TestPing(t *testing.T) {
 func TestLinkDownUp(t *testing.T) {
 	var changes []bool
 	var mu sync.Mutex
-	r := newRig(t, rigConfig{queues: 1, offloads: fullOffloads, opts: Options{OnLinkChange: func(up bool) {
+	r := newRig(t, rigConfig{queues: 1, offloads: fullOffloads, opts: link.Options{OnLinkChange: func(up bool) {
 		mu.Lock()
 		changes = append(changes, up)
 		mu.Unlock()
@@ -393,19 +397,19 @@ func rawTCPFrame(bad bool) []byte {
 func TestRxChecksumBadDropped(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		offloads Offloads
-		opts     Options
+		offloads link.Offloads
+		opts     link.Options
 		endpoint bool // the endpoint drops it (else the stack)
 	}{
-		{"device-verdict", fullOffloads, Options{}, true},
-		{"software-verdict", Offloads{}, Options{}, true},
-		{"stack-verdict", fullOffloads, Options{NoRxChecksumOffload: true}, false},
+		{"device-verdict", fullOffloads, link.Options{}, true},
+		{"software-verdict", link.Offloads{}, link.Options{}, true},
+		{"stack-verdict", fullOffloads, link.Options{NoRxChecksumOffload: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			wa, wb := NewPipe()
+			wa, wb := simnic.NewPipe()
 			defer wa.Close()
-			nb := NewWireNIC(wb, WireNICConfig{MAC: macB, Offloads: tc.offloads})
-			b, err := NewStack(nb, StackOptions{Addr: addrB, Endpoint: tc.opts})
+			nb := simnic.New(wb, simnic.Config{MAC: macB, Offloads: tc.offloads})
+			b, err := link.NewStack(nb, link.StackOptions{Addr: addrB, Endpoint: tc.opts})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -468,7 +472,7 @@ func TestRxFragments(t *testing.T) {
 	// checks. Either way the datagram arrives intact.
 	for _, offload := range []bool{true, false} {
 		t.Run(fmt.Sprintf("rx-offload=%v", offload), func(t *testing.T) {
-			opts := Options{NoRxChecksumOffload: !offload}
+			opts := link.Options{NoRxChecksumOffload: !offload}
 			r := newRig(t, rigConfig{queues: 1, offloads: fullOffloads, opts: opts})
 			srv, err := gonet.DialUDP(r.b.Stack, &tcpip.FullAddress{NIC: 1, Port: 7001}, nil, ipv4.ProtocolNumber)
 			if err != nil {
@@ -500,7 +504,7 @@ func TestRxFragments(t *testing.T) {
 // readPcap parses a classic pcap file and returns its frames.
 func readPcap(t *testing.T, b []byte) [][]byte {
 	t.Helper()
-	if len(b) < 24 || binary.LittleEndian.Uint32(b) != pcapMagic || binary.LittleEndian.Uint32(b[20:]) != pcapLinkEthernet {
+	if len(b) < 24 || binary.LittleEndian.Uint32(b) != 0xa1b2c3d4 || binary.LittleEndian.Uint32(b[20:]) != 1 { // pcap magic, LINKTYPE_ETHERNET
 		t.Fatalf("bad pcap header % x", b[:min(24, len(b))])
 	}
 	var frames [][]byte
@@ -532,7 +536,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 
 func TestPcap(t *testing.T) {
 	var buf lockedBuffer
-	r := newRig(t, rigConfig{queues: 2, offloads: fullOffloads, opts: Options{Pcap: &buf}, optsB: &Options{}})
+	r := newRig(t, rigConfig{queues: 2, offloads: fullOffloads, opts: link.Options{Pcap: &buf}, optsB: &link.Options{}})
 	transfer(t, r.a, r.b, addrB, 64<<10)
 	ping(t, r.a, addrB.Addr(), 1, 2*time.Second)
 	r.a.Close()
@@ -572,23 +576,23 @@ func TestPcap(t *testing.T) {
 }
 
 func TestDHCP(t *testing.T) {
-	wa, wb := NewPipe()
-	na := NewWireNIC(wa, WireNICConfig{MAC: macA, Offloads: fullOffloads})
-	nb := NewWireNIC(wb, WireNICConfig{MAC: macB, Offloads: fullOffloads})
+	wa, wb := simnic.NewPipe()
+	na := simnic.New(wa, simnic.Config{MAC: macA, Offloads: fullOffloads})
+	nb := simnic.New(wb, simnic.Config{MAC: macB, Offloads: fullOffloads})
 	defer na.Close()
 	defer nb.Close()
-	vpc, err := NewStack(nb, StackOptions{Addr: netip.MustParsePrefix("172.31.0.2/20")})
+	router, err := link.NewStack(nb, link.StackOptions{Addr: netip.MustParsePrefix("172.31.0.2/20")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer vpc.Close()
-	srv, err := vpc.ServeDHCP(DHCPServerConfig{First: netip.MustParseAddr("172.31.5.10"), Count: 10,
+	defer router.Close()
+	srv, err := vpc.ServeDHCP(router, vpc.DHCPServerConfig{First: netip.MustParseAddr("172.31.5.10"), Count: 10,
 		Router: netip.MustParseAddr("172.31.0.2"), LeaseTime: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	cli, err := NewStack(na, StackOptions{DHCP: true, DHCPTimeout: 20 * time.Second})
+	cli, err := link.NewStack(na, link.StackOptions{DHCP: true, DHCPTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,12 +606,12 @@ func TestDHCP(t *testing.T) {
 		t.Fatalf("lease %+v", l)
 	}
 	// The address works, and survives a renewal (T1 = 1 s).
-	transfer(t, cli, vpc, netip.MustParsePrefix("172.31.0.2/20"), 64<<10)
+	transfer(t, cli, router, netip.MustParsePrefix("172.31.0.2/20"), 64<<10)
 	time.Sleep(1500 * time.Millisecond)
 	if nl := cli.Lease(); nl == l {
 		t.Error("lease not renewed")
 	}
-	if got := ping(t, vpc, addr.Addr(), 1, 2*time.Second); got != 1 {
+	if got := ping(t, router, addr.Addr(), 1, 2*time.Second); got != 1 {
 		t.Error("no echo reply after renewal")
 	}
 }
@@ -633,14 +637,14 @@ func TestCloseUnderLoad(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for i := 0; i < 3; i++ {
 		func() {
-			wa, wb := NewPipe()
-			na := NewWireNIC(wa, WireNICConfig{MAC: macA, Queues: 2, Offloads: fullOffloads})
-			nb := NewWireNIC(wb, WireNICConfig{MAC: macB, Queues: 2, Offloads: fullOffloads})
-			a, err := NewStack(na, StackOptions{Addr: addrA})
+			wa, wb := simnic.NewPipe()
+			na := simnic.New(wa, simnic.Config{MAC: macA, Queues: 2, Offloads: fullOffloads})
+			nb := simnic.New(wb, simnic.Config{MAC: macB, Queues: 2, Offloads: fullOffloads})
+			a, err := link.NewStack(na, link.StackOptions{Addr: addrA})
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := NewStack(nb, StackOptions{Addr: addrB})
+			b, err := link.NewStack(nb, link.StackOptions{Addr: addrB})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -653,9 +657,9 @@ func TestCloseUnderLoad(t *testing.T) {
 			// dispatchers; a dispatcher releasing a packet waits for the
 			// writing endpoint's lock; the writer waits for the stack lock),
 			// which is not the endpoint's to fix.
-			stops := map[*Stack]chan struct{}{a: make(chan struct{}), b: make(chan struct{})}
-			wgs := map[*Stack]*sync.WaitGroup{a: {}, b: {}}
-			for _, s := range []*Stack{a, b} {
+			stops := map[*link.Stack]chan struct{}{a: make(chan struct{}), b: make(chan struct{})}
+			wgs := map[*link.Stack]*sync.WaitGroup{a: {}, b: {}}
+			for _, s := range []*link.Stack{a, b} {
 				wgs[s].Add(1)
 				go func() {
 					defer wgs[s].Done()
@@ -685,7 +689,7 @@ func TestCloseUnderLoad(t *testing.T) {
 				}()
 			}
 			time.Sleep(100 * time.Millisecond)
-			closeUnderLoad := func(s *Stack) {
+			closeUnderLoad := func(s *link.Stack) {
 				t.Helper()
 				close(stops[s])
 				wgs[s].Wait() // its own writer has left the stack
@@ -719,9 +723,9 @@ func TestCloseUnderLoad(t *testing.T) {
 
 // TestAttachDetach drives the endpoint lifecycle directly.
 func TestAttachDetach(t *testing.T) {
-	wa, _ := NewPipe()
-	n := NewWireNIC(wa, WireNICConfig{MAC: macA, Queues: 2})
-	ep, err := New(n, Options{})
+	wa, _ := simnic.NewPipe()
+	n := simnic.New(wa, simnic.Config{MAC: macA, Queues: 2})
+	ep, err := link.New(n, link.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -753,11 +757,11 @@ func TestTxAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	for _, off := range []Offloads{fullOffloads, {}} {
-		wa, wb := NewPipe()
+	for _, off := range []link.Offloads{fullOffloads, {}} {
+		wa, wb := simnic.NewPipe()
 		wb.SetReceiver(func([]byte) {})
-		n := NewWireNIC(wa, WireNICConfig{MAC: macA, Queues: 2, Offloads: off})
-		ep, err := New(n, Options{})
+		n := simnic.New(wa, simnic.Config{MAC: macA, Queues: 2, Offloads: off})
+		ep, err := link.New(n, link.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -805,9 +809,9 @@ func BenchmarkTCP(b *testing.B) {
 		c    rigConfig
 	}{
 		{"gso+gro", rigConfig{queues: 1, offloads: fullOffloads}},
-		{"gso", rigConfig{queues: 1, offloads: fullOffloads, opts: Options{NoGRO: true}}},
-		{"gro", rigConfig{queues: 1, offloads: fullOffloads, opts: Options{NoGSO: true}}},
-		{"none", rigConfig{queues: 1, offloads: fullOffloads, opts: Options{NoGSO: true, NoGRO: true}}},
+		{"gso", rigConfig{queues: 1, offloads: fullOffloads, opts: link.Options{NoGRO: true}}},
+		{"gro", rigConfig{queues: 1, offloads: fullOffloads, opts: link.Options{NoGSO: true}}},
+		{"none", rigConfig{queues: 1, offloads: fullOffloads, opts: link.Options{NoGSO: true, NoGRO: true}}},
 		{"gso+gro-9001", rigConfig{queues: 1, offloads: fullOffloads, mtu: 9001}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

@@ -10,20 +10,21 @@ import (
 	"net/netip"
 
 	"github.com/enanet/enanet/link"
+	"github.com/enanet/enanet/link/simnic"
 )
 
 // Example serves HTTP from one userspace stack and fetches it from another.
 // Here two software NICs joined by a pipe stand in for the devices; with
 // hardware the first argument of NewStack is enanic.New(dev).
 func Example() {
-	w1, w2 := link.NewPipe()
-	server, err := link.NewStack(link.NewWireNIC(w1, link.WireNICConfig{MAC: [6]byte{2, 0, 0, 0, 0, 1}}),
+	w1, w2 := simnic.NewPipe()
+	server, err := link.NewStack(simnic.New(w1, simnic.Config{MAC: [6]byte{2, 0, 0, 0, 0, 1}}),
 		link.StackOptions{Addr: netip.MustParsePrefix("10.0.0.1/24"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		panic(err)
 	}
 	defer server.Close()
-	client, err := link.NewStack(link.NewWireNIC(w2, link.WireNICConfig{MAC: [6]byte{2, 0, 0, 0, 0, 2}}),
+	client, err := link.NewStack(simnic.New(w2, simnic.Config{MAC: [6]byte{2, 0, 0, 0, 0, 2}}),
 		link.StackOptions{Addr: netip.MustParsePrefix("10.0.0.2/24"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		panic(err)

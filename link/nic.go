@@ -7,9 +7,9 @@ import (
 )
 
 // NIC is what the endpoint needs from a network device. *ena.Device
-// satisfies it through a small adapter; tests and the simulated VPC use
-// WireNIC. link never imports the driver, so the endpoint can be tested
-// without a device model.
+// satisfies it through a small adapter (link/enanic); tests and the
+// simulated VPC use a software NIC (link/simnic). link never imports the
+// driver, so the endpoint can be tested without a device model.
 type NIC interface {
 	// MAC is the device's unicast address (GET_FEATURE DEVICE_ATTRIBUTES, §5).
 	MAC() [6]byte

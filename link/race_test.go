@@ -1,5 +1,5 @@
 //go:build race
 
-package link
+package link_test
 
 const raceEnabled = true

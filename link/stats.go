@@ -101,7 +101,3 @@ func (e *Endpoint) Stats() Stats {
 	}
 	return st
 }
-
-// txOffloadIPv4 is txOffload for the common case, read straight from the
-// frame's first segment instead of through the packet's header views (which
-// the profile shows are not free): TCP or UDP over IPv4, the Ethernet, IPv4

@@ -23,6 +23,7 @@ import (
 	"github.com/enanet/enanet/ena/spec"
 	"github.com/enanet/enanet/internal/testenv"
 	"github.com/enanet/enanet/link"
+	"github.com/enanet/enanet/link/simnic"
 )
 
 // guestFindENA is shell that sets BDF to the first ENA function.
@@ -178,7 +179,7 @@ func TestENAGuestHTTP(t *testing.T) {
 				flags += " --vfio-mode noiommu"
 			}
 			guestWire, hostWire := enasim.NewPair()
-			nic := link.NewWireNIC(hostWire, link.WireNICConfig{MAC: [6]byte{0x02, 0, 0, 0, 0, 1},
+			nic := simnic.New(hostWire, simnic.Config{MAC: [6]byte{0x02, 0, 0, 0, 0, 1},
 				Offloads: link.Offloads{TxCsumIPv4: true, TxL4CsumIPv4Partial: true, RxCsumIPv4: true, RxCsumL4: true}})
 			peer, err := link.NewStack(nic, link.StackOptions{Addr: netip.MustParsePrefix("10.0.0.1/24"), NICName: "host0"})
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 
 	"github.com/enanet/enanet/ena/spec"
+	"github.com/enanet/enanet/internal/frame"
 )
 
 // Checksums and frame parsing for the data path: Tx checksum offload as the
@@ -14,23 +15,24 @@ import (
 // wire (Rx) supplied, so every offset is bounds-checked and a malformed frame
 // yields "not parsed", never a panic.
 
-// Ethernet and IP constants the parser needs (IEEE 802.3, RFC 791, RFC 8200).
+// Header sizes, EtherTypes, protocol numbers and checksum offsets come from
+// internal/frame, the parser the model shares with the endpoint; the model
+// only reads where the headers are from it and decides itself what the
+// device reports.
 const (
-	ethHeaderLen  = 14
-	vlanTagLen    = 4
-	etherTypeIPv4 = 0x0800
-	etherTypeIPv6 = 0x86DD
-	etherTypeVLAN = 0x8100
-	etherTypeQinQ = 0x88A8
-	ipv4MinHdrLen = 20
-	ipv6HdrLen    = 40
-	ipProtoTCP    = 6
-	ipProtoUDP    = 17
-	tcpMinHdrLen  = 20
-	udpHdrLen     = 8
-	tcpCsumOff    = 16 // checksum offset inside the TCP header
-	udpCsumOff    = 6  // checksum offset inside the UDP header
-	ipv4CsumOff   = 10 // header checksum offset inside the IPv4 header
+	ethHeaderLen  = frame.EthernetHeaderLen
+	vlanTagLen    = frame.VLANTagLen
+	etherTypeVLAN = frame.EtherTypeVLAN
+	etherTypeQinQ = frame.EtherTypeQinQ
+	ipv4MinHdrLen = frame.IPv4MinHeaderLen
+	ipv6HdrLen    = frame.IPv6HeaderLen
+	ipProtoTCP    = frame.ProtoTCP
+	ipProtoUDP    = frame.ProtoUDP
+	tcpMinHdrLen  = frame.TCPMinHeaderLen
+	udpHdrLen     = frame.UDPHeaderLen
+	tcpCsumOff    = frame.TCPChecksumOffset
+	udpCsumOff    = frame.UDPChecksumOffset
+	ipv4CsumOff   = frame.IPv4ChecksumOffset
 )
 
 // csumAdd adds b to the running one's-complement accumulator sum as a
@@ -55,12 +57,9 @@ func csumFold(sum uint64) uint16 {
 }
 
 // pseudoHeaderSum is the one's-complement sum of the TCP/UDP pseudo-header
-// (RFC 793 §3.1, RFC 768, RFC 8200 §8.1) for an L4 segment of l4Len bytes:
-// source and destination addresses, protocol and length.
+// for an L4 segment of l4Len bytes, as an accumulator for csumAdd.
 func pseudoHeaderSum(src, dst []byte, proto uint8, l4Len int) uint64 {
-	sum := csumAdd(0, src)
-	sum = csumAdd(sum, dst)
-	return sum + uint64(proto) + uint64(l4Len>>16) + uint64(l4Len&0xFFFF)
+	return uint64(frame.PseudoHeaderSum(src, dst, proto, l4Len))
 }
 
 // frameInfo is what the device parser learns from a frame's headers. It is
@@ -89,67 +88,37 @@ type frameInfo struct {
 // and UDP. Anything else is reported as unknown at the layer it stopped.
 func parseFrame(f []byte, fi *frameInfo) {
 	*fi = frameInfo{}
-	if len(f) < ethHeaderLen {
+	et, l3, vlans, ok := frame.EtherType(f, 2)
+	fi.vlans = vlans
+	if !ok {
 		return
 	}
-	off := 12
-	et := binary.BigEndian.Uint16(f[off:])
-	for (et == etherTypeVLAN || et == etherTypeQinQ) && fi.vlans < 2 {
-		if len(f) < off+vlanTagLen+2 {
-			return
-		}
-		fi.vlans++
-		off += vlanTagLen
-		et = binary.BigEndian.Uint16(f[off:])
-	}
-	l3 := off + 2
 	switch et {
-	case etherTypeIPv4:
-		parseIPv4(f, l3, fi)
-	case etherTypeIPv6:
-		parseIPv6(f, l3, fi)
+	case frame.EtherTypeIPv4:
+		if ip, ok := frame.ParseIPv4(f[l3:]); ok {
+			parseIP(f, l3, spec.L3ProtoIPv4, &ip, fi)
+		}
+	case frame.EtherTypeIPv6:
+		if ip, ok := frame.ParseIPv6(f[l3:]); ok {
+			parseIP(f, l3, spec.L3ProtoIPv6, &ip, fi)
+		}
 	}
 }
 
-// parseIPv4 parses an IPv4 header at off (RFC 791).
-func parseIPv4(f []byte, off int, fi *frameInfo) {
-	if len(f) < off+ipv4MinHdrLen || f[off]>>4 != 4 {
-		return
-	}
-	ihl := int(f[off]&0x0F) * 4
-	if ihl < ipv4MinHdrLen || len(f) < off+ihl {
-		return
-	}
-	fi.l3, fi.l3Off, fi.l3Len = spec.L3ProtoIPv4, off, ihl
-	total := int(binary.BigEndian.Uint16(f[off+2:]))
-	fi.ipLen = min(total, len(f)-off)
-	fi.src, fi.dst = f[off+12:off+16], f[off+16:off+20]
-	fragField := binary.BigEndian.Uint16(f[off+6:])
-	fi.frag = fragField&0x2000 != 0 || fragField&0x1FFF != 0
-	fi.proto = f[off+9]
-	if total < ihl || total > len(f)-off {
+// parseIP records the IP header ip found at off and goes on to L4 when the
+// header's length field fits the frame. IPv6 extension headers are not
+// walked: a frame whose next header is not TCP or UDP reports L4 unknown.
+func parseIP(f []byte, off int, l3 spec.L3Proto, ip *frame.IP, fi *frameInfo) {
+	fi.l3, fi.l3Off, fi.l3Len = l3, off, ip.HeaderLen
+	fi.ipLen = min(ip.Len, len(f)-off)
+	fi.src, fi.dst = ip.Src, ip.Dst
+	fi.frag = ip.Fragment
+	fi.proto = ip.Proto
+	if ip.Len < ip.HeaderLen || ip.Len > len(f)-off {
 		// Length field disagrees with the frame: no L4 parsing.
 		return
 	}
-	parseL4(f, off+ihl, total-ihl, fi)
-}
-
-// parseIPv6 parses a fixed IPv6 header at off (RFC 8200). Extension headers
-// are not walked: a frame whose next header is not TCP or UDP reports L4
-// unknown.
-func parseIPv6(f []byte, off int, fi *frameInfo) {
-	if len(f) < off+ipv6HdrLen || f[off]>>4 != 6 {
-		return
-	}
-	fi.l3, fi.l3Off, fi.l3Len = spec.L3ProtoIPv6, off, ipv6HdrLen
-	payload := int(binary.BigEndian.Uint16(f[off+4:]))
-	fi.ipLen = min(ipv6HdrLen+payload, len(f)-off)
-	fi.src, fi.dst = f[off+8:off+24], f[off+24:off+40]
-	fi.proto = f[off+6]
-	if payload > len(f)-off-ipv6HdrLen {
-		return
-	}
-	parseL4(f, off+ipv6HdrLen, payload, fi)
+	parseL4(f, off+ip.HeaderLen, ip.L4Len(), fi)
 }
 
 // parseL4 records TCP or UDP at off with segment length n (from the IP

@@ -2,7 +2,7 @@
 // that connects the host to it.
 //
 // VPC is a small stand-in for an EC2 VPC: a second userspace stack on a
-// software NIC (link.WireNIC) that answers DHCP and acts as the subnet's
+// software NIC (simnic.NIC) that answers DHCP and acts as the subnet's
 // router, with the addresses a default VPC uses (a /20, the router at
 // base+1, leases from .10). Forwarder splices host sockets to sockets on a
 // userspace stack, TCP (with half-closes) and UDP (one flow per source), so
@@ -31,6 +31,7 @@ import (
 
 	"github.com/enanet/enanet/ena/enasim"
 	"github.com/enanet/enanet/link"
+	"github.com/enanet/enanet/link/simnic"
 )
 
 // The default VPC's addressing: a /20 like a default VPC subnet, the
@@ -71,7 +72,7 @@ type Config struct {
 	// Leases is the size of the DHCP pool; 0 means 100.
 	Leases int
 	// RxRing is the router NIC's Rx queue length in frames; 0 means the
-	// link.WireNIC default (1024).
+	// simnic default (1024).
 	RxRing int
 	// TCPBuffer caps the router stack's TCP send and receive buffers, in
 	// bytes; 0 means DefaultTCPBuffer. See DefaultTCPBuffer for why.
@@ -87,9 +88,9 @@ type VPC struct {
 	// listen on it to play a host elsewhere in the VPC.
 	Stack *link.Stack
 	// NIC is the router's software NIC (statistics, link changes).
-	NIC *link.WireNIC
+	NIC *simnic.NIC
 	// DHCP is the subnet's DHCP server (leases by MAC).
-	DHCP *link.DHCPServer
+	DHCP *DHCPServer
 }
 
 // New puts the router and DHCP server on wire, the far end of a simulated
@@ -109,7 +110,7 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 		return nil, fmt.Errorf("vpc: MTU %d outside 576..9001", cfg.MTU)
 	}
 	v := &VPC{}
-	v.NIC = link.NewWireNIC(wire, link.WireNICConfig{MAC: RouterMAC, MaxMTU: 9001, MTU: cfg.MTU, RxRing: cfg.RxRing,
+	v.NIC = simnic.New(wire, simnic.Config{MAC: RouterMAC, MaxMTU: 9001, MTU: cfg.MTU, RxRing: cfg.RxRing,
 		Offloads: link.Offloads{TxCsumIPv4: true, TxL4CsumIPv4Partial: true, TxL4CsumIPv6Partial: true, RxCsumIPv4: true, RxCsumL4: true}})
 	var err error
 	if v.Stack, err = link.NewStack(v.NIC, link.StackOptions{Addr: RouterPrefix, NICName: "vpc0", Logger: cfg.Logger}); err != nil {
@@ -128,9 +129,9 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 		v.Close()
 		return nil, fmt.Errorf("vpc: setting the TCP receive buffer to %d bytes: %s", cfg.TCPBuffer, terr)
 	}
-	if v.DHCP, err = v.Stack.ServeDHCP(link.DHCPServerConfig{First: FirstLease, Count: cfg.Leases, Router: RouterPrefix.Addr()}); err != nil {
+	if v.DHCP, err = ServeDHCP(v.Stack, DHCPServerConfig{First: FirstLease, Count: cfg.Leases, Router: RouterPrefix.Addr()}); err != nil {
 		v.Close()
-		return nil, fmt.Errorf("vpc: %w", err)
+		return nil, err // already says "vpc: DHCP server: ..."
 	}
 	return v, nil
 }

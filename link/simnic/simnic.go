@@ -1,21 +1,29 @@
-package link
+// Package simnic is a NIC in software for simulations and tests: NIC
+// implements link.NIC over a Wire that carries Ethernet frames, doing what
+// a device would with them (checksum offloads, RSS-like spreading over
+// queues, Rx buffers of a fixed size). The simulated VPC (link/vpc) runs on
+// one, and link's tests join two stacks through a pair of them on NewPipe.
+// Production code uses link/enanic instead.
+package simnic
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/enanet/enanet/ena/spec"
+	"github.com/enanet/enanet/internal/frame"
+	"github.com/enanet/enanet/link"
 	"github.com/enanet/enanet/rings"
 )
 
 // Wire carries Ethernet frames; it has the method set of enasim.Wire, so
-// any enasim wire (pair, TAP, UDP) can also back a WireNIC. Send must not
+// any enasim wire (pair, TAP, UDP) can also back a NIC. Send must not
 // retain frame; receivers get frames valid only during the call.
 type Wire interface {
 	Send(frame []byte)
@@ -60,8 +68,8 @@ func (p *pipeEnd) Close() error {
 	return nil
 }
 
-// WireNICConfig describes a software NIC.
-type WireNICConfig struct {
+// Config describes a software NIC.
+type Config struct {
 	MAC    [6]byte
 	MTU    int // L3 MTU; 0 means 1500
 	MaxMTU int // 0 means 9001
@@ -69,18 +77,18 @@ type WireNICConfig struct {
 	// Offloads is what the NIC does like a device would: with the Tx bits
 	// it completes partial checksums; with the Rx bits it validates and
 	// reports checksums, otherwise it reports "not validated".
-	Offloads Offloads
+	Offloads link.Offloads
 	RxRing   int // frames buffered per Rx queue; 0 means 1024
 	// RxBufSize splits received frames into buffers of this size, like
 	// device Rx descriptors; 0 means 2048.
 	RxBufSize int
 }
 
-// WireNIC is a NIC in software over a Wire: the far side of the simulated
-// VPC in enahttp, and the fake device of this package's tests. Received
-// frames are spread over the queues by a flow hash, as RSS would.
-type WireNIC struct {
-	cfg    WireNICConfig
+// NIC is a link.NIC in software over a Wire: the far side of the simulated
+// VPC in enahttp, and the fake device of link's tests. Received frames are
+// spread over the queues by a flow hash, as RSS would.
+type NIC struct {
+	cfg    Config
 	wire   Wire
 	mtu    atomic.Int64
 	up     atomic.Bool
@@ -94,8 +102,8 @@ type WireNIC struct {
 	RxDropped atomic.Uint64
 }
 
-// NewWireNIC makes a NIC on w and installs itself as w's receiver.
-func NewWireNIC(w Wire, cfg WireNICConfig) *WireNIC {
+// New makes a NIC on w and installs itself as w's receiver.
+func New(w Wire, cfg Config) *NIC {
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500
 	}
@@ -111,7 +119,7 @@ func NewWireNIC(w Wire, cfg WireNICConfig) *WireNIC {
 	if cfg.RxBufSize <= 0 {
 		cfg.RxBufSize = 2048
 	}
-	n := &WireNIC{cfg: cfg, wire: w}
+	n := &NIC{cfg: cfg, wire: w}
 	n.mtu.Store(int64(cfg.MTU))
 	n.up.Store(true)
 	for i := 0; i < cfg.Queues; i++ {
@@ -121,45 +129,45 @@ func NewWireNIC(w Wire, cfg WireNICConfig) *WireNIC {
 	return n
 }
 
-// MAC implements NIC.
-func (n *WireNIC) MAC() [6]byte { return n.cfg.MAC }
+// MAC implements link.NIC.
+func (n *NIC) MAC() [6]byte { return n.cfg.MAC }
 
-// MTU implements NIC.
-func (n *WireNIC) MTU() int { return int(n.mtu.Load()) }
+// MTU implements link.NIC.
+func (n *NIC) MTU() int { return int(n.mtu.Load()) }
 
-// MaxMTU implements NIC.
-func (n *WireNIC) MaxMTU() int { return n.cfg.MaxMTU }
+// MaxMTU implements link.NIC.
+func (n *NIC) MaxMTU() int { return n.cfg.MaxMTU }
 
-// SetMTU implements NIC.
-func (n *WireNIC) SetMTU(mtu int) error {
+// SetMTU implements link.NIC.
+func (n *NIC) SetMTU(mtu int) error {
 	if mtu < 68 || mtu > n.cfg.MaxMTU {
-		return fmt.Errorf("link: MTU %d outside 68..%d", mtu, n.cfg.MaxMTU)
+		return fmt.Errorf("simnic: MTU %d outside 68..%d", mtu, n.cfg.MaxMTU)
 	}
 	n.mtu.Store(int64(mtu))
 	return nil
 }
 
-// Offloads implements NIC.
-func (n *WireNIC) Offloads() Offloads { return n.cfg.Offloads }
+// Offloads implements link.NIC.
+func (n *NIC) Offloads() link.Offloads { return n.cfg.Offloads }
 
-// NumQueues implements NIC.
-func (n *WireNIC) NumQueues() int { return len(n.queues) }
+// NumQueues implements link.NIC.
+func (n *NIC) NumQueues() int { return len(n.queues) }
 
-// Queue implements NIC.
-func (n *WireNIC) Queue(i int) Queue { return n.queues[i] }
+// Queue implements link.NIC.
+func (n *NIC) Queue(i int) link.Queue { return n.queues[i] }
 
-// LinkUp implements NIC.
-func (n *WireNIC) LinkUp() bool { return n.up.Load() }
+// LinkUp implements link.NIC.
+func (n *NIC) LinkUp() bool { return n.up.Load() }
 
-// SetLinkHandler implements NIC.
-func (n *WireNIC) SetLinkHandler(f func(bool)) { n.mu.Lock(); n.onLink = f; n.mu.Unlock() }
+// SetLinkHandler implements link.NIC.
+func (n *NIC) SetLinkHandler(f func(bool)) { n.mu.Lock(); n.onLink = f; n.mu.Unlock() }
 
-// SetFatalHandler implements NIC.
-func (n *WireNIC) SetFatalHandler(f func(error)) { n.mu.Lock(); n.onFatal = f; n.mu.Unlock() }
+// SetFatalHandler implements link.NIC.
+func (n *NIC) SetFatalHandler(f func(error)) { n.mu.Lock(); n.onFatal = f; n.mu.Unlock() }
 
 // SetLink changes the link state (frames are dropped both ways while down)
 // and tells the handler, like an AENQ LINK_CHANGE event (§6).
-func (n *WireNIC) SetLink(up bool) {
+func (n *NIC) SetLink(up bool) {
 	n.up.Store(up)
 	n.mu.Lock()
 	f := n.onLink
@@ -170,7 +178,7 @@ func (n *WireNIC) SetLink(up bool) {
 }
 
 // Fail reports a fatal device error to the handler.
-func (n *WireNIC) Fail(err error) {
+func (n *NIC) Fail(err error) {
 	n.up.Store(false)
 	n.mu.Lock()
 	f := n.onFatal
@@ -181,18 +189,18 @@ func (n *WireNIC) Fail(err error) {
 }
 
 // Close detaches from the wire and closes it.
-func (n *WireNIC) Close() error {
+func (n *NIC) Close() error {
 	n.wire.SetReceiver(nil)
 	return n.wire.Close()
 }
 
-// QueueStats are one WireNIC queue's counters.
+// QueueStats are one NIC queue's counters.
 type QueueStats struct {
 	TxPackets, TxBytes, RxPackets, RxBytes, RxDropped uint64
 }
 
 // Stats returns per-queue counters.
-func (n *WireNIC) Stats() []QueueStats {
+func (n *NIC) Stats() []QueueStats {
 	out := make([]QueueStats, len(n.queues))
 	for i, q := range n.queues {
 		out[i] = QueueStats{
@@ -205,12 +213,12 @@ func (n *WireNIC) Stats() []QueueStats {
 
 // receive is the wire's receiver: copy the frame into the queue its flow
 // hashes to.
-func (n *WireNIC) receive(frame []byte) {
-	if !n.up.Load() || len(frame) < header.EthernetMinimumSize || len(frame) > n.MTU()+header.EthernetMinimumSize+4 {
+func (n *NIC) receive(f []byte) {
+	if !n.up.Load() || len(f) < frame.EthernetHeaderLen || len(f) > n.MTU()+frame.EthernetHeaderLen+4 {
 		n.RxDropped.Add(1)
 		return
 	}
-	h := flowHash(frame)
+	h := flowHash(f)
 	q := n.queues[int(h%uint32(len(n.queues)))]
 	q.mu.Lock()
 	if len(q.ring) >= n.cfg.RxRing {
@@ -223,7 +231,7 @@ func (n *WireNIC) receive(frame []byte) {
 	if k := len(q.free); k > 0 {
 		b, q.free = q.free[k-1][:0], q.free[:k-1]
 	}
-	b = append(b, frame...)
+	b = append(b, f...)
 	q.ring = append(q.ring, rxFrame{b: b, hash: h})
 	q.mu.Unlock()
 	select {
@@ -238,7 +246,7 @@ type rxFrame struct {
 }
 
 type wireQueue struct {
-	nic  *WireNIC
+	nic  *NIC
 	idx  int
 	wake chan struct{}
 
@@ -256,7 +264,7 @@ type wireQueue struct {
 	txPackets, txBytes, rxPackets, rxBytes, rxDropped atomic.Uint64
 }
 
-// Send implements Queue: gather the frame, finish requested checksums the
+// Send implements link.Queue: gather the frame, finish requested checksums the
 // way the device does (§7.2), and put it on the wire.
 func (q *wireQueue) Send(segs [][]byte, off rings.TxOffload) error {
 	n := q.nic
@@ -265,7 +273,7 @@ func (q *wireQueue) Send(segs [][]byte, off rings.TxOffload) error {
 		b = append(b, s...)
 	}
 	q.txbuf = b[:0]
-	if len(b) > n.MTU()+header.EthernetMinimumSize {
+	if len(b) > n.MTU()+frame.EthernetHeaderLen {
 		return rings.ErrFrameTooLong
 	}
 	if off.Active() {
@@ -285,60 +293,66 @@ func (q *wireQueue) Send(segs [][]byte, off rings.TxOffload) error {
 // deviceChecksum fills checksums the way an ENA computes them: IPv4 header
 // checksum, and with partial mode the L4 checksum over a field that
 // already holds the pseudo-header sum.
-func (n *WireNIC) deviceChecksum(b []byte, off rings.TxOffload) error {
+func (n *NIC) deviceChecksum(b []byte, off rings.TxOffload) error {
 	o := n.cfg.Offloads
 	l3 := int(off.L3HdrOff)
 	if l3+int(off.L3HdrLen) > len(b) {
-		return errors.New("link: Tx offload: L3 header beyond the frame")
+		return errors.New("simnic: Tx offload: L3 header beyond the frame")
 	}
 	if off.L3Csum {
 		if off.L3 != spec.L3ProtoIPv4 || !o.TxCsumIPv4 {
-			return errors.New("link: Tx offload: IPv4 checksum not negotiated")
+			return errors.New("simnic: Tx offload: IPv4 checksum not negotiated")
 		}
-		ip := b[l3 : l3+int(off.L3HdrLen)]
-		ip[10], ip[11] = 0, 0
-		c := ^checksum.Checksum(ip, 0)
-		ip[10], ip[11] = byte(c>>8), byte(c)
+		h := b[l3 : l3+int(off.L3HdrLen)]
+		if len(h) < frame.IPv4MinHeaderLen {
+			return errors.New("simnic: Tx offload: IPv4 header shorter than 20 bytes")
+		}
+		h[frame.IPv4ChecksumOffset], h[frame.IPv4ChecksumOffset+1] = 0, 0
+		c := ^checksum.Checksum(h, 0)
+		binary.BigEndian.PutUint16(h[frame.IPv4ChecksumOffset:], c)
 	}
 	if !off.L4Csum {
 		return nil
 	}
 	if !off.L4Partial {
-		return errors.New("link: Tx offload: only partial L4 checksums are modelled")
+		return errors.New("simnic: Tx offload: only partial L4 checksums are modelled")
 	}
 	switch off.L3 {
 	case spec.L3ProtoIPv4:
 		if !o.TxL4CsumIPv4Partial {
-			return errors.New("link: Tx offload: IPv4 L4 partial checksum not negotiated")
+			return errors.New("simnic: Tx offload: IPv4 L4 partial checksum not negotiated")
 		}
 	case spec.L3ProtoIPv6:
 		if !o.TxL4CsumIPv6Partial {
-			return errors.New("link: Tx offload: IPv6 L4 partial checksum not negotiated")
+			return errors.New("simnic: Tx offload: IPv6 L4 partial checksum not negotiated")
 		}
 	default:
-		return fmt.Errorf("link: Tx offload: L3 protocol %v", off.L3)
+		return fmt.Errorf("simnic: Tx offload: L3 protocol %v", off.L3)
 	}
 	l4 := l3 + int(off.L3HdrLen)
-	var end int
-	if off.L3 == spec.L3ProtoIPv4 {
-		end = l3 + int(header.IPv4(b[l3:]).TotalLength())
-	} else {
-		end = l3 + header.IPv6MinimumSize + int(header.IPv6(b[l3:]).PayloadLength())
+	parse := frame.ParseIPv4
+	if off.L3 == spec.L3ProtoIPv6 {
+		parse = frame.ParseIPv6
 	}
+	ip, ok := parse(b[l3:])
+	if !ok {
+		return errors.New("simnic: Tx offload: no IP header at the L3 offset")
+	}
+	end := l3 + ip.Len
 	if end > len(b) || l4 > end {
-		return errors.New("link: Tx offload: L4 beyond the frame")
+		return errors.New("simnic: Tx offload: L4 beyond the frame")
 	}
 	var co int
 	switch off.L4 {
 	case spec.L4ProtoTCP:
-		co = l4 + header.TCPChecksumOffset
+		co = l4 + frame.TCPChecksumOffset
 	case spec.L4ProtoUDP:
-		co = l4 + udpChecksumOffset
+		co = l4 + frame.UDPChecksumOffset
 	default:
-		return fmt.Errorf("link: Tx offload: L4 protocol %v", off.L4)
+		return fmt.Errorf("simnic: Tx offload: L4 protocol %v", off.L4)
 	}
 	if co+2 > end {
-		return errors.New("link: Tx offload: checksum field beyond the frame")
+		return errors.New("simnic: Tx offload: checksum field beyond the frame")
 	}
 	c := ^checksum.Checksum(b[l4:end], 0)
 	if off.L4 == spec.L4ProtoUDP && c == 0 {
@@ -348,10 +362,10 @@ func (n *WireNIC) deviceChecksum(b []byte, off rings.TxOffload) error {
 	return nil
 }
 
-// Flush implements Queue; frames leave in Send.
+// Flush implements link.Queue; frames leave in Send.
 func (q *wireQueue) Flush() {}
 
-// Poll implements Queue: hand out up to budget frames, split into RxBufSize
+// Poll implements link.Queue: hand out up to budget frames, split into RxBufSize
 // fragments, with the checksum status a device reports (§7.7).
 func (q *wireQueue) Poll(budget int, fn func(*rings.RxPacket)) (int, error) {
 	q.mu.Lock()
@@ -390,54 +404,39 @@ func (q *wireQueue) Poll(budget int, fn func(*rings.RxPacket)) (int, error) {
 	return k, nil
 }
 
-// rxStatus sets the protocol and checksum bits of p from the frame.
-func (n *WireNIC) rxStatus(b []byte, p *rings.RxPacket) {
+// rxStatus sets the protocol and checksum bits of p from the frame, as a
+// device reports them in its Rx completion (§7.7).
+func (n *NIC) rxStatus(b []byte, p *rings.RxPacket) {
 	o := n.cfg.Offloads
 	p.L3CsumErr = true // "bad or not validated" until shown good
-	eth := header.Ethernet(b)
-	ip := b[header.EthernetMinimumSize:]
-	var l4proto uint8
-	var l4 []byte
-	var pseudo uint16
-	switch eth.Type() {
-	case header.IPv4ProtocolNumber:
-		if len(ip) < header.IPv4MinimumSize {
-			return
-		}
-		h := header.IPv4(ip)
-		hl, tl := int(h.HeaderLength()), int(h.TotalLength())
-		if hl < header.IPv4MinimumSize || tl < hl || tl > len(ip) {
+	et, l3, _, _ := frame.EtherType(b, 0)
+	var ip frame.IP
+	var ok bool
+	switch et {
+	case frame.EtherTypeIPv4:
+		if ip, ok = frame.ParseIPv4(b[l3:]); !ok || ip.Len < ip.HeaderLen || l3+ip.Len > len(b) {
 			return
 		}
 		p.L3 = spec.L3ProtoIPv4
 		if o.RxCsumIPv4 {
-			p.L3CsumErr = checksum.Checksum(ip[:hl], 0) != 0xffff
+			p.L3CsumErr = checksum.Checksum(b[l3:l3+ip.HeaderLen], 0) != 0xffff
 		}
-		if h.More() || h.FragmentOffset() != 0 {
+		if ip.Fragment {
 			p.IPv4Frag = true
 			return
 		}
-		l4proto, l4 = h.Protocol(), ip[hl:tl]
-		pseudo = header.PseudoHeaderChecksum(h.TransportProtocol(), h.SourceAddress(), h.DestinationAddress(), uint16(len(l4)))
-	case header.IPv6ProtocolNumber:
-		if len(ip) < header.IPv6MinimumSize {
-			return
-		}
-		h := header.IPv6(ip)
-		pl := int(h.PayloadLength())
-		if header.IPv6MinimumSize+pl > len(ip) {
+	case frame.EtherTypeIPv6:
+		if ip, ok = frame.ParseIPv6(b[l3:]); !ok || l3+ip.Len > len(b) {
 			return
 		}
 		p.L3 = spec.L3ProtoIPv6
-		l4proto, l4 = h.NextHeader(), ip[header.IPv6MinimumSize:header.IPv6MinimumSize+pl]
-		pseudo = header.PseudoHeaderChecksum(h.TransportProtocol(), h.SourceAddress(), h.DestinationAddress(), uint16(len(l4)))
 	default:
 		return
 	}
-	switch l4proto {
-	case uint8(header.TCPProtocolNumber):
+	switch ip.Proto {
+	case frame.ProtoTCP:
 		p.L4 = spec.L4ProtoTCP
-	case uint8(header.UDPProtocolNumber):
+	case frame.ProtoUDP:
 		p.L4 = spec.L4ProtoUDP
 	default:
 		return
@@ -446,13 +445,15 @@ func (n *WireNIC) rxStatus(b []byte, p *rings.RxPacket) {
 		return
 	}
 	p.L4CsumChecked = true
-	if p.L4 == spec.L4ProtoUDP && p.L3 == spec.L3ProtoIPv4 && len(l4) >= 8 && l4[6] == 0 && l4[7] == 0 {
+	l4 := b[l3+ip.HeaderLen : l3+ip.Len]
+	if p.L4 == spec.L4ProtoUDP && p.L3 == spec.L3ProtoIPv4 && len(l4) >= frame.UDPHeaderLen &&
+		binary.BigEndian.Uint16(l4[frame.UDPChecksumOffset:]) == 0 {
 		return // no checksum to check
 	}
-	p.L4CsumErr = checksum.Checksum(l4, pseudo) != 0xffff
+	p.L4CsumErr = checksum.Checksum(l4, frame.PseudoHeaderSum(ip.Src, ip.Dst, ip.Proto, len(l4))) != 0xffff
 }
 
-// WaitRx implements Queue.
+// WaitRx implements link.Queue.
 func (q *wireQueue) WaitRx(ctx context.Context) error {
 	q.mu.Lock()
 	ready := len(q.ring) > 0
@@ -468,7 +469,7 @@ func (q *wireQueue) WaitRx(ctx context.Context) error {
 	}
 }
 
-// Wake implements Queue.
+// Wake implements link.Queue.
 func (q *wireQueue) Wake() {
 	select {
 	case q.wake <- struct{}{}:
@@ -479,45 +480,32 @@ func (q *wireQueue) Wake() {
 // flowHash spreads frames over queues by IPv4/IPv6 addresses and ports, the
 // fields RSS hashes (§8); anything else goes to queue 0.
 func flowHash(b []byte) uint32 {
-	ip := b[header.EthernetMinimumSize:]
-	var key []byte
-	var l4 []byte
-	switch header.Ethernet(b).Type() {
-	case header.IPv4ProtocolNumber:
-		if len(ip) < header.IPv4MinimumSize {
-			return 0
-		}
-		h := header.IPv4(ip)
-		hl := int(h.HeaderLength())
-		key = ip[12:20]
-		if hl <= len(ip) && !h.More() && h.FragmentOffset() == 0 {
-			l4 = ip[hl:]
-		}
-		if h.Protocol() != uint8(header.TCPProtocolNumber) && h.Protocol() != uint8(header.UDPProtocolNumber) {
-			l4 = nil
-		}
-	case header.IPv6ProtocolNumber:
-		if len(ip) < header.IPv6MinimumSize {
-			return 0
-		}
-		key = ip[8:40]
-		if nh := ip[6]; nh == uint8(header.TCPProtocolNumber) || nh == uint8(header.UDPProtocolNumber) {
-			l4 = ip[header.IPv6MinimumSize:]
-		}
-	default:
+	et, l3, _, _ := frame.EtherType(b, 0)
+	var ip frame.IP
+	var ok bool
+	switch et {
+	case frame.EtherTypeIPv4:
+		ip, ok = frame.ParseIPv4(b[l3:])
+	case frame.EtherTypeIPv6:
+		ip, ok = frame.ParseIPv6(b[l3:])
+	}
+	if !ok {
 		return 0
 	}
-	h := uint32(2166136261)
-	for _, c := range key {
-		h = (h ^ uint32(c)) * 16777619
+	var ports []byte
+	if !ip.Fragment && (ip.Proto == frame.ProtoTCP || ip.Proto == frame.ProtoUDP) {
+		ports = b[l3+ip.HeaderLen:]
 	}
-	if len(l4) >= 4 {
-		for _, c := range l4[:4] {
+	h := uint32(2166136261)
+	for _, key := range [][]byte{ip.Src, ip.Dst} {
+		for _, c := range key {
+			h = (h ^ uint32(c)) * 16777619
+		}
+	}
+	if len(ports) >= 4 {
+		for _, c := range ports[:4] {
 			h = (h ^ uint32(c)) * 16777619
 		}
 	}
 	return h
 }
-
-// udpChecksumOffset is where the UDP checksum sits in its header (RFC 768).
-const udpChecksumOffset = 6

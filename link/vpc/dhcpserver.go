@@ -1,4 +1,4 @@
-package link
+package vpc
 
 import (
 	"errors"
@@ -14,6 +14,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/enanet/enanet/link"
 )
 
 // DHCPServerConfig describes the addresses a DHCPServer hands out.
@@ -29,11 +31,11 @@ type DHCPServerConfig struct {
 	LeaseTime time.Duration
 }
 
-// DHCPServer is a small DHCPv4 server on a Stack, standing in for the
+// DHCPServer is a small DHCPv4 server on a link.Stack, standing in for the
 // VPC's: DISCOVER gets an OFFER, REQUEST an ACK (or NAK for an address it
 // did not offer). Leases are kept per MAC.
 type DHCPServer struct {
-	s    *Stack
+	s    *link.Stack
 	cfg  DHCPServerConfig
 	self netip.Prefix
 	conn *gonet.UDPConn
@@ -45,15 +47,15 @@ type DHCPServer struct {
 	done chan struct{}
 }
 
-// ServeDHCP starts a DHCP server on port 67 of the stack, which must have
-// a static address. Close stops it.
-func (s *Stack) ServeDHCP(cfg DHCPServerConfig) (*DHCPServer, error) {
+// ServeDHCP starts a DHCP server on port 67 of s, which must have a static
+// address. Close stops it.
+func ServeDHCP(s *link.Stack, cfg DHCPServerConfig) (*DHCPServer, error) {
 	self, _ := s.Addr()
 	if !self.IsValid() {
-		return nil, errors.New("link: DHCP server: the stack has no address")
+		return nil, errors.New("vpc: DHCP server: the stack has no address")
 	}
 	if !cfg.First.Is4() || cfg.Count <= 0 {
-		return nil, fmt.Errorf("link: DHCP server: bad pool %v+%d", cfg.First, cfg.Count)
+		return nil, fmt.Errorf("vpc: DHCP server: bad pool %v+%d", cfg.First, cfg.Count)
 	}
 	if cfg.LeaseTime == 0 {
 		cfg.LeaseTime = time.Hour
@@ -65,12 +67,12 @@ func (s *Stack) ServeDHCP(cfg DHCPServerConfig) (*DHCPServer, error) {
 	var wq waiter.Queue
 	ep, terr := s.Stack.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
 	if terr != nil {
-		return nil, fmt.Errorf("link: DHCP server: making a UDP endpoint: %s", terr)
+		return nil, fmt.Errorf("vpc: DHCP server: making a UDP endpoint: %s", terr)
 	}
 	ep.SocketOptions().SetBroadcast(true)
 	if terr := ep.Bind(tcpip.FullAddress{Port: dhcpv4.ServerPort}); terr != nil {
 		ep.Close()
-		return nil, fmt.Errorf("link: DHCP server: binding port %d: %s", dhcpv4.ServerPort, terr)
+		return nil, fmt.Errorf("vpc: DHCP server: binding port %d: %s", dhcpv4.ServerPort, terr)
 	}
 	d := &DHCPServer{s: s, cfg: cfg, self: self, conn: gonet.NewUDPConn(&wq, ep),
 		leases: map[string]netip.Addr{}, done: make(chan struct{})}
