@@ -1,6 +1,7 @@
 package link
 
 import (
+	"encoding/binary"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
 
 	"github.com/enanet/enanet/ena/spec"
+	"github.com/enanet/enanet/internal/frame"
 	"github.com/enanet/enanet/rings"
 )
 
@@ -225,25 +227,21 @@ func (r *rxQueue) release() {
 // which holds it, drops it, or completes its datagram (queued in fragReady
 // for deliver).
 func (r *rxQueue) fragment(v *buffer.View, b []byte, p *rings.RxPacket) bool {
-	if len(b) < header.IPv4MinimumSize {
-		return false // verify counts it as malformed
+	ip, ok := frame.ParseIPv4(b)
+	if !ok || !ip.Fragment {
+		return false // verify counts a bad header as malformed
 	}
-	h := header.IPv4(b)
-	if !h.More() && h.FragmentOffset() == 0 {
-		return false
-	}
-	hl, tl := int(h.HeaderLength()), int(h.TotalLength())
-	if hl < header.IPv4MinimumSize || tl < hl || tl > len(b) {
+	if ip.Len < ip.HeaderLen || ip.Len > len(b) {
 		r.c.malformed.Add(1)
 		v.Release()
 		return true
 	}
-	if !(r.e.devL3OK && p.L3 == spec.L3ProtoIPv4 && !p.L3CsumErr) && checksum.Checksum(b[:hl], 0) != 0xffff {
+	if !r.ipv4HeaderOK(b[:ip.HeaderLen], p) {
 		r.c.csumBad.Add(1)
 		v.Release()
 		return true
 	}
-	switch res, views := r.e.frags.add(v, h[:tl]); res {
+	switch res, views := r.e.frags.add(v, header.IPv4(b[:ip.Len])); res {
 	case fragDropped:
 		r.c.fragDropped.Add(1)
 	case fragComplete:
@@ -253,89 +251,72 @@ func (r *rxQueue) fragment(v *buffer.View, b []byte, p *rings.RxPacket) bool {
 	return true
 }
 
+// ipv4HeaderOK checks an IPv4 header's checksum, trusting the device's
+// verdict where it gave one: L3CsumErr means "bad or not validated", so
+// only a device that validates IPv4 headers makes a clear bit mean "good".
+func (r *rxQueue) ipv4HeaderOK(h []byte, p *rings.RxPacket) bool {
+	if r.e.devL3OK && p.L3 == spec.L3ProtoIPv4 && !p.L3CsumErr {
+		return true
+	}
+	return checksum.Checksum(h, 0) == 0xffff
+}
+
 // verify keeps the promise of CapabilityRXChecksumOffload: the stack will
 // trust every checksum of what we deliver. The device's verdicts are used
 // where it gave one (§7.7 status bits); the rest is checked here. It
 // reports whether the packet may be delivered.
 func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, p *rings.RxPacket) bool {
-	e := r.e
-	var l4proto tcpip.TransportProtocolNumber
+	var ip frame.IP
+	var ok bool
 	var l4 []byte
-	var src, dst tcpip.Address
 	switch proto {
 	case header.IPv4ProtocolNumber:
-		if len(b) < header.IPv4MinimumSize {
+		ip, ok = frame.ParseIPv4(b)
+		if !ok || ip.Len < ip.HeaderLen || ip.Len > len(b) {
 			r.c.malformed.Add(1)
 			return false
 		}
-		h := header.IPv4(b)
-		hl := int(h.HeaderLength())
-		tl := int(h.TotalLength())
-		if hl < header.IPv4MinimumSize || tl < hl || tl > len(b) {
-			r.c.malformed.Add(1)
+		if !r.ipv4HeaderOK(b[:ip.HeaderLen], p) {
+			r.c.csumBad.Add(1)
 			return false
 		}
-		// L3CsumErr means "bad or not validated"; only a device that
-		// validates IPv4 headers makes a clear bit mean "good".
-		if !(e.devL3OK && p.L3 == spec.L3ProtoIPv4 && !p.L3CsumErr) {
-			if checksum.Checksum(b[:hl], 0) != 0xffff {
-				r.c.csumBad.Add(1)
-				return false
-			}
-		}
-		if h.More() || h.FragmentOffset() != 0 {
+		if ip.Fragment {
 			// Fragments go through fragment() before this; one that gets
 			// here came without a verifier and cannot be verified.
 			r.c.fragDropped.Add(1)
 			return false
 		}
-		l4proto = tcpip.TransportProtocolNumber(h.Protocol())
-		l4 = b[hl:tl]
-		src, dst = h.SourceAddress(), h.DestinationAddress()
+		l4 = b[ip.HeaderLen:ip.Len]
 	case header.IPv6ProtocolNumber:
-		if len(b) < header.IPv6MinimumSize {
+		ip, ok = frame.ParseIPv6(b)
+		if !ok || ip.Len > len(b) {
 			r.c.malformed.Add(1)
 			return false
 		}
-		h := header.IPv6(b)
-		pl := int(h.PayloadLength())
-		if header.IPv6MinimumSize+pl > len(b) {
-			r.c.malformed.Add(1)
-			return false
-		}
-		src, dst = h.SourceAddress(), h.DestinationAddress()
-		next := h.NextHeader()
-		rest := b[header.IPv6MinimumSize : header.IPv6MinimumSize+pl]
 		// Walk the simple extension headers to find TCP/UDP.
-		for {
-			switch tcpip.TransportProtocolNumber(next) {
-			case header.TCPProtocolNumber, header.UDPProtocolNumber:
-			default:
-				switch next {
-				case 0, 43, 60: // hop-by-hop, routing, destination options
-					if len(rest) < 8 || len(rest) < (int(rest[1])+1)*8 {
-						r.c.malformed.Add(1)
-						return false
-					}
-					n := (int(rest[1]) + 1) * 8
-					next, rest = rest[0], rest[n:]
-					continue
-				case 44: // fragment
-					r.c.fragDropped.Add(1)
-					return false
-				}
+		next, rest := ip.Proto, b[ip.HeaderLen:ip.Len]
+		for next != frame.ProtoTCP && next != frame.ProtoUDP {
+			if next == 44 { // fragment
+				r.c.fragDropped.Add(1)
+				return false
 			}
-			break
+			if next != 0 && next != 43 && next != 60 { // hop-by-hop, routing, destination options
+				break
+			}
+			if len(rest) < 8 || len(rest) < (int(rest[1])+1)*8 {
+				r.c.malformed.Add(1)
+				return false
+			}
+			next, rest = rest[0], rest[(int(rest[1])+1)*8:]
 		}
-		l4proto = tcpip.TransportProtocolNumber(next)
-		l4 = rest
+		ip.Proto, l4 = next, rest
 	default:
 		return true // ARP and others carry no checksum the stack skips
 	}
-	if l4proto != header.TCPProtocolNumber && l4proto != header.UDPProtocolNumber {
+	if ip.Proto != frame.ProtoTCP && ip.Proto != frame.ProtoUDP {
 		return true // ICMP and the rest are always checked by the stack
 	}
-	if e.devL4OK && p.L4CsumChecked {
+	if r.e.devL4OK && p.L4CsumChecked {
 		if p.L4CsumErr {
 			r.c.csumBad.Add(1)
 			return false
@@ -343,25 +324,19 @@ func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, p *rings.R
 		r.c.devVerified.Add(1)
 		return true
 	}
-	if len(l4) > 0xffff {
+	minLen := frame.TCPMinHeaderLen
+	if ip.Proto == frame.ProtoUDP {
+		minLen = frame.UDPHeaderLen
+	}
+	if len(l4) < minLen || len(l4) > 0xffff {
 		r.c.malformed.Add(1)
 		return false
 	}
-	if l4proto == header.UDPProtocolNumber {
-		if len(l4) < header.UDPMinimumSize {
-			r.c.malformed.Add(1)
-			return false
-		}
-		if proto == header.IPv4ProtocolNumber && header.UDP(l4).Checksum() == 0 {
-			r.c.swVerified.Add(1)
-			return true // IPv4 UDP without checksum
-		}
-	} else if len(l4) < header.TCPMinimumSize {
-		r.c.malformed.Add(1)
-		return false
+	if ip.Proto == frame.ProtoUDP && proto == header.IPv4ProtocolNumber && binary.BigEndian.Uint16(l4[frame.UDPChecksumOffset:]) == 0 {
+		r.c.swVerified.Add(1)
+		return true // IPv4 UDP without checksum
 	}
-	sum := header.PseudoHeaderChecksum(l4proto, src, dst, uint16(len(l4)))
-	if checksum.Checksum(l4, sum) != 0xffff {
+	if checksum.Checksum(l4, frame.PseudoHeaderSum(ip.Src, ip.Dst, ip.Proto, len(l4))) != 0xffff {
 		r.c.csumBad.Add(1)
 		return false
 	}
