@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -75,9 +76,7 @@ func newRig(t testing.TB, c rigConfig) *rig {
 		ob = *c.optsB
 	}
 	a, err := link.NewStack(na, link.StackOptions{Addr: addrA, Endpoint: c.opts, NoQDisc: c.noQDisc})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, err := link.NewStack(nb, link.StackOptions{Addr: addrB, Endpoint: ob, NoQDisc: c.noQDisc})
 	if err != nil {
 		a.Close()
@@ -101,9 +100,7 @@ func transfer(t testing.TB, from, to *link.Stack, toAddr netip.Prefix, n int) {
 	t.Helper()
 	port := uint16(nextPort.Add(1))
 	ln, err := to.ListenTCP(port)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer ln.Close()
 	want := make([]byte, n)
 	rand.Read(want)
@@ -121,9 +118,7 @@ func transfer(t testing.TB, from, to *link.Stack, toAddr netip.Prefix, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := from.DialTCP(ctx, netip.AddrPortFrom(toAddr.Addr(), port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(60 * time.Second))
 	writeErr := make(chan error, 1)
@@ -135,15 +130,9 @@ func transfer(t testing.TB, from, to *link.Stack, toAddr netip.Prefix, n int) {
 		writeErr <- err
 	}()
 	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("reading the echo: %v", err)
-	}
-	if err := <-writeErr; err != nil {
-		t.Fatalf("writing: %v", err)
-	}
-	if err := <-echoErr; err != nil {
-		t.Fatalf("echo: %v", err)
-	}
+	require.NoError(t, err, "reading the echo")
+	require.NoError(t, <-writeErr, "writing")
+	require.NoError(t, <-echoErr, "echo")
 	if !bytes.Equal(got, want) {
 		t.Fatalf("echo differs: got %d bytes, want %d", len(got), len(want))
 	}
@@ -244,14 +233,10 @@ func TestUDP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.c)
 			srv, err := gonet.DialUDP(r.b.Stack, &tcpip.FullAddress{NIC: 1, Port: 7000}, nil, ipv4.ProtocolNumber)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer srv.Close()
 			cli, err := gonet.DialUDP(r.a.Stack, nil, &tcpip.FullAddress{Addr: tcpip.AddrFrom4(addrB.Addr().As4()), Port: 7000}, ipv4.ProtocolNumber)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer cli.Close()
 			buf := make([]byte, 2000)
 			for i := 0; i < 50; i++ {
@@ -410,14 +395,10 @@ func TestRxChecksumBadDropped(t *testing.T) {
 			defer wa.Close()
 			nb := simnic.New(wb, simnic.Config{MAC: macB, Offloads: tc.offloads})
 			b, err := link.NewStack(nb, link.StackOptions{Addr: addrB, Endpoint: tc.opts})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer b.Close()
 			ln, err := b.ListenTCP(5002)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer ln.Close()
 			var sent sync.WaitGroup
 			var replies int
@@ -475,14 +456,10 @@ func TestRxFragments(t *testing.T) {
 			opts := link.Options{NoRxChecksumOffload: !offload}
 			r := newRig(t, rigConfig{queues: 1, offloads: fullOffloads, opts: opts})
 			srv, err := gonet.DialUDP(r.b.Stack, &tcpip.FullAddress{NIC: 1, Port: 7001}, nil, ipv4.ProtocolNumber)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer srv.Close()
 			cli, err := gonet.DialUDP(r.a.Stack, nil, &tcpip.FullAddress{Addr: tcpip.AddrFrom4(addrB.Addr().As4()), Port: 7001}, ipv4.ProtocolNumber)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer cli.Close()
 			msg := make([]byte, 4000)
 			rand.Read(msg)
@@ -582,20 +559,14 @@ func TestDHCP(t *testing.T) {
 	defer na.Close()
 	defer nb.Close()
 	router, err := link.NewStack(nb, link.StackOptions{Addr: netip.MustParsePrefix("172.31.0.2/20")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer router.Close()
 	srv, err := vpc.ServeDHCP(router, vpc.DHCPServerConfig{First: netip.MustParseAddr("172.31.5.10"), Count: 10,
 		Router: netip.MustParseAddr("172.31.0.2"), LeaseTime: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer srv.Close()
 	cli, err := link.NewStack(na, link.StackOptions{DHCP: true, DHCPTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer cli.Close()
 	addr, gw := cli.Addr()
 	if addr != netip.MustParsePrefix("172.31.5.10/20") || gw != netip.MustParseAddr("172.31.0.2") {
@@ -641,13 +612,9 @@ func TestCloseUnderLoad(t *testing.T) {
 			na := simnic.New(wa, simnic.Config{MAC: macA, Queues: 2, Offloads: fullOffloads})
 			nb := simnic.New(wb, simnic.Config{MAC: macB, Queues: 2, Offloads: fullOffloads})
 			a, err := link.NewStack(na, link.StackOptions{Addr: addrA})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			b, err := link.NewStack(nb, link.StackOptions{Addr: addrB})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			// Ping floods keep the Rx goroutines inside the stack (ICMP
 			// replies look up routes under the stack lock). Each stack is
 			// closed while the other keeps flooding it. A stack's own
@@ -726,9 +693,7 @@ func TestAttachDetach(t *testing.T) {
 	wa, _ := simnic.NewPipe()
 	n := simnic.New(wa, simnic.Config{MAC: macA, Queues: 2})
 	ep, err := link.New(n, link.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ep.Wait() // nothing started: must not block
 	if ep.IsAttached() {
 		t.Fatal("attached before Attach")
@@ -762,9 +727,7 @@ func TestTxAllocs(t *testing.T) {
 		wb.SetReceiver(func([]byte) {})
 		n := simnic.New(wa, simnic.Config{MAC: macA, Queues: 2, Offloads: off})
 		ep, err := link.New(n, link.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		pkt := tcpPacket(1400)
 		var list stack.PacketBufferList
 		list.PushBack(pkt)
@@ -817,9 +780,7 @@ func BenchmarkTCP(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			r := newRig(b, tc.c)
 			ln, err := r.b.ListenTCP(5003)
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			defer ln.Close()
 			go func() {
 				c, err := ln.Accept()
@@ -830,9 +791,7 @@ func BenchmarkTCP(b *testing.B) {
 				c.Close()
 			}()
 			c, err := r.a.DialTCP(context.Background(), netip.AddrPortFrom(addrB.Addr(), 5003))
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			chunk := make([]byte, 1<<20)
 			b.SetBytes(int64(len(chunk)))
 			b.ResetTimer()
