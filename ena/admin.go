@@ -47,7 +47,10 @@ var (
 	// ErrAdminBroken: the admin queue stopped accepting commands after an
 	// earlier failure; a reset is pending.
 	ErrAdminBroken = errors.New("admin queue is not running")
-	// ErrAdminFull: depth commands are already outstanding (§4.1).
+	// ErrAdminFull: depth commands stayed outstanding for the whole admin
+	// timeout, so a new command found no free slot (§4.1). A full queue is
+	// back-pressure: callers wait for a slot first and get this only when
+	// none freed up in time.
 	ErrAdminFull = errors.New("admin queue full")
 	// ErrResetting: the device is being reset; retry shortly.
 	ErrResetting = errors.New("ena: device is resetting")
@@ -92,6 +95,9 @@ type adminQueue struct {
 	cmds        []*adminCmd // by command id; nil = free
 	nextID      uint16
 	outstanding int
+	// slotFreed is closed (and replaced) whenever outstanding drops or the
+	// state changes, waking callers that wait for a free slot.
+	slotFreed chan struct{}
 
 	state   atomic.Int32
 	reason  atomic.Uint32 // reset reason recorded when marked broken
@@ -103,6 +109,9 @@ type adminQueue struct {
 	fatal func() error
 
 	submitted, completed, failed, timeouts atomic.Uint64
+	// outOfSpace counts commands that found all depth slots taken and
+	// waited for one (ena-com's out_of_space). A wait is not a failure.
+	outOfSpace atomic.Uint64
 }
 
 func newAdminQueue(dma hw.DMA, r *regs, tr *tracer, depth uint16) (*adminQueue, error) {
@@ -115,7 +124,8 @@ func newAdminQueue(dma hw.DMA, r *regs, tr *tracer, depth uint16) (*adminQueue, 
 		_ = sq.Free()
 		return nil, fmt.Errorf("ena: allocate admin CQ: %w", err)
 	}
-	q := &adminQueue{regs: r, tr: tr, sq: sq, cq: cq, depth: depth, cmds: make([]*adminCmd, depth)}
+	q := &adminQueue{regs: r, tr: tr, sq: sq, cq: cq, depth: depth, cmds: make([]*adminCmd, depth),
+		slotFreed: make(chan struct{})}
 	q.timeout.Store(int64(spec.DefaultAdminTimeout))
 	q.polling.Store(true)
 	q.reinit()
@@ -176,10 +186,18 @@ func (q *adminQueue) abortLocked(err error) {
 		}
 	}
 	q.outstanding = 0
+	q.wakeSlotWaitersLocked()
+}
+
+// wakeSlotWaitersLocked wakes every caller waiting in acquireSlot.
+func (q *adminQueue) wakeSlotWaitersLocked() {
+	close(q.slotFreed)
+	q.slotFreed = make(chan struct{})
 }
 
 // markBroken records that the queue can no longer be trusted; the watchdog
 // resets the device with reason (ADMIN_TO or MISSING_ADMIN_INTERRUPT, §9.2).
+// Callers waiting for a slot notice within one polling interval.
 func (q *adminQueue) markBroken(reason spec.ResetReason) {
 	if q.state.CompareAndSwap(adminRunning, adminBroken) {
 		q.reason.Store(uint32(reason))
@@ -200,7 +218,9 @@ func (q *adminQueue) broken() (spec.ResetReason, bool) {
 func (q *adminQueue) exec(op string, entry []byte) ([]byte, error) {
 	c, err := q.submit(op, entry)
 	if err != nil {
-		q.failed.Add(1)
+		if !errors.Is(err, ErrAdminFull) {
+			q.failed.Add(1)
+		}
 		return nil, fmt.Errorf("ena: %s: %w", op, err)
 	}
 	if err := q.wait(c); err != nil {
@@ -218,17 +238,12 @@ func (q *adminQueue) exec(op string, entry []byte) ([]byte, error) {
 }
 
 // submit copies the command into the AQ and rings the doorbell (§4.1).
+// When all depth slots are taken it first waits for one (acquireSlot).
 func (q *adminQueue) submit(op string, entry []byte) (*adminCmd, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	switch q.state.Load() {
-	case adminBroken:
-		return nil, ErrAdminBroken
-	case adminStopped:
-		return nil, ErrResetting
-	}
-	if q.outstanding >= int(q.depth) {
-		return nil, ErrAdminFull
+	if err := q.acquireSlotLocked(); err != nil {
+		return nil, err
 	}
 	// Command ids cycle through 0..depth-1; completions may arrive out of
 	// order, so skip ids still in use.
@@ -253,6 +268,46 @@ func (q *adminQueue) submit(op string, entry []byte) (*adminCmd, error) {
 	mmio.StoreBarrier() // the entry must be visible before the doorbell
 	q.regs.write(spec.RegAQDB, uint32(q.tail))
 	return c, nil
+}
+
+// acquireSlotLocked returns with q.mu held and a free slot, or with the
+// reason there is none: the queue is broken or stopped, or no slot freed up
+// within the admin timeout (ErrAdminFull). Like ena-com, a full queue is
+// counted as out-of-space, not as a failed command. In polling mode the
+// waiter scans the ACQ itself, so slots free up even when every command
+// owner is asleep between its own scans.
+func (q *adminQueue) acquireSlotLocked() error {
+	var deadline time.Time
+	for {
+		switch q.state.Load() {
+		case adminBroken:
+			return ErrAdminBroken
+		case adminStopped:
+			return ErrResetting
+		}
+		if q.outstanding < int(q.depth) {
+			return nil
+		}
+		now := time.Now()
+		if deadline.IsZero() {
+			q.outOfSpace.Add(1)
+			deadline = now.Add(time.Duration(q.timeout.Load()))
+		} else if !now.Before(deadline) {
+			return ErrAdminFull
+		}
+		freed := q.slotFreed
+		q.mu.Unlock()
+		if q.polling.Load() {
+			q.process()
+		}
+		t := time.NewTimer(min(deadline.Sub(now), 5*time.Millisecond))
+		select {
+		case <-freed:
+		case <-t.C:
+		}
+		t.Stop()
+		q.mu.Lock()
+	}
 }
 
 // process consumes every ACQ entry whose phase matches (§4.1) and hands
@@ -289,6 +344,7 @@ func (q *adminQueue) process() {
 		q.outstanding--
 		q.completed.Add(1)
 		close(c.done)
+		q.wakeSlotWaitersLocked()
 	}
 }
 

@@ -10,6 +10,9 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/enanet/enanet/ena/hw"
 	"github.com/enanet/enanet/ena/spec"
 )
@@ -229,4 +232,95 @@ func TestAdminConcurrentOutOfOrder(t *testing.T) {
 			t.Errorf("caller %d: %v", i, err)
 		}
 	}
+}
+
+// TestAdminFullQueueWaits fills a depth-4 queue with commands whose
+// completions are held, then issues more: they must wait for free slots
+// (counted as out-of-space) and succeed once completions arrive, and no
+// command is counted as failed.
+func TestAdminFullQueueWaits(t *testing.T) {
+	for _, polling := range []bool{true, false} {
+		t.Run(fmt.Sprintf("polling=%v", polling), func(t *testing.T) {
+			q, f := newTestAdmin(t, 4)
+			q.polling.Store(polling)
+			q.setTimeout(2 * time.Second)
+			var mu sync.Mutex
+			held := 0
+			f.respond = func([]byte) (spec.Status, bool) {
+				mu.Lock()
+				defer mu.Unlock()
+				held++
+				return spec.StatusSuccess, true
+			}
+			if !polling {
+				// Interrupt mode: a stand-in for the management interrupt
+				// goroutine scans the ACQ.
+				stop := make(chan struct{})
+				defer close(stop)
+				go func() {
+					for {
+						select {
+						case <-stop:
+							return
+						case <-time.After(time.Millisecond):
+							q.process()
+						}
+					}
+				}()
+			}
+			const n = 12
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := q.exec(fmt.Sprintf("c%d", i), getFeatureEntry(spec.FeatDeviceAttributes)); err != nil {
+						errs <- err
+					}
+				}()
+			}
+			// Release completions as they are held until all are done.
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+		loop:
+			for {
+				select {
+				case <-done:
+					break loop
+				case <-time.After(5 * time.Millisecond):
+					f.release()
+				}
+			}
+			close(errs)
+			for err := range errs {
+				assert.NoError(t, err)
+			}
+			assert.Zero(t, q.failed.Load(), "commands counted as failed")
+			assert.NotZero(t, q.outOfSpace.Load(), "out-of-space waits not counted")
+			assert.EqualValues(t, n, q.completed.Load(), "completed commands")
+		})
+	}
+}
+
+// TestAdminFullQueueTimesOut: with every slot held for longer than the
+// admin timeout, a new command gets ErrAdminFull, and is not counted as a
+// failed command.
+func TestAdminFullQueueTimesOut(t *testing.T) {
+	q, f := newTestAdmin(t, 2)
+	q.setTimeout(50 * time.Millisecond)
+	f.respond = func([]byte) (spec.Status, bool) { return spec.StatusSuccess, true }
+	// Occupy both slots without waiting for them.
+	for i := range 2 {
+		_, err := q.submit(fmt.Sprintf("held %d", i), getFeatureEntry(spec.FeatDeviceAttributes))
+		require.NoError(t, err)
+	}
+	start := time.Now()
+	_, err := q.exec("one more", getFeatureEntry(spec.FeatDeviceAttributes))
+	require.ErrorIs(t, err, ErrAdminFull)
+	assert.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond, "gave up before the admin timeout")
+	assert.Zero(t, q.failed.Load(), "a full queue counted as a failed command")
+	assert.EqualValues(t, 1, q.outOfSpace.Load(), "out-of-space count")
+	f.release()
+	q.process()
 }

@@ -31,7 +31,12 @@ type DriverStats struct {
 	// AdminCommands, AdminFailures and AdminTimeouts count admin commands
 	// submitted, completed with an error (any cause), and timed out.
 	AdminCommands, AdminFailures, AdminTimeouts uint64
-	AENQEvents, KeepAlives, LinkChanges         uint64
+	// AdminOutOfSpace counts commands that found every admin queue slot
+	// taken and waited for one (ena-com's out_of_space). Waiting is
+	// back-pressure, not a failure: such a command is counted in
+	// AdminFailures only if it then fails.
+	AdminOutOfSpace                     uint64
+	AENQEvents, KeepAlives, LinkChanges uint64
 	// KeepAliveRxDrops, KeepAliveTxDrops and KeepAliveRxOverruns are the
 	// device's cumulative counters from the last KEEP_ALIVE event (§5.3).
 	KeepAliveRxDrops, KeepAliveTxDrops, KeepAliveRxOverruns uint64
@@ -95,6 +100,7 @@ func (d *Device) driverStats() DriverStats {
 		AdminCommands:       d.admin.submitted.Load(),
 		AdminFailures:       d.admin.failed.Load(),
 		AdminTimeouts:       d.admin.timeouts.Load(),
+		AdminOutOfSpace:     d.admin.outOfSpace.Load(),
 		AENQEvents:          c.aenqEvents.Load(),
 		KeepAlives:          c.keepAlives.Load(),
 		LinkChanges:         c.linkChanges.Load(),

@@ -43,6 +43,8 @@ type app struct {
 	fwd    *vpc.Forwarder
 	hostLn net.Listener
 
+	stats *statsCache // one shared counters snapshot for all requests
+
 	wg    sync.WaitGroup
 	fatal <-chan error
 }
@@ -75,6 +77,7 @@ func start(c config) (a *app, err error) {
 		return a, err
 	}
 	a.kind, a.dev, a.st, a.fatal = a.host.Kind, a.host.Dev, a.host.Stack, a.host.Fatal()
+	a.stats = newStatsCache(a.dev.Stats, snapshotMaxAge)
 
 	a.serverAddr = a.host.Addr(uint16(c.port))
 	ln, err := a.st.ListenTCP(uint16(c.port))

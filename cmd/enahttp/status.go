@@ -28,7 +28,10 @@ type Status struct {
 	Resets         map[string]uint64 `json:"resets"` // by reset reason (§2.3)
 	Driver         DriverCounters    `json:"driver"`
 	Endpoint       link.Stats        `json:"endpoint"`
-	Error          string            `json:"error,omitempty"` // device counters unavailable (e.g. during a reset)
+	// CountersTime is when the queue, device, ENI and driver counters
+	// were read: requests share one snapshot for up to snapshotMaxAge.
+	CountersTime time.Time `json:"counters_time"`
+	Error        string    `json:"error,omitempty"` // device counters unavailable (e.g. during a reset)
 }
 
 // DeviceInfo identifies the device.
@@ -113,9 +116,12 @@ type DriverCounters struct {
 	AdminCommands uint64 `json:"admin_commands"`
 	AdminFailures uint64 `json:"admin_failures"`
 	AdminTimeouts uint64 `json:"admin_timeouts"`
-	AENQEvents    uint64 `json:"aenq_events"`
-	KeepAlives    uint64 `json:"keep_alives"`
-	LinkChanges   uint64 `json:"link_changes"`
+	// AdminOutOfSpace counts admin commands that waited for a free slot
+	// in the admin queue: back-pressure, not failures.
+	AdminOutOfSpace uint64 `json:"admin_out_of_space"`
+	AENQEvents      uint64 `json:"aenq_events"`
+	KeepAlives      uint64 `json:"keep_alives"`
+	LinkChanges     uint64 `json:"link_changes"`
 }
 
 func (a *app) status(ctx context.Context) Status {
@@ -156,9 +162,8 @@ func (a *app) status(ctx context.Context) Status {
 		st.Network.LeaseServer = l.Server.String()
 		st.Network.LeaseSeconds = int(l.Duration / time.Second)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	ds, err := a.dev.Stats(ctx)
+	ds, at, err := a.stats.get(ctx)
+	st.CountersTime = at
 	if err != nil {
 		st.Error = err.Error()
 	}
@@ -175,7 +180,9 @@ func (a *app) status(ctx context.Context) Status {
 		st.Resets[r.String()] = n
 	}
 	dr := ds.Driver
-	st.Driver = DriverCounters{dr.AdminCommands, dr.AdminFailures, dr.AdminTimeouts, dr.AENQEvents, dr.KeepAlives, dr.LinkChanges}
+	st.Driver = DriverCounters{AdminCommands: dr.AdminCommands, AdminFailures: dr.AdminFailures,
+		AdminTimeouts: dr.AdminTimeouts, AdminOutOfSpace: dr.AdminOutOfSpace, AENQEvents: dr.AENQEvents,
+		KeepAlives: dr.KeepAlives, LinkChanges: dr.LinkChanges}
 	st.Endpoint = eps
 	return st
 }
@@ -258,7 +265,7 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 <h2>Resets and driver events</h2>
 <table>
 {{range $k, $v := .Resets}}<tr><th>reset {{$k}}</th><td class="num">{{$v}}</td></tr>{{else}}<tr><td>no resets</td></tr>{{end}}
-{{with .Driver}}<tr><th>admin commands</th><td class="num">{{.AdminCommands}} ({{.AdminFailures}} failed, {{.AdminTimeouts}} timed out)</td></tr>
+{{with .Driver}}<tr><th>admin commands</th><td class="num">{{.AdminCommands}} ({{.AdminFailures}} failed, {{.AdminTimeouts}} timed out, {{.AdminOutOfSpace}} waited for a free slot)</td></tr>
 <tr><th>AENQ events</th><td class="num">{{.AENQEvents}} ({{.KeepAlives}} keep-alives, {{.LinkChanges}} link changes)</td></tr>{{end}}
 </table>
 </body></html>
