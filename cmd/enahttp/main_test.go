@@ -44,6 +44,9 @@ func TestServeThroughSimulatedENA(t *testing.T) {
 		{"default", config{}},
 		{"static-no-llq", config{Config: netenv.Config{IP: "172.31.0.99/20", Gateway: "172.31.0.1", Profile: "no-llq", Queues: 1, LLQ: "off"}}},
 		{"jumbo-large-llq", config{Config: netenv.Config{Profile: "nitro-v4", LLQ: "large", MTU: 9001}}},
+		// The README's static example, outside the default VPC's subnet:
+		// the simulated VPC follows it.
+		{"static-other-subnet", config{Config: netenv.Config{IP: "10.0.1.5/24", Gateway: "10.0.1.1"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.c

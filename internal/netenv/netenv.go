@@ -153,6 +153,10 @@ func Open(c Config) (h *Host, err error) {
 			if opts.Gateway, err = netip.ParseAddr(c.Gateway); err != nil {
 				return nil, fmt.Errorf("--gw: %w", err)
 			}
+			if !opts.Addr.Masked().Contains(opts.Gateway) {
+				return nil, fmt.Errorf("--gw %v is outside --ip %v: the gateway must be an address in the subnet %v",
+					opts.Gateway, opts.Addr, opts.Addr.Masked())
+			}
 		}
 	case !sim && !c.DHCP:
 		return nil, errors.New("a real device needs --ip or --dhcp")
@@ -179,7 +183,14 @@ func Open(c Config) (h *Host, err error) {
 		if mtu == 0 {
 			mtu = 1500
 		}
-		if h.VPC, err = vpc.New(far, vpc.Config{MTU: mtu, Logger: log}); err != nil {
+		vc := vpc.Config{MTU: mtu, Logger: log}
+		if opts.Addr.IsValid() {
+			if vc.Router, err = simSubnet(opts.Addr, opts.Gateway); err != nil {
+				wire.Close()
+				return h, err
+			}
+		}
+		if h.VPC, err = vpc.New(far, vc); err != nil {
 			wire.Close()
 			return h, fmt.Errorf("simulated VPC: %w", err)
 		}
@@ -215,6 +226,29 @@ func Open(c Config) (h *Host, err error) {
 		return h, err
 	}
 	return h, nil
+}
+
+// simSubnet is the simulated VPC's router address and prefix for a static
+// --ip and --gw: the VPC follows the configured subnet, so the address is
+// reachable from the host through its router. The router is --gw, or the
+// subnet's base + 1 (as on EC2) when --gw is not given.
+func simSubnet(ip netip.Prefix, gw netip.Addr) (netip.Prefix, error) {
+	router := gw
+	if !router.IsValid() {
+		router = ip.Masked().Addr().Next()
+	}
+	subnet := netip.PrefixFrom(router, ip.Bits())
+	if err := vpc.CheckSubnet(subnet); err != nil {
+		return subnet, fmt.Errorf("--ip %v: %w (the default simulated VPC is %v)", ip, err, vpc.RouterPrefix.Masked())
+	}
+	if router == ip.Addr() {
+		if gw.IsValid() {
+			return subnet, fmt.Errorf("--ip %v and --gw %v are the same address", ip.Addr(), gw)
+		}
+		return subnet, fmt.Errorf("--ip %v is the simulated VPC router's address (the subnet's base + 1); "+
+			"pick another address or name the router with --gw", ip.Addr())
+	}
+	return subnet, nil
 }
 
 // Addr is the stack's address and port as a server address.

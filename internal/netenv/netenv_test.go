@@ -1,12 +1,16 @@
 package netenv
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/enanet/enanet/ena"
 	"github.com/enanet/enanet/link/vpc"
@@ -83,6 +87,56 @@ func TestParseLLQ(t *testing.T) {
 	for s, want := range map[string]ena.LLQPolicy{"": ena.LLQDefault, "Normal": ena.LLQNormal, "256": ena.LLQLarge, "off": ena.LLQOff} {
 		if got, err := ParseLLQ(s); err != nil || got != want {
 			t.Errorf("ParseLLQ(%q) = %v, %v", s, got, err)
+		}
+	}
+}
+
+// TestOpenStaticOtherSubnet: a static address outside the default VPC's
+// subnet gets a simulated VPC for its own subnet, so the host reaches it
+// through the router.
+func TestOpenStaticOtherSubnet(t *testing.T) {
+	for _, tc := range []struct{ ip, gw, router string }{
+		{"10.0.1.5/24", "10.0.1.1", "10.0.1.1/24"},
+		{"192.168.7.20/28", "", "192.168.7.17/28"},
+	} {
+		h, err := Open(Config{IP: tc.ip, Gateway: tc.gw})
+		require.NoError(t, err, tc.ip)
+		assert.Equal(t, tc.router, h.VPC.Subnet().String(), tc.ip)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ln, err := h.Stack.ListenTCP(80)
+		require.NoError(t, err)
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				c.Close()
+			}
+		}()
+		c, err := h.VPC.Stack.DialTCP(ctx, h.Addr(80))
+		if assert.NoError(t, err, "router to %s", tc.ip) {
+			c.Close()
+		}
+		cancel()
+		ln.Close()
+		h.Close()
+	}
+}
+
+// TestOpenStaticSubnetErrors: subnets the simulated VPC cannot serve are
+// refused at start with a message naming the rule, not later with an
+// unreachable network.
+func TestOpenStaticSubnetErrors(t *testing.T) {
+	for _, tc := range []struct{ ip, gw, want string }{
+		{"10.0.1.5/24", "10.0.2.1", "outside --ip"},
+		{"10.0.0.5/8", "", "from /16 to /28"},
+		{"10.0.1.1/24", "", "router's address"},
+		{"10.0.1.5/24", "10.0.1.5", "same address"},
+	} {
+		h, err := Open(Config{IP: tc.ip, Gateway: tc.gw})
+		if h != nil {
+			h.Close()
+		}
+		if assert.Error(t, err, "%s via %s", tc.ip, tc.gw) {
+			assert.Contains(t, err.Error(), tc.want)
+			t.Logf("--ip %s --gw %q: %v", tc.ip, tc.gw, err)
 		}
 	}
 }

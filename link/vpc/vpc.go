@@ -34,9 +34,9 @@ import (
 	"github.com/enanet/enanet/link/simnic"
 )
 
-// The default VPC's addressing: a /20 like a default VPC subnet, the
-// router at base+1 as on EC2, DHCP leases from .10 (EC2 reserves the
-// first four addresses of a subnet).
+// The default VPC's addressing (Config.Router picks another subnet): a /20
+// like a default VPC subnet, the router at base+1 as on EC2, DHCP leases
+// from .10 (EC2 reserves the first four addresses of a subnet).
 var (
 	// RouterPrefix is the router's address and the subnet's prefix.
 	RouterPrefix = netip.MustParsePrefix("172.31.0.1/20")
@@ -64,6 +64,11 @@ const DefaultTCPBuffer = 1 << 20
 
 // Config tunes a VPC. The zero value is the default VPC.
 type Config struct {
+	// Router is the router's address and the subnet's prefix, e.g.
+	// 10.0.1.1/24; the zero value means RouterPrefix. Like an EC2 subnet
+	// the prefix is IPv4, /16 to /28. DHCP leases start at the subnet's
+	// base + 10.
+	Router netip.Prefix
 	// MTU is the router NIC's L3 MTU; 0 means 9001, what a VPC carries.
 	// Set it to the ENA's MTU when UDP datagrams larger than the ENA's
 	// frames come from the host: the router then fragments them to sizes
@@ -91,6 +96,44 @@ type VPC struct {
 	NIC *simnic.NIC
 	// DHCP is the subnet's DHCP server (leases by MAC).
 	DHCP *DHCPServer
+
+	router netip.Prefix
+	first  netip.Addr
+}
+
+// CheckSubnet says why router (address and prefix) cannot be a simulated
+// VPC's router, or returns nil: the prefix must be IPv4, /16 to /28 (the
+// sizes EC2 allows for a subnet), and the address neither the subnet's
+// network address nor its broadcast address.
+func CheckSubnet(router netip.Prefix) error {
+	if !router.IsValid() || !router.Addr().Is4() {
+		return fmt.Errorf("vpc: subnet %v: the simulated VPC is IPv4 only", router.Masked())
+	}
+	if router.Bits() < 16 || router.Bits() > 28 {
+		return fmt.Errorf("vpc: subnet %v: the simulated VPC takes subnets from /16 to /28, as EC2 does", router.Masked())
+	}
+	a := router.Addr()
+	if a == router.Masked().Addr() || a == lastAddr(router) {
+		return fmt.Errorf("vpc: router address %v is the network or broadcast address of %v", a, router.Masked())
+	}
+	return nil
+}
+
+// lastAddr is the highest address of p (the broadcast address).
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	n |= 1<<(32-p.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+}
+
+// nthAddr is p's network address plus n.
+func nthAddr(p netip.Prefix, n int) netip.Addr {
+	a := p.Masked().Addr()
+	for range n {
+		a = a.Next()
+	}
+	return a
 }
 
 // New puts the router and DHCP server on wire, the far end of a simulated
@@ -109,11 +152,21 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 		wire.Close()
 		return nil, fmt.Errorf("vpc: MTU %d outside 576..9001", cfg.MTU)
 	}
-	v := &VPC{}
+	if !cfg.Router.IsValid() {
+		cfg.Router = RouterPrefix
+	}
+	if err := CheckSubnet(cfg.Router); err != nil {
+		wire.Close()
+		return nil, err
+	}
+	// Leases from base + 10 up to the address before the broadcast one.
+	size := 1 << (32 - cfg.Router.Bits())
+	cfg.Leases = min(cfg.Leases, size-11)
+	v := &VPC{router: cfg.Router, first: nthAddr(cfg.Router, 10)}
 	v.NIC = simnic.New(wire, simnic.Config{MAC: RouterMAC, MaxMTU: 9001, MTU: cfg.MTU, RxRing: cfg.RxRing,
 		Offloads: link.Offloads{TxCsumIPv4: true, TxL4CsumIPv4Partial: true, TxL4CsumIPv6Partial: true, RxCsumIPv4: true, RxCsumL4: true}})
 	var err error
-	if v.Stack, err = link.NewStack(v.NIC, link.StackOptions{Addr: RouterPrefix, NICName: "vpc0", Logger: cfg.Logger}); err != nil {
+	if v.Stack, err = link.NewStack(v.NIC, link.StackOptions{Addr: cfg.Router, NICName: "vpc0", Logger: cfg.Logger}); err != nil {
 		v.Close()
 		return nil, fmt.Errorf("vpc: router stack: %w", err)
 	}
@@ -129,7 +182,7 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 		v.Close()
 		return nil, fmt.Errorf("vpc: setting the TCP receive buffer to %d bytes: %s", cfg.TCPBuffer, terr)
 	}
-	if v.DHCP, err = ServeDHCP(v.Stack, DHCPServerConfig{First: FirstLease, Count: cfg.Leases, Router: RouterPrefix.Addr()}); err != nil {
+	if v.DHCP, err = ServeDHCP(v.Stack, DHCPServerConfig{First: v.first, Count: cfg.Leases, Router: cfg.Router.Addr()}); err != nil {
 		v.Close()
 		return nil, err // already says "vpc: DHCP server: ..."
 	}
@@ -137,7 +190,13 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 }
 
 // Router is the router's address, the default gateway DHCP hands out.
-func (v *VPC) Router() netip.Addr { return RouterPrefix.Addr() }
+func (v *VPC) Router() netip.Addr { return v.router.Addr() }
+
+// Subnet is the router's address with the subnet's prefix length.
+func (v *VPC) Subnet() netip.Prefix { return v.router }
+
+// FirstLease is the first address the DHCP server hands out.
+func (v *VPC) FirstLease() netip.Addr { return v.first }
 
 // MAC is the router's MAC address.
 func (v *VPC) MAC() [6]byte { return RouterMAC }

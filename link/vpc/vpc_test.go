@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
@@ -228,5 +230,54 @@ func TestRouterBuffersBoundFlight(t *testing.T) {
 	// 1500-byte MTU, 52 bytes of IPv4+TCP+timestamps: 1448-byte segments.
 	if frames := DefaultTCPBuffer / 1448; frames >= 1024 {
 		t.Fatalf("%d frames in flight do not fit a 1024-buffer Rx ring", frames)
+	}
+}
+
+// TestVPCOtherSubnet: a VPC built for 10.0.1.0/24 routes and leases in it,
+// so a stack configured for that subnet reaches the router.
+func TestVPCOtherSubnet(t *testing.T) {
+	router := netip.MustParsePrefix("10.0.1.1/24")
+	e := newENAOnVPC(t, Config{Router: router})
+	addr, gw := e.st.Addr()
+	require.Equal(t, netip.MustParsePrefix("10.0.1.10/24"), addr, "DHCP lease")
+	require.Equal(t, router.Addr(), gw, "gateway")
+	require.Equal(t, router, e.vpc.Subnet())
+	require.Equal(t, addr.Addr(), e.vpc.FirstLease())
+
+	// The router stack reaches the ENA's stack in the new subnet.
+	ln, err := e.st.ListenTCP(80)
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.vpc.Stack.DialTCP(ctx, netip.AddrPortFrom(addr.Addr(), 80))
+	require.NoError(t, err)
+	defer c.Close()
+	b, err := io.ReadAll(c)
+	require.NoError(t, err)
+	require.Equal(t, "hi", string(b))
+}
+
+func TestCheckSubnet(t *testing.T) {
+	for _, ok := range []string{"10.0.1.1/24", "172.31.0.1/20", "192.168.0.14/28", "10.0.0.1/16"} {
+		assert.NoError(t, CheckSubnet(netip.MustParsePrefix(ok)), ok)
+	}
+	for bad, want := range map[string]string{
+		"10.0.0.1/8":    "from /16 to /28",
+		"10.0.0.1/30":   "from /16 to /28",
+		"fd00::1/64":    "IPv4 only",
+		"10.0.1.0/24":   "network or broadcast",
+		"10.0.1.255/24": "network or broadcast",
+	} {
+		err := CheckSubnet(netip.MustParsePrefix(bad))
+		if assert.Error(t, err, bad) {
+			assert.Contains(t, err.Error(), want, bad)
+		}
 	}
 }
