@@ -64,7 +64,7 @@ func start(c config) (a *app, err error) {
 	}
 	c.Logger = c.log
 	if c.port <= 0 || c.port > 65535 {
-		return nil, fmt.Errorf("--port %d out of range", c.port)
+		return nil, fmt.Errorf("--port %d: want 1 to 65535", c.port)
 	}
 	a = &app{cfg: c, started: time.Now(), fwd: vpc.NewForwarder(c.log)}
 	defer func() {

@@ -14,7 +14,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -26,13 +28,14 @@ import (
 )
 
 func main() {
-	var c config
-	pflag.StringVar(&c.Device, "device", "sim", `"sim" for the simulated ENA, or the PCI address of an ENA bound to vfio-pci`)
-	netenv.AddFlags(pflag.CommandLine, &c.Config)
-	pflag.IntVar(&c.port, "port", 80, "TCP port of the userspace HTTP server")
-	pflag.StringVar(&c.listen, "listen", "127.0.0.1:8080", "host address forwarded through the simulated VPC to the server (sim only)")
-	pflag.BoolVarP(&c.verbose, "verbose", "v", false, "log driver and stack events")
-	pflag.Parse()
+	c, err := parseFlags(os.Args[1:])
+	if errors.Is(err, pflag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "enahttp: %v\n(enahttp --help lists the flags)\n", err)
+		os.Exit(2)
+	}
 
 	level := slog.LevelWarn
 	if c.verbose {
@@ -55,4 +58,28 @@ func main() {
 		fmt.Fprintln(os.Stderr, "enahttp:", err)
 	}
 	a.Close()
+}
+
+// parseFlags reads the command line. --help prints the flags to stdout and
+// returns pflag.ErrHelp; a bad flag returns an error that names it, without
+// the usage text around it.
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := pflag.NewFlagSet("enahttp", pflag.ContinueOnError)
+	fs.StringVar(&c.Device, "device", "sim", `"sim" for the simulated ENA, or the PCI address of an ENA bound to vfio-pci`)
+	netenv.AddFlags(fs, &c.Config)
+	fs.IntVar(&c.port, "port", 80, "TCP port of the userspace HTTP server")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "host address forwarded through the simulated VPC to the server (sim only)")
+	fs.BoolVarP(&c.verbose, "verbose", "v", false, "log driver and stack events")
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Printf("Usage: enahttp [flags]\n\nServes HTTP from a userspace TCP/IP stack on an ENA (by default the simulated one).\n\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, netenv.FlagError(err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q: enahttp takes only flags", fs.Arg(0))
+	}
+	return c, nil
 }

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/enanet/enanet/internal/netenv"
 )
 
@@ -168,5 +171,25 @@ func TestBulkThroughSimulatedENA(t *testing.T) {
 	}
 	if resp, err := http.Get(a.URL() + "bytes?n=-1"); err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("GET /bytes?n=-1: %v %v, want 400", resp.Status, err)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	c, err := parseFlags([]string{"--ip", "10.0.1.5/24", "--gw", "10.0.1.1", "--port", "8081"})
+	require.NoError(t, err)
+	assert.Equal(t, "10.0.1.5/24", c.IP)
+	assert.Equal(t, 8081, c.port)
+	for args, want := range map[string]string{
+		"--mtu abc":  `--mtu "abc": want a whole number`,
+		"--port x":   `--port "x": want a whole number`,
+		"--nope":     "unknown flag: --nope",
+		"stray":      `unexpected argument "stray"`,
+		"-v=perhaps": `--verbose "perhaps": want true or false`,
+	} {
+		_, err := parseFlags(strings.Fields(args))
+		if assert.Error(t, err, args) {
+			assert.Contains(t, err.Error(), want, args)
+			assert.NotContains(t, err.Error(), "strconv", args)
+		}
 	}
 }

@@ -234,7 +234,7 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 <table>
 <tr><th>LLQ</th><td>{{if .Features.LLQ}}on: {{end}}{{.Features.LLQMode}}</td></tr>
 <tr><th>Queues</th><td>{{.Features.Queues}} of {{.Features.MaxQueues}}, Tx depth {{.Features.TxDepth}}, Rx depth {{.Features.RxDepth}}, RSS table {{.Features.RSSTableSize}}</td></tr>
-<tr><th>MTU</th><td>{{.Features.MTU}} (max {{.Features.MaxMTU}})</td></tr>
+<tr><th>MTU</th><td>{{.Features.MTU}} (device max_mtu {{.Features.MaxMTU}}; an EC2 VPC carries up to 9001)</td></tr>
 <tr><th>Interrupts</th><td>I/O {{.Features.IOInterrupts}}, admin {{.Features.AdminInterrupts}}</td></tr>
 <tr><th>Device offloads</th><td>{{with .Features.Offloads}}Tx IPv4 csum {{.TxCsumIPv4}}, Tx L4 partial v4 {{.TxL4CsumIPv4Partial}} v6 {{.TxL4CsumIPv6Partial}}, Rx IPv4 csum {{.RxCsumIPv4}}, Rx L4 csum {{.RxCsumL4}}, Rx hash {{.RxHash}}{{end}}</td></tr>
 <tr><th>Stack</th><td>GSO {{.Features.GSO}}, GRO {{.Features.GRO}}, Tx csum offload {{.Features.TxCsumOffload}}, Rx csum offload {{.Features.RxCsumOffload}}</td></tr>

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/enanet/enanet/ena/enasim"
 	"github.com/enanet/enanet/ena/hw"
 	"github.com/enanet/enanet/vfio"
+	"github.com/enanet/enanet/vfio/pci"
 )
 
 // Sim is the --device value for the software model.
@@ -56,9 +58,45 @@ type Opened struct {
 // IsSim reports whether a --device value names the software model.
 func IsSim(device string) bool { return device == "" || device == Sim }
 
+// Check says, before anything is built, whether --device names something
+// that exists: the model, or a PCI function present in sysfs (sysfsRoot ""
+// = /sys). Commands call it first, so a mistyped address is reported as
+// such rather than as whatever other flag a real device would need.
+func Check(device, sysfsRoot string) error {
+	if IsSim(device) {
+		return nil
+	}
+	a, err := pci.NormalizeAddress(device)
+	if err != nil {
+		return fmt.Errorf("--device %q: want \"sim\" or a PCI address such as 0000:00:06.0 (`enactl list` shows the ENA functions)", device)
+	}
+	sys := pci.Sysfs{Root: sysfsRoot}
+	if _, err := os.Stat(sys.DevicePath(a)); err != nil {
+		return fmt.Errorf("--device %s: no such PCI device in %s (`enactl list` shows the ENA functions; --device sim is the simulated ENA)", a, sys.DevicesDir())
+	}
+	return nil
+}
+
+// checkVFIOMode validates --vfio-mode for any device, so a typo is
+// reported even where the mode does not apply.
+func checkVFIOMode(mode string) (vfio.Mode, error) {
+	m, err := vfio.ParseMode(mode)
+	if err != nil {
+		return m, fmt.Errorf("--vfio-mode %q: want auto, iommu or noiommu", mode)
+	}
+	return m, nil
+}
+
 // Open opens the device named by o.Device.
 func Open(o Options) (*Opened, error) {
+	mode, err := checkVFIOMode(o.VFIOMode)
+	if err != nil {
+		return nil, err
+	}
 	if IsSim(o.Device) {
+		if mode != vfio.ModeAuto {
+			return nil, fmt.Errorf("--vfio-mode %s applies to a real device only (--device %s is the simulated ENA)", o.VFIOMode, Sim)
+		}
 		prof, err := enasim.ProfileByName(o.Profile)
 		if err != nil {
 			return nil, err
@@ -73,12 +111,11 @@ func Open(o Options) (*Opened, error) {
 		}
 		return &Opened{Device: s, Sim: s, Kind: "simulated ENA, profile " + prof.Name}, nil
 	}
+	if err := Check(o.Device, o.SysfsRoot); err != nil {
+		return nil, err
+	}
 	if o.Profile != "" {
 		return nil, fmt.Errorf("--profile applies to the simulated device only (--device %s is real hardware)", o.Device)
-	}
-	mode, err := vfio.ParseMode(o.VFIOMode)
-	if err != nil {
-		return nil, err
 	}
 	vo := vfio.Options{Mode: mode, IOVAIsPhys: o.IOVAIsPhys, SysfsRoot: o.SysfsRoot, Logger: o.Logger}
 	if o.NoInterrupts {

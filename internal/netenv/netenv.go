@@ -11,6 +11,7 @@
 package netenv
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -76,7 +77,7 @@ func AddFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Profile, "profile", "", "enasim instance profile (nitro-v3, nitro-v4, no-llq)")
 	fs.IntVar(&c.Queues, "queues", 0, "I/O queue pairs (0: min(device maximum, GOMAXPROCS))")
 	fs.StringVar(&c.LLQ, "llq", "default", "LLQ policy: default (device recommendation), normal (128 B), large (256 B), off")
-	fs.IntVar(&c.MTU, "mtu", 0, "L3 MTU (0: 1500; up to 9001 on ENA)")
+	fs.IntVar(&c.MTU, "mtu", 0, "L3 MTU, 576 up to the device's max_mtu (0: 1500; ENAs report 9216, an EC2 VPC carries up to 9001)")
 	fs.StringVar(&c.IP, "ip", "", "static address with prefix, e.g. 10.0.1.5/24 (default: DHCP)")
 	fs.StringVar(&c.Gateway, "gw", "", "default gateway for --ip")
 	fs.BoolVar(&c.DHCP, "dhcp", false, "get the address by DHCP (the default when --ip is not given)")
@@ -85,6 +86,32 @@ func AddFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&c.Poll, "poll", false, "use no interrupts: poll the admin queue and busy-poll Rx")
 	fs.BoolVar(&c.IOVAIsPhys, "iova-is-phys", false, "type1 mode: map DMA at IOVA == physical address (QEMU proxy test rig)")
 	fs.MarkHidden("iova-is-phys")
+}
+
+// MinMTU is the smallest --mtu (the IPv4 minimum); the largest is the
+// device's max_mtu, which bring-up checks.
+const MinMTU = 576
+
+// MaxVPCMTU is the largest MTU an EC2 VPC (and the simulated one) carries.
+const MaxVPCMTU = 9001
+
+func checkMTU(mtu int) error {
+	if mtu != 0 && mtu < MinMTU {
+		return fmt.Errorf("--mtu %d: want 0 (1500) or %d up to the device's max_mtu", mtu, MinMTU)
+	}
+	return nil
+}
+
+// parseIP reads --ip: an address with its prefix length.
+func parseIP(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err == nil {
+		return p, nil
+	}
+	if a, aerr := netip.ParseAddr(s); aerr == nil {
+		return p, fmt.Errorf("--ip %s: add the subnet's prefix length, e.g. --ip %s/24", s, a)
+	}
+	return p, fmt.Errorf("--ip %q: want an address with its prefix length, e.g. 10.0.1.5/24", s)
 }
 
 // ParseLLQ reads an --llq value.
@@ -139,27 +166,37 @@ func Open(c Config) (h *Host, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The device first: a mistyped address is the mistake to report, not
+	// the flags a real device would need.
+	if err := devopen.Check(c.Device, ""); err != nil {
+		return nil, err
+	}
 	sim := devopen.IsSim(c.Device)
+	if err := checkMTU(c.MTU); err != nil {
+		return nil, err
+	}
 	opts := link.StackOptions{Logger: log}
 	switch {
 	case c.IP != "":
 		if c.DHCP {
 			return nil, errors.New("--ip and --dhcp exclude each other")
 		}
-		if opts.Addr, err = netip.ParsePrefix(c.IP); err != nil {
-			return nil, fmt.Errorf("--ip: %w", err)
+		if opts.Addr, err = parseIP(c.IP); err != nil {
+			return nil, err
 		}
 		if c.Gateway != "" {
 			if opts.Gateway, err = netip.ParseAddr(c.Gateway); err != nil {
-				return nil, fmt.Errorf("--gw: %w", err)
+				return nil, fmt.Errorf("--gw %q: want an IP address such as 10.0.1.1", c.Gateway)
 			}
 			if !opts.Addr.Masked().Contains(opts.Gateway) {
 				return nil, fmt.Errorf("--gw %v is outside --ip %v: the gateway must be an address in the subnet %v",
 					opts.Gateway, opts.Addr, opts.Addr.Masked())
 			}
 		}
+	case c.Gateway != "":
+		return nil, errors.New("--gw needs --ip: with DHCP the gateway comes from the lease")
 	case !sim && !c.DHCP:
-		return nil, errors.New("a real device needs --ip or --dhcp")
+		return nil, fmt.Errorf("--device %s is a real device: give it --ip ADDRESS/PREFIX (and --gw) or --dhcp", c.Device)
 	default:
 		opts.DHCP = true
 		opts.DHCPTimeout = DHCPTimeout
@@ -178,10 +215,9 @@ func Open(c Config) (h *Host, err error) {
 		wire, far = enasim.NewPair()
 		mtu := c.VPCMTU
 		if mtu == 0 {
-			mtu = c.MTU
-		}
-		if mtu == 0 {
-			mtu = 1500
+			// The ENA's MTU, at most what an EC2 VPC carries: an ENA
+			// reports a max_mtu of 9216, a VPC forwards 9001.
+			mtu = min(cmp.Or(c.MTU, 1500), MaxVPCMTU)
 		}
 		vc := vpc.Config{MTU: mtu, Logger: log}
 		if opts.Addr.IsValid() {
@@ -274,4 +310,26 @@ func (h *Host) Close() {
 	if h.pcap != nil {
 		h.pcap.Close()
 	}
+}
+
+// FlagError rewords a command-line parse error from pflag for people: an
+// invalid value names the flag and what it takes, without the Go parse
+// function pflag quotes ("strconv.ParseInt: parsing ...").
+func FlagError(err error) error {
+	var iv *pflag.InvalidValueError
+	if !errors.As(err, &iv) {
+		return err
+	}
+	want := "a valid " + iv.GetFlag().Value.Type()
+	switch iv.GetFlag().Value.Type() {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		want = "a whole number"
+	case "float32", "float64":
+		want = "a number"
+	case "bool":
+		want = "true or false"
+	case "duration":
+		want = "a duration such as 500ms, 10s or 1m"
+	}
+	return fmt.Errorf("--%s %q: want %s", iv.GetFlag().Name, iv.GetValue(), want)
 }

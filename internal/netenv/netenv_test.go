@@ -2,6 +2,7 @@ package netenv
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,4 +140,54 @@ func TestOpenStaticSubnetErrors(t *testing.T) {
 			t.Logf("--ip %s --gw %q: %v", tc.ip, tc.gw, err)
 		}
 	}
+}
+
+// TestOpenErrorMessages: bad flags get a message that names the flag and
+// the fix, never a Go parse function, and the first mistake is the one
+// reported.
+func TestOpenErrorMessages(t *testing.T) {
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{IP: "10.0.1.5"}, "--ip 10.0.1.5: add the subnet's prefix length, e.g. --ip 10.0.1.5/24"},
+		{Config{IP: "ten"}, `--ip "ten": want an address with its prefix length`},
+		{Config{IP: "10.0.1.5/24", Gateway: "gw"}, `--gw "gw": want an IP address`},
+		{Config{Gateway: "10.0.1.1"}, "--gw needs --ip"},
+		{Config{Device: "0000:99:1f.7"}, "--device 0000:99:1f.7: no such PCI device"},
+		{Config{Device: "0000:99:1f.7", DHCP: true}, "--device 0000:99:1f.7: no such PCI device"},
+		{Config{VFIOMode: "bogus"}, `--vfio-mode "bogus"`},
+		{Config{MTU: 100}, "--mtu 100: want 0 (1500) or 576"},
+	} {
+		h, err := Open(tc.c)
+		if h != nil {
+			h.Close()
+		}
+		if assert.Error(t, err, "%+v", tc.c) {
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "netip.")
+		}
+	}
+}
+
+// TestJumboMTUOnSimulatedVPC: the ENA's own maximum (9216) is accepted;
+// the simulated VPC, like an EC2 VPC, carries 9001.
+func TestJumboMTUOnSimulatedVPC(t *testing.T) {
+	h, err := Open(Config{MTU: 9216})
+	require.NoError(t, err)
+	defer h.Close()
+	assert.Equal(t, 9001, h.VPC.NIC.MTU())
+}
+
+func TestFlagError(t *testing.T) {
+	var c Config
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	AddFlags(fs, &c)
+	err := FlagError(fs.Parse([]string{"--mtu", "abc"}))
+	require.Error(t, err)
+	assert.Equal(t, `--mtu "abc": want a whole number`, err.Error())
+	err = FlagError(fs.Parse([]string{"--poll=maybe"}))
+	require.Error(t, err)
+	assert.Equal(t, `--poll "maybe": want true or false`, err.Error())
 }
