@@ -88,7 +88,7 @@ func start(c config) (a *app, err error) {
 	mux.HandleFunc("GET /{$}", a.handleHTML)
 	mux.HandleFunc("GET /api/v1/status", a.handleJSON)
 	mux.HandleFunc("GET /bytes", handleBytes)
-	mux.HandleFunc("POST /sink", handleSink)
+	mux.HandleFunc("POST /sink", sinkHandler(maxBulk))
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	a.wg.Add(1)
 	go func() {

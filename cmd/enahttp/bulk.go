@@ -4,13 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 )
 
-// maxBulk bounds /bytes so a typo cannot stream forever.
+// maxBulk bounds /bytes and /sink (1 GiB) so a typo cannot stream forever.
 const maxBulk = 1 << 30
 
 // Pattern is the byte stream /bytes serves: byte i is Pattern(i). Clients
@@ -47,15 +48,29 @@ type SinkResult struct {
 	SHA256 string `json:"sha256"`
 }
 
-// handleSink reads the request body and answers its length and SHA-256: a
-// bulk transfer to the userspace stack whose bytes the client can verify.
-func handleSink(w http.ResponseWriter, r *http.Request) {
-	h := sha256.New()
-	n, err := io.Copy(h, http.MaxBytesReader(w, r.Body, maxBulk))
-	if err != nil {
-		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
-		return
+// sinkHandler reads the request body and answers its length and SHA-256:
+// a bulk transfer to the userspace stack whose bytes the client can
+// verify. A body over limit bytes answers 413 Content Too Large, before
+// reading anything when the request declares its length.
+func sinkHandler(limit int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tooLarge := fmt.Sprintf("the body is over the %d-byte limit of /sink", limit)
+		if r.ContentLength > limit {
+			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
+			return
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, http.MaxBytesReader(w, r.Body, limit))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
+			return
+		case err != nil:
+			http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(SinkResult{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))})
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(SinkResult{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))})
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/enanet/enanet/link"
@@ -135,7 +137,7 @@ func (a *app) status(ctx context.Context) Status {
 		Revision:          int(in.Identity.Revision),
 		MAC:               fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", in.MAC[0], in.MAC[1], in.MAC[2], in.MAC[3], in.MAC[4], in.MAC[5]),
 		Version:           in.Version.String(),
-		ControllerVersion: fmt.Sprintf("%+v", in.ControllerVersion),
+		ControllerVersion: in.ControllerVersion.String(),
 		Readless:          in.Readless,
 	}
 	eps := a.st.Endpoint.Stats()
@@ -192,20 +194,57 @@ func enanicOffloads(a *app) link.Offloads {
 }
 
 func (a *app) handleJSON(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(a.status(r.Context()))
+	writeBuffered(w, "application/json", func(b *bytes.Buffer) error {
+		enc := json.NewEncoder(b)
+		enc.SetIndent("", "  ")
+		return enc.Encode(a.status(r.Context()))
+	})
 }
 
 func (a *app) handleHTML(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := page.Execute(w, a.status(r.Context())); err != nil {
+	err := writeBuffered(w, "text/html; charset=utf-8", func(b *bytes.Buffer) error {
+		return page.Execute(b, a.status(r.Context()))
+	})
+	if err != nil {
 		a.cfg.log.Warn("enahttp: rendering the page", "err", err)
 	}
 }
 
-var page = template.Must(template.New("page").Parse(`<!doctype html>
+// writeBuffered renders a whole response before sending it, so it goes out
+// with a Content-Length: net/http sets one by itself only for bodies under
+// 2 KB, and without it an HTTP/1.0 keep-alive client (ab -k) cannot reuse
+// the connection. A rendering error answers 500 instead of half a page.
+func writeBuffered(w http.ResponseWriter, contentType string, render func(*bytes.Buffer) error) error {
+	var b bytes.Buffer
+	if err := render(&b); err != nil {
+		http.Error(w, "enahttp: rendering the response failed; the log has the cause", http.StatusInternalServerError)
+		return err
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// pageFuncs turn values into words on the page.
+var pageFuncs = template.FuncMap{
+	// yesno shows a capability.
+	"yesno": func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	},
+	// interrupts shows how a queue is served.
+	"interrupts": func(b bool) string {
+		if b {
+			return "MSI-X interrupts"
+		}
+		return "polled"
+	},
+}
+
+var page = template.Must(template.New("page").Funcs(pageFuncs).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>enanet: {{.Device.Kind}}</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
@@ -221,12 +260,12 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 
 <h2>Device</h2>
 <table>
-<tr><th>Address</th><td>{{.Device.Address}}</td></tr>
+<tr><th>Device address</th><td>{{.Device.Address}}</td></tr>
 <tr><th>PCI id</th><td>{{.Device.Vendor}}:{{.Device.DeviceID}} rev {{.Device.Revision}}</td></tr>
 <tr><th>MAC</th><td>{{.Device.MAC}}</td></tr>
 <tr><th>Version</th><td>{{.Device.Version}} (controller {{.Device.ControllerVersion}}){{if .Device.Readless}}, readless registers{{end}}</td></tr>
-<tr><th>Link</th><td>{{if .Link.Up}}<span class="up">up</span>{{else}}<span class="down">down</span>{{end}} ({{.Link.Changes}} changes)</td></tr>
-<tr><th>Address</th><td>{{.Network.Address}} via {{or .Network.Gateway "-"}}{{if .Network.DHCP}} (DHCP from {{.Network.LeaseServer}}, {{.Network.LeaseSeconds}} s lease){{end}}</td></tr>
+<tr><th>Link</th><td>{{if .Link.Up}}<span class="up">up</span>{{else}}<span class="down">down</span>{{end}}{{with .Link.Changes}} ({{.}} up/down changes since start){{else}} (no up/down change since start){{end}}</td></tr>
+<tr><th>IP address</th><td>{{.Network.Address}} via {{or .Network.Gateway "-"}}{{if .Network.DHCP}} (DHCP from {{.Network.LeaseServer}}, {{.Network.LeaseSeconds}} s lease){{end}}</td></tr>
 <tr><th>Uptime</th><td>{{printf "%.0f" .UptimeS}} s</td></tr>
 </table>
 
@@ -235,9 +274,9 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 <tr><th>LLQ</th><td>{{if .Features.LLQ}}on: {{end}}{{.Features.LLQMode}}</td></tr>
 <tr><th>Queues</th><td>{{.Features.Queues}} of {{.Features.MaxQueues}}, Tx depth {{.Features.TxDepth}}, Rx depth {{.Features.RxDepth}}, RSS table {{.Features.RSSTableSize}}</td></tr>
 <tr><th>MTU</th><td>{{.Features.MTU}} (device max_mtu {{.Features.MaxMTU}}; an EC2 VPC carries up to 9001)</td></tr>
-<tr><th>Interrupts</th><td>I/O {{.Features.IOInterrupts}}, admin {{.Features.AdminInterrupts}}</td></tr>
-<tr><th>Device offloads</th><td>{{with .Features.Offloads}}Tx IPv4 csum {{.TxCsumIPv4}}, Tx L4 partial v4 {{.TxL4CsumIPv4Partial}} v6 {{.TxL4CsumIPv6Partial}}, Rx IPv4 csum {{.RxCsumIPv4}}, Rx L4 csum {{.RxCsumL4}}, Rx hash {{.RxHash}}{{end}}</td></tr>
-<tr><th>Stack</th><td>GSO {{.Features.GSO}}, GRO {{.Features.GRO}}, Tx csum offload {{.Features.TxCsumOffload}}, Rx csum offload {{.Features.RxCsumOffload}}</td></tr>
+<tr><th>Interrupts</th><td>I/O queues {{interrupts .Features.IOInterrupts}}, admin queue {{interrupts .Features.AdminInterrupts}}</td></tr>
+<tr><th>Device offloads</th><td>{{with .Features.Offloads}}Tx IPv4 checksum {{yesno .TxCsumIPv4}}; Tx TCP/UDP checksum (partial) IPv4 {{yesno .TxL4CsumIPv4Partial}}, IPv6 {{yesno .TxL4CsumIPv6Partial}}; Rx IPv4 checksum {{yesno .RxCsumIPv4}}; Rx TCP/UDP checksum {{yesno .RxCsumL4}}; Rx hash {{yesno .RxHash}}{{end}}</td></tr>
+<tr><th>Stack</th><td>GSO {{yesno .Features.GSO}}, GRO {{yesno .Features.GRO}}, Tx checksum offload {{yesno .Features.TxCsumOffload}}, Rx checksum offload {{yesno .Features.RxCsumOffload}}</td></tr>
 </table>
 
 <h2>Queues</h2>
@@ -266,7 +305,7 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 <table>
 {{range $k, $v := .Resets}}<tr><th>reset {{$k}}</th><td class="num">{{$v}}</td></tr>{{else}}<tr><td>no resets</td></tr>{{end}}
 {{with .Driver}}<tr><th>admin commands</th><td class="num">{{.AdminCommands}} ({{.AdminFailures}} failed, {{.AdminTimeouts}} timed out, {{.AdminOutOfSpace}} waited for a free slot)</td></tr>
-<tr><th>AENQ events</th><td class="num">{{.AENQEvents}} ({{.KeepAlives}} keep-alives, {{.LinkChanges}} link changes)</td></tr>{{end}}
+<tr><th>AENQ events</th><td class="num">{{.AENQEvents}} ({{.KeepAlives}} keep-alives, {{.LinkChanges}} link-state notifications)</td></tr>{{end}}
 </table>
 </body></html>
 `))
