@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/enanet/enanet/ena"
+	"github.com/enanet/enanet/internal/devopen"
 	"github.com/enanet/enanet/internal/netenv"
 	"github.com/enanet/enanet/link"
 	"github.com/enanet/enanet/link/vpc"
@@ -20,10 +21,13 @@ import (
 // config is the command line.
 type config struct {
 	netenv.Config
-	port    int
-	listen  string
-	verbose bool
-	log     *slog.Logger
+	port   int
+	listen string
+	// listenSet: --listen was given (it applies to the simulated device
+	// only, so a real device refuses it rather than ignoring it).
+	listenSet bool
+	verbose   bool
+	log       *slog.Logger
 }
 
 // app is a running enahttp: device, stack, HTTP server and, for the
@@ -65,6 +69,12 @@ func start(c config) (a *app, err error) {
 	c.Logger = c.log
 	if c.port <= 0 || c.port > 65535 {
 		return nil, fmt.Errorf("--port %d: want 1 to 65535", c.port)
+	}
+	if err := devopen.Check(c.Device, ""); err != nil {
+		return nil, err // a mistyped --device is the first thing to say
+	}
+	if c.listenSet && !devopen.IsSim(c.Device) {
+		return nil, fmt.Errorf("--listen applies to the simulated device only: with --device %s the server is at its own address, --ip or the DHCP lease", c.Device)
 	}
 	a = &app{cfg: c, started: time.Now(), fwd: vpc.NewForwarder(c.log)}
 	defer func() {

@@ -78,6 +78,7 @@ func parseFlags(args []string) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, netenv.FlagError(err)
 	}
+	c.listenSet = fs.Changed("listen")
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: enahttp takes only flags", fs.Arg(0))
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/enanet/enanet/internal/netenv"
+	"github.com/enanet/enanet/internal/testenv"
 )
 
 func get(t *testing.T, url string) []byte {
@@ -123,6 +125,7 @@ func TestBadFlags(t *testing.T) {
 		{Config: netenv.Config{Device: "sim", IP: "1.2.3.4/24", DHCP: true}, port: 80, listen: "127.0.0.1:0"},
 		{Config: netenv.Config{Device: "sim", Profile: "nitro-v99"}, port: 80},
 		{Config: netenv.Config{Device: "0000:99:00.0", IP: "10.0.0.5/24"}, port: 80},
+		{Config: netenv.Config{Device: "0000:99:00.0", IP: "10.0.0.5/24"}, port: 80, listen: "127.0.0.1:0", listenSet: true},
 	} {
 		if a, err := start(c); err == nil {
 			a.Close()
@@ -192,4 +195,20 @@ func TestParseFlags(t *testing.T) {
 			assert.NotContains(t, err.Error(), "strconv", args)
 		}
 	}
+}
+
+// TestListenOnlyWithSimulator: --listen is refused with a real device
+// rather than ignored, after a missing device is reported first.
+func TestListenOnlyWithSimulator(t *testing.T) {
+	_, err := start(config{Config: netenv.Config{Device: "0000:99:1f.7", IP: "10.0.0.5/24"}, port: 80, listen: "127.0.0.1:0", listenSet: true})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no such PCI device")
+
+	dev, err := os.ReadDir("/sys/bus/pci/devices")
+	if err != nil || len(dev) == 0 {
+		testenv.Missing(t, "a PCI function in /sys/bus/pci/devices to stand for a real device")
+	}
+	_, err = start(config{Config: netenv.Config{Device: dev[0].Name(), IP: "10.0.0.5/24"}, port: 80, listen: "127.0.0.1:0", listenSet: true})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--listen applies to the simulated device only")
 }
