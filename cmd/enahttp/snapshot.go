@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -15,8 +17,12 @@ import (
 // commands.
 const snapshotMaxAge = 500 * time.Millisecond
 
-// snapshotTimeout bounds one fetch of the device counters.
-const snapshotTimeout = 2 * time.Second
+// snapshotTimeout bounds one fetch of the device counters. Each admin
+// command is already bounded by the admin timeout (3 s by default, §4.1);
+// this is the outer limit for the whole fetch, generous so that a loaded
+// machine gets a slow answer with counters rather than a quick one
+// without (a 2 s limit failed under the race detector on a busy host).
+const snapshotTimeout = 15 * time.Second
 
 // statsCache hands out one recent ena.Stats snapshot to every request: a
 // request finds a fresh snapshot, joins the fetch already under way, or
@@ -67,6 +73,9 @@ func (c *statsCache) get(ctx context.Context) (ena.Stats, time.Time, error) {
 	// context of the request that happened to start it.
 	fctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
 	s, err := c.fetch(fctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("reading the device counters took over %v", snapshotTimeout)
+	}
 	cancel()
 	at := time.Now()
 
