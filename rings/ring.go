@@ -117,12 +117,14 @@ func gather(dst []byte, segs [][]byte, si, so int) (int, int) {
 	return si, so
 }
 
-// copySegs copies all of segs into dst, which holds exactly their total.
-func copySegs(dst []byte, segs [][]byte) {
-	n := 0
-	for _, s := range segs {
-		n += copy(dst[n:], s)
+// seek returns the position n bytes into segs, in gather's terms (segment,
+// offset). Callers know segs hold more than n bytes.
+func seek(segs [][]byte, n int) (si, so int) {
+	for n > 0 && n >= len(segs[si]) {
+		n -= len(segs[si])
+		si++
 	}
+	return si, n
 }
 
 // freeRegions frees regions and clears the pointers; it returns the first
