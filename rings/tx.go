@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/ena/hw/dmamem"
 	"github.com/enanet/enanet/ena/hw/mmio"
 	"github.com/enanet/enanet/ena/spec"
 )
@@ -674,12 +675,12 @@ func (q *TxQueue) Reclaim() (int, error) {
 	n := 0
 	var err error
 	for {
-		// Step 1: one atomic load of word 0; the phase says whether the
+		// Step 1: an acquire load of word 0; the phase says whether the
 		// device has written this entry on the current lap (§7.8). The
 		// Tx completion's other word (sub_qid, sq_head) is ignored by
 		// drivers (§7.5), so there is nothing more to read.
 		pos := q.cqHead
-		w0 := load32(q.cq, (pos&q.mask)*TxCQEntrySize)
+		w0 := dmamem.Acquire32(q.cq, int((pos&q.mask)*TxCQEntrySize))
 		if w0&spec.TxCdescPhaseMask != phaseBit(pos, q.shift)<<24 {
 			break
 		}
