@@ -69,8 +69,7 @@ import (
 // or req_id word of an entry the device hands over, before reading anything
 // else of that entry. b[off:off+4] must lie inside b and be 4-byte aligned.
 func Acquire32(b []byte, off int) uint32 {
-	_ = b[off+3] // keep the pointer inside b
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[off])))
+	return atomic.LoadUint32(word(b, off))
 }
 
 // Publish32 stores the 32-bit little-endian word v at b[off] with one
@@ -80,12 +79,20 @@ func Acquire32(b []byte, off int) uint32 {
 // for a word the device may write at the same time (the readless poison
 // value, §3). b[off:off+4] must lie inside b and be 4-byte aligned.
 func Publish32(b []byte, off int, v uint32) {
-	_ = b[off+3]
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[off])), v)
+	atomic.StoreUint32(word(b, off), v)
 }
 
 // Aligned32 reports whether b[off:off+4] lies inside b and starts on a
 // 4-byte boundary, as Acquire32 and Publish32 require.
 func Aligned32(b []byte, off int) bool {
 	return off >= 0 && off+4 <= len(b) && (uintptr(unsafe.Pointer(unsafe.SliceData(b)))+uintptr(off))&3 == 0
+}
+
+// word points at b[off:off+4], panicking like an index expression when that
+// is not inside b. It slices rather than indexes b[off+3], because the race
+// detector counts an index expression as a plain read of that byte, which
+// would race with the other side's atomic access to the same word.
+func word(b []byte, off int) *uint32 {
+	w := b[off : off+4 : len(b)]
+	return (*uint32)(unsafe.Pointer(unsafe.SliceData(w)))
 }
