@@ -113,6 +113,14 @@ func seek(segs [][]byte, n int) (si, so int) {
 	return si, n
 }
 
+// copySegs copies all of segs into dst, which holds exactly their total.
+func copySegs(dst []byte, segs [][]byte) {
+	n := 0
+	for _, s := range segs {
+		n += copy(dst[n:], s)
+	}
+}
+
 // freeRegions frees regions and clears the pointers; it returns the first
 // error.
 func freeRegions(rs ...**hw.Region) error {

@@ -520,6 +520,18 @@ func (q *TxQueue) build(p *txPlan, segs [][]byte, off *TxOffload) {
 		q.descs[k] = txDesc{uint64(w0|spec.TxDescLastMask|uint32(p.rest)) | uint64(w1)<<32,
 			txAddrWord(q.linAddr+uint64(start), p.hdrLen)}
 		q.pend.linearized++
+	case p.nbufs == 1:
+		// The common case, without the multi-buffer loop.
+		b := pop(&q.bufFree)
+		in.bufs[0] = b
+		if dst := q.pool.mem[b][:p.rest]; p.push == 0 {
+			copySegs(dst, segs)
+		} else {
+			si, so := seek(segs, p.push)
+			gather(dst, segs, si, so)
+		}
+		q.descs[k] = txDesc{uint64(w0|spec.TxDescLastMask|uint32(p.rest)) | uint64(w1)<<32,
+			txAddrWord(q.pool.addr[b], p.hdrLen)}
 	default:
 		si, so := seek(segs, p.push)
 		rest, hdrLen := p.rest, p.hdrLen
