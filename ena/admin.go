@@ -6,9 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/ena/hw/dmamem"
 	"github.com/enanet/enanet/ena/hw/mmio"
 	"github.com/enanet/enanet/ena/spec"
 )
@@ -322,7 +322,7 @@ func (q *adminQueue) process() {
 	for {
 		slot := q.cq.Bytes[int(q.head&(q.depth-1))*spec.ACQEntrySize:][:spec.ACQEntrySize]
 		// Phase first with one atomic load, then the rest (§4.1).
-		w0 := atomic.LoadUint32((*uint32)(unsafe.Pointer(&slot[0])))
+		w0 := dmamem.Acquire32(slot, 0)
 		if (w0>>24)&spec.ACQFlagPhase != 0 != q.cqPhase {
 			return
 		}

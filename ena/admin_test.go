@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/ena/hw/dmamem"
 	"github.com/enanet/enanet/ena/spec"
 )
 
@@ -105,7 +104,7 @@ func (f *fakeAdmin) completeLocked(c [spec.ACQEntrySize]byte) {
 	// Word 0 (id, status, phase) last and atomically, as a device's single
 	// 32-bit write; the driver's atomic phase load pairs with it.
 	spec.SetACQEntryPhase(c[:], phase)
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&slot[0])), binary.LittleEndian.Uint32(c[:4]))
+	dmamem.Publish32(slot, 0, binary.LittleEndian.Uint32(c[:4]))
 }
 
 // release delivers held completions, last first (out of order).

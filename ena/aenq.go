@@ -3,11 +3,10 @@ package ena
 import (
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/ena/hw/dmamem"
 	"github.com/enanet/enanet/ena/spec"
 )
 
@@ -83,7 +82,7 @@ func (q *aenq) slotLocked() []byte {
 // validLocked checks the phase with one atomic load of word 1 (flags are
 // byte 4), before anything else of the entry is read (§5.4).
 func (q *aenq) validLocked(slot []byte) bool {
-	w1 := atomic.LoadUint32((*uint32)(unsafe.Pointer(&slot[4])))
+	w1 := dmamem.Acquire32(slot, 4)
 	return (w1&spec.AENQFlagPhase != 0) == q.phase
 }
 

@@ -6,9 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/ena/hw/dmamem"
 	"github.com/enanet/enanet/ena/spec"
 )
 
@@ -55,7 +55,7 @@ func (r *regs) setupReadless() {
 	}
 	r.mu.Lock()
 	r.seq = 0
-	atomic.StoreUint32(r.respWord(), 0)
+	dmamem.Publish32(r.resp.Bytes, 0, 0)
 	r.mu.Unlock()
 	r.write(spec.RegMMIORespLo, uint32(r.resp.Addr))
 	r.write(spec.RegMMIORespHi, uint32(r.resp.Addr>>32))
@@ -73,9 +73,6 @@ func (r *regs) teardownReadless() {
 	r.resp = nil // later reads fail instead of touching freed memory
 	r.mu.Unlock()
 }
-
-// respWord is the first 32-bit word of the response: req_id and reg_off.
-func (r *regs) respWord() *uint32 { return (*uint32)(unsafe.Pointer(&r.resp.Bytes[0])) }
 
 // write stores one register.
 func (r *regs) write(off, val uint32) {
@@ -99,13 +96,13 @@ func (r *regs) read(off uint32) (uint32, error) {
 	// §3 step 2: new sequence number, poison the buffer, request, poll.
 	r.seq++
 	seq := r.seq
-	atomic.StoreUint32(r.respWord(), uint32(uint16(seq+spec.ReadlessStaleOffset)))
+	dmamem.Publish32(r.resp.Bytes, 0, uint32(uint16(seq+spec.ReadlessStaleOffset)))
 	req := spec.MMIORegRead{ReqID: seq, RegOff: uint16(off)}
 	r.tr.reg('W', spec.RegMMIORegRead, req.Encode())
 	r.bar.Write32(spec.RegMMIORegRead, req.Encode())
 	deadline := time.Now().Add(time.Duration(r.timeout.Load()))
 	for i := 0; ; i++ {
-		w := atomic.LoadUint32(r.respWord())
+		w := dmamem.Acquire32(r.resp.Bytes, 0) // req_id and reg_off
 		if uint16(w) == seq {
 			resp := spec.DecodeReadlessResp(r.resp.Bytes)
 			if uint32(resp.RegOff) != off {

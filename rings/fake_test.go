@@ -99,15 +99,6 @@ type fakeMem struct {
 	bad     string
 }
 
-func (m *fakeMem) Write64(off uint32, val uint64) {
-	if off%8 != 0 {
-		m.bad = fmt.Sprintf("unaligned Write64 at %#x", off)
-		return
-	}
-	binary.LittleEndian.PutUint64(m.b[off:], val)
-	m.dirty = true
-}
-
 func (m *fakeMem) WriteBlock(off uint32, src []byte) {
 	if off%8 != 0 || len(src)%8 != 0 {
 		m.bad = fmt.Sprintf("WriteBlock at %#x of %d bytes is not 64-bit aligned", off, len(src))

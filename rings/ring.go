@@ -22,8 +22,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
-	"unsafe"
 
 	"github.com/enanet/enanet/ena/hw"
 	"github.com/enanet/enanet/ena/spec"
@@ -83,20 +81,8 @@ func alloc(dma hw.DMA, name, what string, size, align int) (*hw.Region, error) {
 // toggling every lap (§7.8). It returns 0 or 1.
 func phaseBit(pos uint32, shift uint) uint32 { return ^(pos >> shift) & 1 }
 
-// load32 reads the 32-bit word at b[off] with one atomic load: the first word
-// of a completion, which holds its phase bit (§7.8). The atomic load is an
-// acquire on arm64 (LDAR), so the later plain loads of the rest of the entry
-// cannot be satisfied before it; on amd64 loads are not reordered. Both
-// supported architectures are little-endian, so the native load is the wire
-// byte order. off must be 4-byte aligned; the bounds check on b[off+3] keeps
-// the pointer inside the ring.
-func load32(b []byte, off uint32) uint32 {
-	_ = b[off+3]
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[off])))
-}
-
 // le32 reads a little-endian word with a plain load (the rest of a
-// completion, after load32 saw the expected phase).
+// completion, after dmamem.Acquire32 saw the expected phase).
 func le32(b []byte, off uint32) uint32 { return binary.LittleEndian.Uint32(b[off:]) }
 
 // put64 stores a little-endian 64-bit word into DMA memory (one MOVQ/STR X).
@@ -115,6 +101,16 @@ func gather(dst []byte, segs [][]byte, si, so int) (int, int) {
 		}
 	}
 	return si, so
+}
+
+// seek returns the position n bytes into segs, in gather's terms (segment,
+// offset). Callers know segs hold more than n bytes.
+func seek(segs [][]byte, n int) (si, so int) {
+	for n > 0 && n >= len(segs[si]) {
+		n -= len(segs[si])
+		si++
+	}
+	return si, n
 }
 
 // copySegs copies all of segs into dst, which holds exactly their total.

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/ena/hw/dmamem"
 	"github.com/enanet/enanet/ena/hw/mmio"
 	"github.com/enanet/enanet/ena/spec"
 )
@@ -243,7 +244,7 @@ func (q *RxQueue) Pending() bool {
 	if q.broken != nil || len(q.cq) == 0 {
 		return false
 	}
-	w0 := load32(q.cq, (q.cqHead&q.mask)*RxCQEntrySize)
+	w0 := dmamem.Acquire32(q.cq, int((q.cqHead&q.mask)*RxCQEntrySize))
 	return w0&spec.RxCdescPhaseMask == phaseBit(q.cqHead, q.shift)<<24
 }
 
@@ -300,7 +301,7 @@ func (q *RxQueue) next() (uint32, error) {
 		// Step 1: phase first, with one atomic load of word 0 (§7.8).
 		pos := q.cqHead + i
 		off := (pos & q.mask) * RxCQEntrySize
-		w0 := load32(q.cq, off)
+		w0 := dmamem.Acquire32(q.cq, int(off))
 		if w0&spec.RxCdescPhaseMask != phaseBit(pos, q.shift)<<24 {
 			q.unclaim(i)
 			return 0, nil

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/enanet/enanet/ena/hw"
+	"github.com/enanet/enanet/ena/hw/dmamem"
 	"github.com/enanet/enanet/ena/hw/mmio"
 	"github.com/enanet/enanet/ena/spec"
 )
@@ -137,6 +138,9 @@ type TxQueue struct {
 	lin     []byte // linearisation slots
 	linAddr uint64
 	bounce  []byte // LLQ: one packet's entries built here, then pushed
+
+	// descs holds the packet Send is building, for its placement writer.
+	descs [MaxTxDescs]txDesc
 
 	// Set by Bind.
 	bound    bool
@@ -349,6 +353,31 @@ func (q *TxQueue) Bind(doorbellOff, llqOff uint32) {
 	q.bound = true
 }
 
+// txDesc is one Tx descriptor, meta or data, as Send builds it: words 0-1
+// and 2-3 without the phase bit, which the placement writer adds for the
+// slot the descriptor lands in (§7.2, §7.3, §7.8).
+type txDesc struct{ lo, hi uint64 }
+
+// txPlan is what Send decides about one frame before it changes any queue
+// state (§7.4, §7.9, §8.2).
+type txPlan struct {
+	total  int    // frame bytes
+	push   int    // LLQ: leading bytes pushed in the first entry's header area
+	rest   int    // bytes carried in buffers; 0 for an LLQ frame pushed whole
+	nbufs  int    // buffers the rest needs (1 when linear)
+	linear bool   // the rest goes into one linearisation slot (§7.9)
+	meta   bool   // a meta descriptor leads the packet (§7.4)
+	metaW2 uint32 // the meta descriptor's word 2 (offload header lengths)
+	hdrLen uint32 // header_length of the first data descriptor (§7.2, §8.2)
+	ndescs uint32 // descriptors, meta included
+	slots  uint32 // SQ slots the packet uses: descriptors (host) or LLQ entries
+}
+
+// txMetaW0 is word 0 of every meta descriptor Send writes: the metadata is
+// stored in the device's cache and applies from this packet on (§7.3, §7.4).
+const txMetaW0 = spec.TxMetaMetaDescMask | spec.TxMetaExtValidMask | spec.TxMetaEthMetaTypeMask |
+	spec.TxMetaMetaStoreMask | spec.TxMetaFirstMask
+
 // Send copies one frame, given as the concatenation of segs, into the queue's
 // buffers and writes its descriptors: in host mode into the SQ, in LLQ mode
 // as entries pushed to BAR2 (§7.2–§7.4, §8.2, §8.3). It does not ring the
@@ -361,203 +390,228 @@ func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
 	if !q.bound {
 		return errNotBound
 	}
-	total := 0
-	for _, s := range segs {
-		total += len(s)
+	var p txPlan
+	if err := q.plan(&p, segs, &off); err != nil {
+		return err
 	}
-	if total == 0 {
-		return ErrEmptyFrame
-	}
-	if total > q.maxFrame {
-		return ErrFrameTooLong
-	}
-
-	// Step 1: decide on a meta descriptor (§7.4). With caching, only
-	// offloaded packets whose metadata differs from what the device holds
-	// need one; without, every packet carries one (zero metadata when it
-	// asks for no offload).
-	var metaW2 uint32
-	meta := false
-	if off.Active() {
-		metaW2 = uint32(off.L3HdrLen) | uint32(off.L3HdrOff)<<spec.TxMetaL3HdrOffShift |
-			uint32(off.L4HdrLen)<<spec.TxMetaL4HdrLenShift&spec.TxMetaL4HdrLenMask
-		meta = !q.metaCache || !q.metaValid || metaW2 != q.metaW2
-	} else if !q.metaCache {
-		meta = true
-	}
-	nmeta := 0
-	if meta {
-		nmeta = 1
-	}
-
-	// Step 2: count descriptors and slots. LLQ pushes the first bytes in the
-	// entry; buffers carry the rest (§8.2). A frame that would need more
-	// descriptors than the device allows goes into one contiguous slot
-	// instead (§7.9).
-	push := 0
-	if q.llq != nil {
-		push = min(total, q.pushMax)
-	}
-	rest := total - push
-	nbufs := 0
-	if rest > 0 {
-		nbufs = 1
-		if rest > q.bufSize { // divide only when needed: IDIV is slow
-			nbufs = (rest + q.bufSize - 1) / q.bufSize
-		}
-	}
-	linear := false
-	if max(nbufs, 1)+nmeta > q.maxDescs {
-		linear, nbufs = true, 1
-	}
-	ndata := max(nbufs, 1)
-	slots := uint32(q.entries[ndata+nmeta])
-
-	// Step 3: space. At most depth-1 slots are ever outstanding, so the
-	// CQ can never overflow (§7.8).
-	if q.tail-q.head+slots > q.mask || len(q.reqFree) == 0 ||
-		(linear && len(q.linFree) == 0) || (!linear && len(q.bufFree) < nbufs) {
+	// At most depth-1 slots are ever outstanding, so the CQ can never
+	// overflow (§7.8).
+	if q.tail-q.head+p.slots > q.mask || len(q.reqFree) == 0 ||
+		(p.linear && len(q.linFree) == 0) || (!p.linear && len(q.bufFree) < p.nbufs) {
 		q.pend.noSpace++
 		return ErrNoSpace
 	}
-	if q.burst != 0 && q.tail-q.rung+slots > q.burst {
+	if q.burst != 0 && q.tail-q.rung+p.slots > q.burst {
 		q.Flush()
 	}
-
-	// Step 4: req_id and the packet's record.
-	id := q.reqFree[len(q.reqFree)-1]
-	q.reqFree = q.reqFree[:len(q.reqFree)-1]
-	in := &q.info[id]
-	in.inflight, in.missed, in.linear = true, false, linear
-	in.nbufs = uint8(nbufs)
-	in.slots = uint16(slots)
-	in.tick = q.now.Load()
-
-	// Step 5: copy the frame. LLQ entries are built zeroed in the bounce
-	// buffer with the header already in place (§8.3).
-	si, so := 0, 0
+	q.build(&p, segs, &off)
 	if q.llq != nil {
-		clear(q.bounce[:slots*q.entrySize])
-		if rest == 0 {
-			copySegs(q.bounce[q.hdrOff:q.hdrOff+push], segs)
-		} else {
-			si, so = gather(q.bounce[q.hdrOff:q.hdrOff+push], segs, 0, 0)
+		q.writeLLQ(&p, segs)
+	} else {
+		q.writeHost(&p)
+	}
+	q.tail += p.slots
+	q.pend.packets++
+	q.pend.bytes += uint64(p.total)
+	if p.meta {
+		q.pend.metaDescs++
+	}
+	return nil
+}
+
+// plan sizes one frame: whether it needs a meta descriptor, how many bytes
+// LLQ pushes in the entry, how many buffers carry the rest, and the SQ slots
+// all of that takes.
+func (q *TxQueue) plan(p *txPlan, segs [][]byte, off *TxOffload) error {
+	for _, s := range segs {
+		p.total += len(s)
+	}
+	if p.total == 0 {
+		return ErrEmptyFrame
+	}
+	if p.total > q.maxFrame {
+		return ErrFrameTooLong
+	}
+	// With meta caching only offloaded packets whose metadata differs from
+	// what the device holds need a meta descriptor; without, every packet
+	// carries one, zero metadata when it asks for no offload (§7.4).
+	if off.Active() {
+		p.metaW2 = uint32(off.L3HdrLen) | uint32(off.L3HdrOff)<<spec.TxMetaL3HdrOffShift |
+			uint32(off.L4HdrLen)<<spec.TxMetaL4HdrLenShift&spec.TxMetaL4HdrLenMask
+		p.meta = !q.metaCache || !q.metaValid || p.metaW2 != q.metaW2
+	} else {
+		p.meta = !q.metaCache
+	}
+	nmeta := uint32(0)
+	if p.meta {
+		nmeta = 1
+	}
+	// LLQ pushes the first bytes in the entry; buffers carry the rest
+	// (§8.2).
+	if q.llq != nil {
+		p.push = min(p.total, q.pushMax)
+	}
+	p.rest = p.total - p.push
+	if p.rest > 0 {
+		p.nbufs = 1
+		if p.rest > q.bufSize { // divide only when needed: IDIV is slow
+			p.nbufs = (p.rest + q.bufSize - 1) / q.bufSize
 		}
 	}
+	p.ndescs = uint32(max(p.nbufs, 1)) + nmeta
+	// A frame that would need more descriptors than the device allows goes
+	// into one contiguous slot instead (§7.9).
+	if p.ndescs > uint32(q.maxDescs) {
+		p.linear, p.nbufs, p.ndescs = true, 1, 1+nmeta
+	}
+	p.slots = uint32(q.entries[p.ndescs])
+	// header_length: in LLQ mode the bytes pushed; in host mode a hint of
+	// at most max_header_size bytes, all in the first buffer (§7.2, §7.9).
+	if q.llq != nil {
+		p.hdrLen = uint32(p.push)
+	} else {
+		first := p.rest
+		if !p.linear {
+			first = min(first, q.bufSize)
+		}
+		p.hdrLen = uint32(min(first, q.maxHeader))
+	}
+	return nil
+}
 
-	// Step 6: descriptors. Offload flags and req_id go only in the first
-	// data descriptor; FIRST is on the meta descriptor if there is one
-	// (§7.2, §7.3).
-	k := uint32(0)
-	if meta {
-		w0 := spec.TxMetaMetaDescMask | spec.TxMetaExtValidMask | spec.TxMetaEthMetaTypeMask |
-			spec.TxMetaMetaStoreMask | spec.TxMetaFirstMask
-		q.putDesc(k, uint64(w0), uint64(metaW2))
-		k++
+// build takes a req_id and the buffers planned for the packet, copies the
+// bytes not pushed in an LLQ entry into them, and builds the descriptors in
+// q.descs: the meta descriptor if planned, then one data descriptor per
+// buffer. Offload flags and req_id go only in the first data descriptor;
+// FIRST is on the meta descriptor if there is one (§7.2, §7.3).
+func (q *TxQueue) build(p *txPlan, segs [][]byte, off *TxOffload) {
+	id := pop(&q.reqFree)
+	in := &q.info[id]
+	in.inflight, in.missed, in.linear = true, false, p.linear
+	in.nbufs = uint8(p.nbufs)
+	in.slots = uint16(p.slots)
+	in.tick = q.now.Load()
+
+	k := 0
+	if p.meta {
+		q.descs[0] = txDesc{uint64(txMetaW0), uint64(p.metaW2)}
+		k = 1
 		if off.Active() {
-			q.metaValid, q.metaW2 = true, metaW2
+			q.metaValid, q.metaW2 = true, p.metaW2
 		}
 	}
 	w0 := uint32(id>>10)<<spec.TxDescReqIDHiShift | spec.TxDescCompReqMask
-	if !meta {
+	if !p.meta {
 		w0 |= spec.TxDescFirstMask
 	}
-	w1 := uint32(id&0x3FF) << spec.TxDescReqIDLoShift
-	if off.Active() {
-		w1 |= uint32(off.L3)&spec.TxDescL3ProtoMask |
-			uint32(off.L4)<<spec.TxDescL4ProtoShift&spec.TxDescL4ProtoMask
-		if off.DF {
-			w1 |= spec.TxDescDFMask
-		}
-		if off.L3Csum {
-			w1 |= spec.TxDescL3CsumEnMask
-		}
-		if off.L4Csum {
-			w1 |= spec.TxDescL4CsumEnMask
-			if off.L4Partial {
-				w1 |= spec.TxDescL4CsumPartialMask
-			}
-		}
-	}
-	hdrLen := uint32(push) // LLQ: bytes pushed
+	w1 := uint32(id&0x3FF)<<spec.TxDescReqIDLoShift | txOffloadBits(off)
 	switch {
-	case rest == 0:
+	case p.rest == 0:
 		// LLQ frame that fits in the entry: one empty data descriptor
 		// (§8.2).
-		q.putDesc(k, uint64(w0|spec.TxDescLastMask)|uint64(w1)<<32, uint64(hdrLen)<<(32+spec.TxDescHeaderLengthShift))
-	case linear:
-		slot := q.linFree[len(q.linFree)-1]
-		q.linFree = q.linFree[:len(q.linFree)-1]
+		q.descs[k] = txDesc{uint64(w0|spec.TxDescLastMask) | uint64(w1)<<32, txAddrWord(0, p.hdrLen)}
+	case p.linear:
+		slot := pop(&q.linFree)
 		in.bufs[0] = slot
 		size := len(q.lin) / txLinearSlots
 		start := int(slot) * size
-		gather(q.lin[start:start+rest], segs, si, so)
-		if q.llq == nil {
-			hdrLen = uint32(min(rest, q.maxHeader))
-		}
-		q.putDesc(k, uint64(w0|spec.TxDescLastMask|uint32(rest))|uint64(w1)<<32,
-			txAddrWord(q.linAddr+uint64(start), hdrLen))
+		si, so := seek(segs, p.push)
+		gather(q.lin[start:start+p.rest], segs, si, so)
+		q.descs[k] = txDesc{uint64(w0|spec.TxDescLastMask|uint32(p.rest)) | uint64(w1)<<32,
+			txAddrWord(q.linAddr+uint64(start), p.hdrLen)}
 		q.pend.linearized++
-	case nbufs == 1:
-		// The common case, without the multi-buffer loop: the rest of the
-		// frame fits one buffer.
-		if q.llq == nil {
-			hdrLen = uint32(min(rest, q.maxHeader))
-		}
-		b := q.bufFree[len(q.bufFree)-1]
-		q.bufFree = q.bufFree[:len(q.bufFree)-1]
+	case p.nbufs == 1:
+		// The common case, without the multi-buffer loop.
+		b := pop(&q.bufFree)
 		in.bufs[0] = b
-		dst := q.pool.mem[b][:rest]
-		if push == 0 {
+		if dst := q.pool.mem[b][:p.rest]; p.push == 0 {
 			copySegs(dst, segs)
 		} else {
+			si, so := seek(segs, p.push)
 			gather(dst, segs, si, so)
 		}
-		lo := uint64(w0|spec.TxDescLastMask|uint32(rest)) | uint64(w1)<<32
-		hi := txAddrWord(q.pool.addr[b], hdrLen)
-		if q.llq == nil { // putDesc, inlined by hand for the hot path
-			pos := q.tail + k
-			off := (pos & q.mask) * spec.TxDescSize
-			put64(q.sq, off, lo|uint64(phaseBit(pos, q.shift))<<24)
-			put64(q.sq, off+8, hi)
-		} else {
-			q.putLLQDesc(k, lo, hi)
-		}
+		q.descs[k] = txDesc{uint64(w0|spec.TxDescLastMask|uint32(p.rest)) | uint64(w1)<<32,
+			txAddrWord(q.pool.addr[b], p.hdrLen)}
 	default:
-		if q.llq == nil {
-			hdrLen = uint32(min(rest, q.bufSize, q.maxHeader))
-		}
-		for j := 0; j < nbufs; j++ {
-			b := q.bufFree[len(q.bufFree)-1]
-			q.bufFree = q.bufFree[:len(q.bufFree)-1]
+		si, so := seek(segs, p.push)
+		rest, hdrLen := p.rest, p.hdrLen
+		for j := range p.nbufs {
+			b := pop(&q.bufFree)
 			in.bufs[j] = b
 			n := min(rest, q.bufSize)
 			rest -= n
 			si, so = gather(q.pool.mem[b][:n], segs, si, so)
 			w := w0 | uint32(n)
-			if j == nbufs-1 {
+			if j == p.nbufs-1 {
 				w |= spec.TxDescLastMask
 			}
-			q.putDesc(k, uint64(w)|uint64(w1)<<32, txAddrWord(q.pool.addr[b], hdrLen))
+			q.descs[k] = txDesc{uint64(w) | uint64(w1)<<32, txAddrWord(q.pool.addr[b], hdrLen)}
 			k++
 			w0, w1, hdrLen = 0, 0, 0
 		}
 	}
+}
 
-	// Step 7: LLQ: push the entries to BAR2 with ordered 64-bit stores,
-	// each at its own ring position (§8.3).
-	if q.llq != nil {
-		es := q.entrySize
-		for e := uint32(0); e < slots; e++ {
-			q.llq.WriteBlock(q.llqOff+((q.tail+e)&q.mask)*es, q.bounce[e*es:(e+1)*es])
-		}
-		q.pend.llqEntries += uint64(slots)
+// writeHost is the host-placement writer: it stores the packet's descriptors
+// in the SQ in DMA memory, each with the phase of the slot it lands in
+// (§7.8). The device reads them after the doorbell Flush rings.
+func (q *TxQueue) writeHost(p *txPlan) {
+	for k, d := range q.descs[:p.ndescs] {
+		pos := q.tail + uint32(k)
+		off := (pos & q.mask) * spec.TxDescSize
+		put64(q.sq, off, d.lo|uint64(phaseBit(pos, q.shift))<<24)
+		put64(q.sq, off+8, d.hi)
 	}
-	q.tail += slots
-	q.pend.packets++
-	q.pend.bytes += uint64(total)
-	q.pend.metaDescs += uint64(nmeta)
-	return nil
+}
+
+// writeLLQ is the LLQ writer: it builds the packet's entries zeroed in the
+// bounce buffer, with the first bytes of the frame in the first entry's
+// header area and the descriptors in its descriptors-before-header slots,
+// then in continuation entries, each carrying its entry's phase (§7.8,
+// §8.2). It then pushes every entry to its own ring position in BAR2 with
+// ordered 64-bit stores (§8.3).
+func (q *TxQueue) writeLLQ(p *txPlan, segs [][]byte) {
+	es := q.entrySize
+	b := q.bounce[:p.slots*es]
+	clear(b)
+	gather(b[q.hdrOff:q.hdrOff+p.push], segs, 0, 0)
+	for k, d := range q.descs[:p.ndescs] {
+		e, off := uint32(0), uint32(k)*spec.LLQDescSlotSize
+		if c := uint32(k); c >= q.dbh {
+			c -= q.dbh
+			e = 1 + c/q.dpe
+			off = e*es + c%q.dpe*spec.LLQDescSlotSize
+		}
+		put64(b, off, d.lo|uint64(phaseBit(q.tail+e, q.shift))<<24)
+		put64(b, off+8, d.hi)
+	}
+	for e := range p.slots {
+		q.llq.WriteBlock(q.llqOff+((q.tail+e)&q.mask)*es, b[e*es:(e+1)*es])
+	}
+	q.pend.llqEntries += uint64(p.slots)
+}
+
+// txOffloadBits are the checksum-offload bits of a first data descriptor's
+// word 1 (§7.2).
+func txOffloadBits(off *TxOffload) uint32 {
+	if !off.Active() {
+		return 0
+	}
+	w1 := uint32(off.L3)&spec.TxDescL3ProtoMask |
+		uint32(off.L4)<<spec.TxDescL4ProtoShift&spec.TxDescL4ProtoMask
+	if off.DF {
+		w1 |= spec.TxDescDFMask
+	}
+	if off.L3Csum {
+		w1 |= spec.TxDescL3CsumEnMask
+	}
+	if off.L4Csum {
+		w1 |= spec.TxDescL4CsumEnMask
+		if off.L4Partial {
+			w1 |= spec.TxDescL4CsumPartialMask
+		}
+	}
+	return w1
 }
 
 // txAddrWord is the high half of a Tx descriptor: buffer address bits 31:0,
@@ -566,35 +620,12 @@ func txAddrWord(addr uint64, hdrLen uint32) uint64 {
 	return addr&0xFFFFFFFF | (addr>>32&uint64(spec.TxDescAddrHiMask)|uint64(hdrLen)<<spec.TxDescHeaderLengthShift)<<32
 }
 
-// putDesc writes descriptor k of the packet being built, with the phase of
-// the slot it lands in: SQ slot tail+k in host mode; in LLQ mode slot k of
-// the first entry's descriptors-before-header, then continuation entries
-// (§7.8, §8.2).
-func (q *TxQueue) putDesc(k uint32, lo, hi uint64) {
-	if q.llq != nil {
-		q.putLLQDesc(k, lo, hi)
-		return
-	}
-	pos := q.tail + k
-	off := (pos & q.mask) * spec.TxDescSize
-	put64(q.sq, off, lo|uint64(phaseBit(pos, q.shift))<<24)
-	put64(q.sq, off+8, hi)
-}
-
-// putLLQDesc is putDesc for LLQ: descriptor k goes into the bounce buffer,
-// in the first entry's slots or a continuation entry's.
-func (q *TxQueue) putLLQDesc(k uint32, lo, hi uint64) {
-	if k < q.dbh {
-		off := k * spec.LLQDescSlotSize
-		put64(q.bounce, off, lo|uint64(phaseBit(q.tail, q.shift))<<24)
-		put64(q.bounce, off+8, hi)
-		return
-	}
-	k -= q.dbh
-	e, s := 1+k/q.dpe, k%q.dpe
-	off := e*q.entrySize + s*spec.LLQDescSlotSize
-	put64(q.bounce, off, lo|uint64(phaseBit(q.tail+e, q.shift))<<24)
-	put64(q.bounce, off+8, hi)
+// pop takes the last index off a free list the caller checked is not empty.
+func pop(free *[]uint16) uint16 {
+	s := *free
+	v := s[len(s)-1]
+	*free = s[:len(s)-1]
+	return v
 }
 
 // Flush makes everything Send wrote visible to the device and rings the SQ
@@ -656,12 +687,12 @@ func (q *TxQueue) Reclaim() (int, error) {
 	n := 0
 	var err error
 	for {
-		// Step 1: one atomic load of word 0; the phase says whether the
+		// Step 1: an acquire load of word 0; the phase says whether the
 		// device has written this entry on the current lap (§7.8). The
 		// Tx completion's other word (sub_qid, sq_head) is ignored by
 		// drivers (§7.5), so there is nothing more to read.
 		pos := q.cqHead
-		w0 := load32(q.cq, (pos&q.mask)*TxCQEntrySize)
+		w0 := dmamem.Acquire32(q.cq, int((pos&q.mask)*TxCQEntrySize))
 		if w0&spec.TxCdescPhaseMask != phaseBit(pos, q.shift)<<24 {
 			break
 		}

@@ -83,14 +83,6 @@ type memBAR struct{ m *mapping }
 
 var _ hw.MemoryBAR = memBAR{}
 
-// Write64 implements hw.MemoryBAR.
-func (b memBAR) Write64(off uint32, val uint64) {
-	if off&7 != 0 || !b.m.in(off, 8) {
-		panic(fmt.Sprintf("vfio: LLQ offset %#x is unaligned or outside BAR2 (size %#x)", off, b.m.size))
-	}
-	mmio.Store64(unsafe.Add(b.m.base, off), val)
-}
-
 // WriteBlock implements hw.MemoryBAR.
 func (b memBAR) WriteBlock(off uint32, src []byte) {
 	if len(src) == 0 {

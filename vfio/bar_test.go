@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,20 +30,16 @@ func fileBacked(t *testing.T, size int) (string, *os.File) {
 func TestRegisterAndMemoryBAR(t *testing.T) {
 	path, f := fileBacked(t, 3*4096)
 	m, err := mapSysfsWC(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer m.unmap()
 	r := regBAR{m}
-	if r.Size() != 3*4096 {
-		t.Fatalf("Size %d", r.Size())
-	}
+	require.Equal(t, uint32(3*4096), r.Size())
 	r.Write32(8, 0xdeadbeef)
-	if got := r.Read32(8); got != 0xdeadbeef {
-		t.Fatalf("Read32 = %#x", got)
-	}
+	assert.Equal(t, uint32(0xdeadbeef), r.Read32(8))
+
 	llq := memBAR{m}
-	llq.Write64(4096, 0x1122334455667788)
+	first := binary.LittleEndian.AppendUint64(nil, 0x1122334455667788)
+	llq.WriteBlock(4096, first)
 	blk := make([]byte, 64)
 	for i := range blk {
 		blk[i] = byte(i)
@@ -49,27 +47,20 @@ func TestRegisterAndMemoryBAR(t *testing.T) {
 	llq.WriteBlock(4096+64, blk)
 	llq.Flush()
 	var back [136]byte
-	if _, err := f.ReadAt(back[:], 4096); err != nil {
-		t.Fatal(err)
-	}
-	if binary.LittleEndian.Uint64(back[:]) != 0x1122334455667788 || back[64+63] != 63 || back[64] != 0 {
-		t.Fatalf("file contents after LLQ writes: % x", back[:])
-	}
-	for _, bad := range []func(){
-		func() { r.Read32(2) },
-		func() { r.Write32(3*4096, 1) },
-		func() { llq.Write64(4, 1) },
-		func() { llq.WriteBlock(3*4096-8, blk) },
-		func() { llq.WriteBlock(0, blk[:7]) },
+	_, err = f.ReadAt(back[:], 4096)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0x1122334455667788), binary.LittleEndian.Uint64(back[:]), "8-byte block")
+	assert.Equal(t, make([]byte, 56), back[8:64], "bytes between the blocks")
+	assert.Equal(t, blk, back[64:128], "64-byte block")
+
+	for name, bad := range map[string]func(){
+		"unaligned register":   func() { r.Read32(2) },
+		"register past BAR0":   func() { r.Write32(3*4096, 1) },
+		"unaligned LLQ block":  func() { llq.WriteBlock(4, first) },
+		"LLQ block past BAR2":  func() { llq.WriteBlock(3*4096-8, blk) },
+		"LLQ block not 8-byte": func() { llq.WriteBlock(0, blk[:7]) },
 	} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Error("out-of-range BAR access did not panic")
-				}
-			}()
-			bad()
-		}()
+		assert.Panics(t, bad, name)
 	}
 }
 

@@ -204,19 +204,8 @@ func (b regBAR) Size() uint32                   { return b.size }
 // memBAR is BAR2: LLQ stores go straight to the model; there is no write
 // combining to flush in process.
 type memBAR struct {
-	m       *Model
-	size    uint32
-	scratch [8]byte
-	mu      sync.Mutex
-}
-
-func (b *memBAR) Write64(off uint32, val uint64) {
-	b.mu.Lock()
-	for i := range 8 {
-		b.scratch[i] = byte(val >> (8 * i))
-	}
-	b.m.MemWrite(off, b.scratch[:])
-	b.mu.Unlock()
+	m    *Model
+	size uint32
 }
 
 func (b *memBAR) WriteBlock(off uint32, src []byte) { b.m.MemWrite(off, src) }

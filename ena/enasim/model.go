@@ -5,10 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
-	"unsafe"
 
+	"github.com/enanet/enanet/ena/hw/dmamem"
 	"github.com/enanet/enanet/ena/spec"
 )
 
@@ -590,12 +589,9 @@ func (m *Model) readless(val uint32) string {
 // bit or a req_id) becomes visible after every earlier store. Every
 // supported host (amd64, arm64) is little-endian.
 func (m *Model) publish32(addr uint64, w uint32) error {
-	if s, err := m.mem.Slice(addr, 4); err == nil {
-		p := unsafe.Pointer(unsafe.SliceData(s))
-		if uintptr(p)&3 == 0 {
-			atomic.StoreUint32((*uint32)(p), w)
-			return nil
-		}
+	if s, err := m.mem.Slice(addr, 4); err == nil && dmamem.Aligned32(s, 0) {
+		dmamem.Publish32(s, 0, w)
+		return nil
 	}
 	var b [4]byte
 	b[0], b[1], b[2], b[3] = byte(w), byte(w>>8), byte(w>>16), byte(w>>24)

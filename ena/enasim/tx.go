@@ -2,9 +2,8 @@ package enasim
 
 import (
 	"encoding/binary"
-	"sync/atomic"
-	"unsafe"
 
+	"github.com/enanet/enanet/ena/hw/dmamem"
 	"github.com/enanet/enanet/ena/spec"
 )
 
@@ -507,15 +506,12 @@ func (m *Model) writeIOCompletion(cq *ioCQ, entry []byte, what string) {
 	} else if v, err := m.mem.Slice(addr, len(entry)); err == nil && len(v) == len(entry) {
 		s = v
 	}
-	if len(s) >= 4 {
-		p := unsafe.Pointer(unsafe.SliceData(s))
-		if uintptr(p)&3 == 0 {
-			copy(s[4:], entry[4:])
-			atomic.StoreUint32((*uint32)(p), binary.LittleEndian.Uint32(entry))
-			cq.tail++
-			cq.dirty = true
-			return
-		}
+	if dmamem.Aligned32(s, 0) {
+		copy(s[4:], entry[4:])
+		dmamem.Publish32(s, 0, binary.LittleEndian.Uint32(entry))
+		cq.tail++
+		cq.dirty = true
+		return
 	}
 	if err := m.mem.Write(addr+4, entry[4:]); err != nil {
 		m.dmaFault(what+" write", err)

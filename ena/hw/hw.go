@@ -22,7 +22,12 @@
 // the device before a later register store (a doorbell). Backends implement
 // RegisterBAR.Write32 so that a plain call is enough on amd64, where stores are
 // not reordered with each other; the driver still calls mmio.StoreBarrier before
-// every doorbell, which is what arm64 needs (DMB OSHST).
+// every doorbell, which is what arm64 needs (DMB OSHST). In the other
+// direction, the word that hands a device-written entry to the driver (a
+// completion's phase, a readless response's req_id) is read with
+// dmamem.Acquire32 before anything else of the entry, and the device model
+// writes it last with dmamem.Publish32: package dmamem documents that
+// ordering for both architectures.
 package hw
 
 import (
@@ -90,10 +95,9 @@ type RegisterBAR interface {
 
 // MemoryBAR is BAR2, the LLQ device memory, mapped write-combining on real
 // hardware. Stores may be buffered and combined; Flush makes every earlier
-// store visible to the device before any later register store.
+// store visible to the device before any later register store. The driver
+// only ever writes whole LLQ entries, so a block store is the one write.
 type MemoryBAR interface {
-	// Write64 stores one 64-bit little-endian word at off (8-byte aligned).
-	Write64(off uint32, val uint64)
 	// WriteBlock stores src (length a multiple of 8) at off with 64-bit stores
 	// in ascending address order, as every ENA driver does for LLQ entries
 	// (protocol §8.3).

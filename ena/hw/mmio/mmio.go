@@ -1,6 +1,12 @@
-// Package mmio holds the only code that touches device memory: 32- and 64-bit
-// register loads and stores as single machine instructions, and the barriers
-// that order DMA-memory writes before doorbells.
+// Package mmio holds the only code that touches device memory: 32-bit
+// register loads and stores and 64-bit LLQ block stores as single machine
+// instructions, and the barriers that order DMA-memory writes before
+// doorbells (protocol §7.8, §8.3).
+//
+// Reading what the device wrote into DMA memory (completions, readless
+// responses) needs no barrier from this package: the phase word is read
+// with an acquire load from package dmamem, which orders the loads of the
+// rest of the entry after it on both architectures.
 //
 // Why assembly: plain Go loads and stores through an unsafe pointer may be
 // merged, forwarded or elided by the compiler (a store forwarded to the next
@@ -26,12 +32,6 @@ func Load32(addr unsafe.Pointer) uint32
 //
 //go:noescape
 func Store32(addr unsafe.Pointer, val uint32)
-
-// Store64 performs one 64-bit store to device memory at addr
-// (amd64 MOVQ, arm64 STR X).
-//
-//go:noescape
-func Store64(addr unsafe.Pointer, val uint64)
 
 // Copy64 copies words 64-bit words from src to dst with one 64-bit store per
 // word in ascending address order, the way ENA drivers push LLQ entries into
@@ -60,14 +60,3 @@ func StoreBarrier()
 //
 //go:noescape
 func Flush()
-
-// ReadBarrier orders an earlier load (the phase word of a completion) before
-// later loads of the rest of that completion.
-//
-// amd64: loads are not reordered with other loads; compiler barrier only.
-// arm64: DMB OSHLD (Linux dma_rmb). Callers that load the phase word with
-// sync/atomic (LDAR on arm64, acquire) already have this ordering; the
-// barrier is for code that does not.
-//
-//go:noescape
-func ReadBarrier()

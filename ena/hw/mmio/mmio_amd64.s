@@ -14,13 +14,6 @@ TEXT ·Store32(SB), NOSPLIT, $0-12
 	MOVL BX, (AX)
 	RET
 
-// func Store64(addr unsafe.Pointer, val uint64)
-TEXT ·Store64(SB), NOSPLIT, $0-16
-	MOVQ addr+0(FP), AX
-	MOVQ val+8(FP), BX
-	MOVQ BX, (AX)
-	RET
-
 // func Copy64(dst, src unsafe.Pointer, words int)
 TEXT ·Copy64(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
@@ -45,8 +38,4 @@ TEXT ·StoreBarrier(SB), NOSPLIT, $0-0
 // func Flush()
 TEXT ·Flush(SB), NOSPLIT, $0-0
 	SFENCE
-	RET
-
-// func ReadBarrier()
-TEXT ·ReadBarrier(SB), NOSPLIT, $0-0
 	RET

@@ -14,13 +14,6 @@ TEXT ·Store32(SB), NOSPLIT, $0-12
 	MOVW R1, (R0)
 	RET
 
-// func Store64(addr unsafe.Pointer, val uint64)
-TEXT ·Store64(SB), NOSPLIT, $0-16
-	MOVD addr+0(FP), R0
-	MOVD val+8(FP), R1
-	MOVD R1, (R0)
-	RET
-
 // func Copy64(dst, src unsafe.Pointer, words int)
 TEXT ·Copy64(SB), NOSPLIT, $0-24
 	MOVD dst+0(FP), R0
@@ -44,9 +37,4 @@ TEXT ·StoreBarrier(SB), NOSPLIT, $0-0
 // func Flush()
 TEXT ·Flush(SB), NOSPLIT, $0-0
 	DSB $0xe // ST
-	RET
-
-// func ReadBarrier()
-TEXT ·ReadBarrier(SB), NOSPLIT, $0-0
-	DMB $0x1 // OSHLD
 	RET
