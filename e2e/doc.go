@@ -1,5 +1,5 @@
 // Package e2e holds end-to-end tests in which the Linux kernel is the peer
-// of the userspace stack (issue 6).
+// of the userspace stack.
 //
 // Each test builds a kernel peer (harness_test.go, startKernelPeer): a
 // network namespace of its own, a simulated ENA whose wire is a TAP

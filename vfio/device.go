@@ -1,7 +1,7 @@
 // Package vfio drives a PCI ENA function from userspace through Linux VFIO
 // and implements hw.Device for the driver in package ena.
 //
-// Open walks the VFIO steps in order (anchors §1.2): find the IOMMU group in
+// Open walks the VFIO steps in order (kernel vfio.rst): find the IOMMU group in
 // sysfs, open the container and check the API, open the group and check it is
 // viable, attach it and pick the IOMMU type, get the device fd, enable bus
 // mastering, map BAR0 (registers) and BAR2 (LLQ memory), set up DMA memory and
@@ -155,7 +155,7 @@ func (d *Device) Interrupts() hw.Interrupts { return d.irq }
 
 // WriteCombined reports whether BAR2 (LLQ) is mapped write-combining.
 // Without it every 64-bit LLQ store is a separate uncached PCIe write and
-// LLQ Tx is far slower (anchors §2.5).
+// LLQ Tx is far slower (§8.4).
 func (d *Device) WriteCombined() bool { return d.wc }
 
 // Mode is the IOMMU mode in use (never ModeAuto).
@@ -312,7 +312,7 @@ func openErr(op, path string, noiommu bool, err error) error {
 }
 
 // openContainer opens /dev/vfio/vfio and checks the API version and IOMMU
-// backend (anchors §1.2 step 2).
+// backend.
 func (d *Device) openContainer(devDir, op string) error {
 	path := filepath.Join(devDir, "vfio")
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
@@ -339,7 +339,7 @@ func (d *Device) openContainer(devDir, op string) error {
 }
 
 // openGroup opens the group, checks viability and attaches it to the
-// container, then sets the IOMMU type (anchors §1.2 steps 3-4).
+// container, then sets the IOMMU type (allowed only once a group is attached).
 func (d *Device) openGroup(sys pci.Sysfs, devDir, op string) error {
 	name := strconv.Itoa(d.group)
 	if d.mode == ModeNoIOMMU {
@@ -388,7 +388,7 @@ func groupNotViable(sys pci.Sysfs, addr string, group int, op string) error {
 }
 
 // openDevice gets the device fd, reads the identity from config space and
-// turns on memory decoding and bus mastering (anchors §1.2 steps 5-6).
+// turns on memory decoding and bus mastering (§6 step 1).
 func (d *Device) openDevice(op string) error {
 	name, err := unix.BytePtrFromString(d.addr)
 	if err != nil {

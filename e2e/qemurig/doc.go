@@ -2,7 +2,7 @@
 // Linux guest under QEMU (TCG) whose PCI device is the enasim model, served
 // through QEMU 7.2's multi-process proxy (x-pci-proxy-dev), and runs the
 // product's own binaries inside the guest against the guest kernel's
-// vfio-pci (shared/spec/qemu-rig.md describes the protocol and the recipe).
+// vfio-pci.
 //
 // The pieces, one file each: proto.go reads and answers the proxy's
 // messages on the socket QEMU inherits as fd 3; server.go serves config

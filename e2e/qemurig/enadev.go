@@ -11,7 +11,7 @@ import (
 
 // ENA BAR layout presented to the guest: BAR0 registers (16 KiB, as on x86
 // Nitro), BAR2 LLQ memory (1 MiB, prefetchable). Only 32-bit BARs, because
-// the 7.2 proxy mis-probes 64-bit ones (qemu-rig.md §1.5).
+// the 7.2 proxy mis-probes 64-bit ones.
 const (
 	ENARegBARSize = 16 << 10
 	ENAMemBARSize = 1 << 20
@@ -35,7 +35,7 @@ func ENAServerConfig(deviceID uint16) ServerConfig {
 }
 
 // noIRQ drops MSI-X messages: the 7.2 proxy has no MSI or MSI-X, so the
-// driver in the guest polls (qemu-rig.md §1.7).
+// driver in the guest polls.
 type noIRQ struct{}
 
 func (noIRQ) Raise(int) {}

@@ -11,10 +11,10 @@ import (
 	"strings"
 )
 
-// Kit is a guest built from Debian packages (qemu-rig.md §4): an uncompressed
+// Kit is a guest built from Debian packages: an uncompressed
 // kernel booted through PVH, its VFIO modules, busybox, and, for no-IOMMU
 // mode, vfio.ko and vfio_iommu_type1.ko rebuilt with CONFIG_VFIO_NOIOMMU
-// (Debian's kernel ships without it, qemu-rig.md §3.1).
+// (Debian's kernel ships without it).
 type Kit struct {
 	Dir           string // cache directory
 	KernelRelease string // e.g. 6.1.0-56-amd64
@@ -95,7 +95,7 @@ func kernelRelease(ctx context.Context) (string, error) {
 
 // extractVMLinux finds the xz stream inside the bzImage and decompresses it:
 // booting the ELF through PVH skips SeaBIOS's bzImage load and the in-guest
-// decompression, about 5 s under TCG (qemu-rig.md §4).
+// decompression, about 5 s under TCG.
 func extractVMLinux(ctx context.Context, vmlinuz, out string) error {
 	img, err := os.ReadFile(vmlinuz)
 	if err != nil {
@@ -124,7 +124,7 @@ func extractVMLinux(ctx context.Context, vmlinuz, out string) error {
 
 // buildNoIOMMUModules rebuilds vfio.ko and vfio_iommu_type1.ko from Debian's
 // linux-source with CONFIG_VFIO_NOIOMMU on, out of tree against the matching
-// headers (qemu-rig.md §3.1).
+// headers.
 func buildNoIOMMUModules(ctx context.Context, cacheDir, rel string, logf Logf) (string, error) {
 	dir := filepath.Join(cacheDir, "noiommu-"+rel)
 	if exists(filepath.Join(dir, "vfio.ko")) && exists(filepath.Join(dir, "vfio_iommu_type1.ko")) {

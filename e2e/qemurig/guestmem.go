@@ -9,7 +9,7 @@ import (
 )
 
 // GuestMemory is the guest's RAM as QEMU shares it through SYNC_SYSMEM
-// (qemu-rig.md §1.6): a list of memfd sections, each mapped here at its guest
+// (QEMU 7.2 hw/remote/memory.c): a list of memfd sections, each mapped here at its guest
 // physical address. The device model reaches guest memory only through it, by
 // guest-physical address, which is what the guest driver programs into the
 // device (the proxy bypasses any vIOMMU).

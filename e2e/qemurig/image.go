@@ -15,7 +15,7 @@ type VFIOMode int
 const (
 	// Type1 uses QEMU's emulated intel-iommu and the stock modules. The
 	// proxied device bypasses the vIOMMU, so the driver maps IOVA == GPA
-	// (qemu-rig.md §3.2); in-QEMU devices such as edu go through it for real.
+	// (GPA); in-QEMU devices such as edu go through it for real.
 	Type1 VFIOMode = iota
 	// NoIOMMU uses vfio.ko rebuilt with CONFIG_VFIO_NOIOMMU: the EC2
 	// non-metal path, where device addresses are physical addresses.

@@ -33,8 +33,7 @@ type BAR struct {
 }
 
 // configSpace is the device's 256-byte type-0 config header. Only 32-bit
-// memory BARs are exposed: the 7.2 proxy mis-probes 64-bit BARs
-// (qemu-rig.md §1.5).
+// memory BARs are exposed: the 7.2 proxy mis-probes 64-bit BARs.
 type configSpace struct {
 	b    [pciConfigSize]byte
 	bars [6]BAR

@@ -10,7 +10,7 @@ import (
 )
 
 // mpqemu commands (QEMU 7.2 include/hw/remote/mpqemu-link.h, enum MPQemuCmd;
-// qemu-rig.md §1.3).
+// the numbering is QEMU's).
 const (
 	cmdSyncSysmem  = 0
 	cmdRet         = 1
@@ -22,7 +22,7 @@ const (
 	cmdDeviceReset = 7
 )
 
-// Wire sizes (qemu-rig.md §1.2, checked with gcc on x86_64).
+// Wire sizes (QEMU 7.2 mpqemu-link.h, checked with gcc on x86_64).
 const (
 	msgHdrSize     = 16  // int32 cmd, 4 pad, uint64 size
 	maxPayload     = 192 // the data union

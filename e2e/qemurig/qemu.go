@@ -46,7 +46,7 @@ type VM struct {
 const QEMUBinary = "qemu-system-x86_64"
 
 // StartVM boots a guest under TCG with the proxy socket as fd 3
-// (qemu-rig.md §2). The VM is killed when ctx is done or Close is called.
+// (x-pci-proxy-dev fd=3). The VM is killed when ctx is done or Close is called.
 func StartVM(ctx context.Context, cfg VMConfig) (*VM, error) {
 	if cfg.MemMB == 0 {
 		cfg.MemMB = 1024

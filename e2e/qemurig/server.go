@@ -41,7 +41,7 @@ type Stats struct {
 	SyncSysmem, CfgRead, CfgWrite, BarRead, BarWrite, Resets, Unmapped int
 }
 
-// Server speaks QEMU 7.2's multi-process proxy protocol (qemu-rig.md §1) on
+// Server speaks QEMU 7.2's multi-process proxy protocol (mpqemu) on
 // one socket and serves a device model behind it.
 type Server struct {
 	conn   *conn
@@ -116,7 +116,7 @@ func (s *Server) handle(m message) error {
 		// No reply: the memory listener sends it without waiting.
 		return s.mem.sync(m.payload, m.fds)
 	case cmdSetIRQFD:
-		// INTx through irqfd does not reach a TCG guest (qemu-rig.md §1.7);
+		// INTx through irqfd does not reach a TCG guest;
 		// keep the fds so they are closed with the server.
 		s.mu.Lock()
 		s.irqfds = append(s.irqfds, m.fds...)

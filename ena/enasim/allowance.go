@@ -2,7 +2,7 @@ package enasim
 
 import "time"
 
-// EC2 per-ENI allowances (issue 3, "Instance profiles"): every instance type
+// EC2 per-ENI allowances (part of a Profile): every instance type
 // has a packets-per-second and a bandwidth allowance. Traffic above them is
 // shaped; what does not fit is dropped and counted in the ENI counters that
 // GET_STATS ENI reports (§4.7: bw_in_allowance_exceeded,

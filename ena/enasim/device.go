@@ -19,7 +19,7 @@ import (
 // Memory is how the model reaches host memory: by device address, never by
 // CPU pointer, so the same model can serve memory that is not its own
 // process's (a QEMU guest's RAM). An error is an IOMMU fault: the model
-// records it and goes FATAL (issue 3, "IOMMU").
+// records it and goes FATAL, as a device behind an IOMMU would.
 type Memory interface {
 	// Read copies len(p) bytes at device address addr into p.
 	Read(addr uint64, p []byte) error
@@ -190,7 +190,7 @@ func (d *Device) Close() error {
 // ---------------------------------------------------------------------------
 // BARs
 
-// regBAR is BAR0: each access is a call into the model (issue 3: accesses
+// regBAR is BAR0: each access is a call into the model (so accesses
 // arrive as calls, never by polling shared memory).
 type regBAR struct {
 	m    *Model

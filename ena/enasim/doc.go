@@ -1,7 +1,7 @@
 // Package enasim is a software model of the Amazon Elastic Network Adapter
 // (ENA), faithful enough that the enanet driver, its tests, the demo and the
 // benchmarks run on a laptop exactly as they would on EC2. It is written
-// from the protocol fact sheet (shared/spec/ena-protocol.md, cited as "§n")
+// from the protocol notes (docs/protocol.md; "§n.m" cites their sections)
 // and shares nothing with the driver but the wire format in package
 // ena/spec, so a driver bug is not silently agreed with.
 //

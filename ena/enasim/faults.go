@@ -14,7 +14,7 @@ type faultState struct {
 }
 
 // Faults injects device failures so tests can exercise a driver's error
-// handling (issue 3, "Fault injection"). Every method is safe to call from
+// handling. Every method is safe to call from
 // any goroutine at any time. Data-path faults (lost or corrupt completions,
 // stalled Rx) are added by the I/O side of the model.
 type Faults struct {

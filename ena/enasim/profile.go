@@ -101,7 +101,7 @@ type LLQProfile struct {
 	WideDepthReported uint16
 	// WideDepthLimit is the largest depth CREATE_SQ accepts for entries
 	// larger than 128 B; the Nitro v4 class rejects 256 B entries at depth
-	// 1024 (anchors §2.5, illumos/Haiku reports). 0 = MaxDepth.
+	// 1024 (illumos and Haiku driver reports). 0 = MaxDepth.
 	WideDepthLimit int
 	// DescsBeforeHeader is desc_num_before_header_supported: the OR of the
 	// supported numbers (1, 2, 4, 8), each a power of two.

@@ -27,7 +27,7 @@ import (
 // still complete the packet, so the driver's ring stays in step.
 
 // CompletionFault selects how the next completion is corrupted (fault
-// injection, issue 3): drivers must detect each kind and reset (§2.3,
+// injection): drivers must detect each kind and reset (§2.3,
 // §7.5, §7.7).
 type CompletionFault int
 
@@ -63,8 +63,8 @@ func (f CompletionFault) String() string {
 	return "CompletionFault(?)"
 }
 
-// ioFaults are the data-path faults armed by tests (issue 3 "Fault
-// injection"). They survive device resets so a test can arm a fault before
+// ioFaults are the data-path faults armed by tests (fault injection,
+// see Faults). They survive device resets so a test can arm a fault before
 // the driver's recovery runs.
 type ioFaults struct {
 	loseTx    int

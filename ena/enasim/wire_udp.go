@@ -15,7 +15,7 @@ const udpMaxFrame = 65535
 
 // udpWire carries one Ethernet frame per UDP datagram between two sockets,
 // so two simulated devices in different processes can talk without root
-// (issue 3 "Wires").
+// (no TAP device, no network namespace).
 type udpWire struct {
 	conn *net.UDPConn
 	rx   receiverSlot

@@ -42,8 +42,8 @@
 //
 // # Where the facts come from
 //
-// The source of truth is the project's protocol fact sheet
-// (shared/spec/ena-protocol.md); comments cite its sections as "§4.7".
+// The source of truth is the project's protocol notes
+// (docs/protocol.md); comments cite their sections as "§4.7".
 // Every constant also names the upstream header and field it mirrors: the
 // BSD-licensed ena_com headers ena_regs_defs.h, ena_admin_defs.h,
 // ena_eth_io_defs.h and ena_common_defs.h (amzn-drivers kernel/fbsd and DPDK

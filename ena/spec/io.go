@@ -492,7 +492,7 @@ const (
 	RxDescCtrlLast    uint8 = 0x08 // ENA_ETH_IO_RX_DESC_LAST_MASK
 	RxDescCtrlCompReq uint8 = 0x10 // ENA_ETH_IO_RX_DESC_COMP_REQ_MASK
 	// RxDescCtrlMBO is reserved5, documented "MBO" in the header; no driver
-	// sets it (ena-sources.md §3 #14), so a model must not require it.
+	// sets it (§7.6), so a model must not require it.
 	RxDescCtrlMBO uint8 = 0x20
 	// RxDescCtrlRsvdMask covers reserved1 (bit 1) and reserved6 (7:6), MBZ.
 	RxDescCtrlRsvdMask uint8 = 0xC2
