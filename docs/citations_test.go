@@ -316,3 +316,34 @@ func TestCitationParsing(t *testing.T) {
 		assert.Equal(t, tc.want, got, "%q", tc.text)
 	}
 }
+
+// TestPackagesPointAtNotes checks that every package whose code cites the
+// notes says once, in its non-test files, where "§n.m" points.
+func TestPackagesPointAtNotes(t *testing.T) {
+	root := repoRoot(t)
+	citing := map[string]bool{}
+	pointing := map[string]bool{}
+	for _, path := range goFiles(t, root) {
+		dir, err := filepath.Rel(root, filepath.Dir(path))
+		require.NoError(t, err)
+		if dir == "docs" {
+			continue
+		}
+		text, err := os.ReadFile(path)
+		require.NoError(t, err)
+		if len(findCitations(path, string(text))) > 0 {
+			citing[dir] = true
+		}
+		if !strings.HasSuffix(path, "_test.go") && strings.Contains(string(text), "docs/protocol.md") {
+			pointing[dir] = true
+		}
+	}
+	var missing []string
+	for dir := range citing {
+		if !pointing[dir] {
+			missing = append(missing, dir)
+		}
+	}
+	sort.Strings(missing)
+	assert.Empty(t, missing, "packages citing \u00a7 sections whose package doc does not say they refer to docs/protocol.md")
+}

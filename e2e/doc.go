@@ -18,4 +18,6 @@
 // The tests need root (namespaces, TAP) and iproute2, ping and curl. They
 // skip saying what is missing, except under CI=true, where a skip is a
 // failure (internal/testenv). The QEMU rig in e2e/qemurig is separate.
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package e2e

@@ -17,4 +17,6 @@
 // watchdog.go (health checks §9.2), recovery.go (reset and rebuild §9.3),
 // queue.go (QueuePair), stats.go (statistics and Info), trace.go
 // (register trace, Config.Trace).
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package ena

@@ -40,4 +40,6 @@
 // link/simnic is the same NIC in software over a frame pipe, for tests and
 // simulations; link/vpc runs the simulated VPC (router and DHCP server) on
 // the far end of the wire.
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package link

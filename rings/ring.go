@@ -16,6 +16,8 @@
 // from any goroutine.
 //
 // Hot paths (Send, Flush, Reclaim, Poll, Refill) allocate nothing.
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package rings
 
 import (

@@ -18,6 +18,8 @@
 //
 // DMA memory always comes from 2 MiB hugepages. Every failure is an *Error
 // that says what to do about it.
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package vfio
 
 import (

@@ -10,6 +10,8 @@
 //	go run ./cmd/enahttp
 //	curl http://127.0.0.1:8080/
 //	curl http://127.0.0.1:8080/api/v1/status
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package main
 
 import (

@@ -25,4 +25,6 @@
 // both ways, no reads of write-only registers). The proxy has no MSI-X, so
 // the driver runs in polling mode here; interrupts and write-combining can
 // only be tested on EC2.
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package qemurig

@@ -28,6 +28,8 @@
 // dmamem.Acquire32 before anything else of the entry, and the device model
 // writes it last with dmamem.Publish32: package dmamem documents that
 // ordering for both architectures.
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package hw
 
 import (

@@ -4,6 +4,8 @@
 // Everything goes through a configurable sysfs root, so tests run against
 // fixture trees built in a temporary directory and the same code serves
 // `enactl list`, `enactl bind` and the diagnostics in package vfio.
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package pci
 
 import (

@@ -17,6 +17,8 @@
 //
 // Only amd64 and arm64 are supported: those are the architectures EC2 runs
 // ENA on (x86 Nitro and Graviton).
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package mmio
 
 import "unsafe"
