@@ -171,6 +171,12 @@ func repoRoot(t *testing.T) string {
 // goFiles lists the repository's Go files, skipping hidden directories
 // (.git, caches), testdata and vendor.
 func goFiles(t *testing.T, root string) []string {
+	return repoFiles(t, root, ".go")
+}
+
+// repoFiles lists the repository's files with one of the given suffixes,
+// skipping hidden directories (.git, caches), testdata and vendor.
+func repoFiles(t *testing.T, root string, suffixes ...string) []string {
 	t.Helper()
 	var files []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -184,8 +190,11 @@ func goFiles(t *testing.T, root string) []string {
 			}
 			return nil
 		}
-		if strings.HasSuffix(path, ".go") {
-			files = append(files, path)
+		for _, suffix := range suffixes {
+			if strings.HasSuffix(path, suffix) {
+				files = append(files, path)
+				break
+			}
 		}
 		return nil
 	})
@@ -202,13 +211,14 @@ func loadNotes(t *testing.T) map[string]*section {
 }
 
 // TestCitationsResolve fails with one line per citation in the repository's Go
-// code that docs/protocol.md cannot answer.
+// code, assembly or Markdown (the notes included) that docs/protocol.md cannot
+// answer.
 func TestCitationsResolve(t *testing.T) {
 	notes := loadNotes(t)
 	root := repoRoot(t)
 	var problems []string
 	total := 0
-	for _, path := range goFiles(t, root) {
+	for _, path := range repoFiles(t, root, ".go", ".s", ".md") {
 		text, err := os.ReadFile(path)
 		require.NoError(t, err)
 		rel, err := filepath.Rel(root, path)
