@@ -50,6 +50,9 @@ var (
 	stepsQualifier  = regexp.MustCompile(`^ steps? (\d+)(?:\s*(?:-|–|and|to)\s*(\d+))?`)
 	nameQualifier   = regexp.MustCompile(`^ ([A-Z][A-Z0-9_]{2,})\b`)
 	quotedQualifier = regexp.MustCompile(`^ "([^"]+)"`)
+	// namedBefore is a protocol name written just before a citation, as in
+	// "LINK_CHANGE event (\u00a75.2)" or "(SET_FEATURE MTU, \u00a74.8)".
+	namedBefore = regexp.MustCompile(`\b([A-Z][A-Z0-9_]{2,})(?: [a-z]+)?(?: \(|, | )$`)
 )
 
 // parseNotes reads protocol.md into its sections, keyed by number ("4.7") or,
@@ -130,6 +133,12 @@ func check(c cited, notes map[string]*section) string {
 	if !ok {
 		return "no heading " + c.target + " in docs/protocol.md"
 	}
+	// A protocol name just before the citation must belong to the cited
+	// chapter (a loose check: the chapter, not the subsection, must name it).
+	chapter, _, _ := strings.Cut(c.target, ".")
+	if m := namedBefore.FindStringSubmatch(c.before); m != nil && isNumber(chapter) && mentions(notes, m[1]) && !strings.Contains(notes[chapter].body, m[1]) {
+		return "chapter " + chapter + " does not mention " + m[1] + ", named just before the citation"
+	}
 	if m := stepsQualifier.FindStringSubmatch(c.after); m != nil {
 		first, _ := strconv.Atoi(m[1])
 		last := first
@@ -157,6 +166,23 @@ func check(c cited, notes map[string]*section) string {
 		}
 	}
 	return ""
+}
+
+// isNumber reports whether s is a section number rather than a heading name.
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
+}
+
+// mentions reports whether the notes use name anywhere, which makes it a
+// protocol name whose section can be checked (unlike TCP or CPU).
+func mentions(notes map[string]*section, name string) bool {
+	for _, sec := range notes {
+		if strings.Contains(sec.body, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // repoRoot is the directory holding go.mod, one level above this package.
@@ -316,6 +342,8 @@ func TestCitationParsing(t *testing.T) {
 		{"// RFC 793 \u00a73.1 and PCI Local Bus spec 3.0 \u00a76.2", nil},
 		{"// see qemu-rig.md \u00a71.5", []string{"cites a document outside the repository; cite docs/protocol.md or say it in words"}},
 		{"// (\u00a76\u2013\u00a77)", []string{"", ""}},
+		{"// (DEV_CTL, \u00a76.1) and DEV_CTL event (\u00a76) and TCP (\u00a77)", []string{"", "", ""}},
+		{"// like a DEV_CTL write (\u00a77)", []string{"chapter 7 does not mention DEV_CTL, named just before the citation"}},
 		{"// docs/protocol.md \u00a76 and ena-protocol.md \u00a76", []string{"", "cites a document outside the repository; cite docs/protocol.md or say it in words"}},
 	}
 	for _, tc := range cases {
