@@ -228,7 +228,7 @@ func (e *Endpoint) fatal(err error) {
 func (e *Endpoint) MTU() uint32 { return e.mtu.Load() }
 
 // SetMTU implements stack.LinkEndpoint by asking the device (SET_FEATURE
-// MTU, §5). A refused change is logged and the old MTU kept, since the
+// MTU, §4.8). A refused change is logged and the old MTU kept, since the
 // interface has no way to report the error.
 func (e *Endpoint) SetMTU(mtu uint32) {
 	if err := e.nic.SetMTU(int(mtu)); err != nil {

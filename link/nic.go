@@ -11,13 +11,13 @@ import (
 // simulated VPC use a software NIC (link/simnic). link never imports the
 // driver, so the endpoint can be tested without a device model.
 type NIC interface {
-	// MAC is the device's unicast address (GET_FEATURE DEVICE_ATTRIBUTES, §5).
+	// MAC is the device's unicast address (GET_FEATURE DEVICE_ATTRIBUTES, §4.8).
 	MAC() [6]byte
 	// MTU is the current L3 MTU (IP packet size, no Ethernet header).
 	MTU() int
 	// MaxMTU is the largest L3 MTU the device accepts.
 	MaxMTU() int
-	// SetMTU changes the device MTU (SET_FEATURE MTU, §5).
+	// SetMTU changes the device MTU (SET_FEATURE MTU, §4.8).
 	SetMTU(int) error
 	// Offloads are the negotiated stateless offloads.
 	Offloads() Offloads
@@ -27,7 +27,7 @@ type NIC interface {
 	// across device resets.
 	Queue(i int) Queue
 	// LinkUp reports the last link state the device announced (AENQ
-	// LINK_CHANGE, §6).
+	// LINK_CHANGE, §5.2).
 	LinkUp() bool
 	// SetLinkHandler installs the function called on every link change.
 	SetLinkHandler(func(up bool))
@@ -56,7 +56,7 @@ type Queue interface {
 }
 
 // Offloads are the stateless offloads a device negotiated (GET_FEATURE
-// STATELESS_OFFLOAD_CONFIG, §5). The fields mirror ena.Offloads so that link
+// STATELESS_OFFLOAD_CONFIG, §4.8). The fields mirror ena.Offloads so that link
 // stays independent of the driver.
 type Offloads struct {
 	TxCsumIPv4          bool `json:"tx_csum_ipv4"`            // device computes the IPv4 header checksum

@@ -4,6 +4,8 @@
 // queues, Rx buffers of a fixed size). The simulated VPC (link/vpc) runs on
 // one, and link's tests join two stacks through a pair of them on NewPipe.
 // Production code uses link/enanic instead.
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package simnic
 
 import (
@@ -166,7 +168,7 @@ func (n *NIC) SetLinkHandler(f func(bool)) { n.mu.Lock(); n.onLink = f; n.mu.Unl
 func (n *NIC) SetFatalHandler(f func(error)) { n.mu.Lock(); n.onFatal = f; n.mu.Unlock() }
 
 // SetLink changes the link state (frames are dropped both ways while down)
-// and tells the handler, like an AENQ LINK_CHANGE event (§6).
+// and tells the handler, like an AENQ LINK_CHANGE event (§5.2).
 func (n *NIC) SetLink(up bool) {
 	n.up.Store(up)
 	n.mu.Lock()
@@ -478,7 +480,7 @@ func (q *wireQueue) Wake() {
 }
 
 // flowHash spreads frames over queues by IPv4/IPv6 addresses and ports, the
-// fields RSS hashes (§8); anything else goes to queue 0.
+// fields RSS hashes (§10); anything else goes to queue 0.
 func flowHash(b []byte) uint32 {
 	et, l3, _, _ := frame.EtherType(b, 0)
 	var ip frame.IP
