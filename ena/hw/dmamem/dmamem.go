@@ -56,6 +56,8 @@
 // Rings and response buffers are allocated page-aligned, so driver offsets
 // always are; code that takes addresses from an untrusted driver (the model)
 // checks Aligned32 first.
+//
+// In comments, "§n.m" refers to that section of docs/protocol.md.
 package dmamem
 
 import (
