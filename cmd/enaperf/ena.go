@@ -38,9 +38,13 @@ func (n *enaNet) Close() {
 	n.host.Close()
 }
 
-func (n *enaNet) Dialer() iperf3.Dialer { return vpc.Dialer{Stack: n.host.Stack} }
+func (n *enaNet) ForwardError() error { return n.fwd.LastDialError() }
 
-func (n *enaNet) Listen(port int) (net.Listener, error) { return n.host.Stack.ListenTCP(uint16(port)) }
+func (n *enaNet) Dialer() iperf3.Dialer { return stackDialer{st: n.host.Stack} }
+
+func (n *enaNet) Listen(port int) (net.Listener, error) {
+	return listenStack(n.host.Stack, n.c.bind, port)
+}
 
 func (n *enaNet) ListenUDP(port int) (net.PacketConn, error) {
 	return vpc.ListenUDP(n.host.Stack, uint16(port))
