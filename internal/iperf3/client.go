@@ -241,7 +241,9 @@ func (c *client) run(ctx context.Context) (*Report, error) {
 				return c.fail(ctx, err)
 			}
 			peer = &r
-			c.rep.ServerOutputJSON, c.rep.ServerOutputText = raw.ServerOutputJSON, raw.ServerOutputText
+			if c.set.serverOutput {
+				c.rep.ServerOutputJSON, c.rep.ServerOutputText = raw.ServerOutputJSON, raw.ServerOutputText
+			}
 		case stateDisplayResults:
 			c.sess.closeAll()
 			c.rep.finish(c.sess, peer)

@@ -239,7 +239,9 @@ func (r *Report) finish(s *session, peer *results) {
 		for _, p := range peer.Streams {
 			peerByID[p.ID] = p
 		}
-		peerRetr = peer.SenderHasRetransmits == 1
+		// iperf3's client reports the server's retransmits; its server
+		// reports only its own.
+		peerRetr = peer.SenderHasRetransmits == 1 && s.isClient
 	}
 	// side is one end of a stream: what it counted.
 	type side struct {
@@ -376,10 +378,10 @@ func (r *Report) finish(s *session, peer *results) {
 	end.CPUUtilizationPercent = cpu
 	if !s.set.udp {
 		remote := ""
-		if peer != nil {
+		if peer != nil && s.isClient {
 			remote = peer.CongestionUsed
 		}
-		localSends := len(s.streams) > 0 && s.streams[0].sender
+		localSends := s.set.bidir || (len(s.streams) > 0 && s.streams[0].sender)
 		if localSends {
 			end.SenderTCPCongestion, end.ReceiverTCPCongestion = s.congestion, remote
 		} else {

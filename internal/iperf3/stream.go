@@ -611,7 +611,7 @@ func (s *session) sample() {
 // period. Called with s.mu held.
 func (s *session) addInterval(now time.Time, final bool) {
 	secs := now.Sub(s.lastAt).Seconds()
-	if final && s.interval > 0 && secs < 0.1*s.interval.Seconds() {
+	if final && s.interval > 0 && secs < 0.1*s.interval.Seconds() && len(s.intervals) > 0 {
 		return
 	}
 	if s.interval <= 0 || secs <= 0 {
