@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/enanet/enanet/internal/iperf3"
 	"github.com/enanet/enanet/internal/testenv"
 )
@@ -309,5 +311,29 @@ func TestBadFlags(t *testing.T) {
 	}
 	if n, err := parseSize("128K", 1024); err != nil || n != 131072 {
 		t.Errorf("parseSize 128K = %d, %v", n, err)
+	}
+}
+
+// TestErrorsNameCauseAndFix: bad flags and an unreachable server give one
+// sentence with the cause and the fix, no Go internals, no repetition.
+func TestErrorsNameCauseAndFix(t *testing.T) {
+	var out, errb bytes.Buffer
+	require.Equal(t, 2, runMain(context.Background(), []string{"-c", "127.0.0.1", "-l", "0"}, &out, &errb, nil))
+	require.NotContains(t, errb.String(), "<nil>")
+	require.Contains(t, errb.String(), "want a length in 1..")
+
+	port := freePort(t) // nothing listens there
+	for _, dev := range []string{"kernel", "sim"} {
+		out.Reset()
+		errb.Reset()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		code := runMain(ctx, []string{"-c", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "1", "--device", dev}, &out, &errb, nil)
+		cancel()
+		require.Equal(t, 1, code, dev)
+		all := out.String() + errb.String()
+		require.Contains(t, all, "connection refused", dev)
+		require.Contains(t, all, "iperf3 -s", dev, "the fix: start a server")
+		require.NotContains(t, all, "state byte", dev)
+		require.Equal(t, 1, strings.Count(all, "connection refused"), "%s: said more than once:\n%s", dev, all)
 	}
 }
