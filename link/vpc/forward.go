@@ -16,6 +16,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/enanet/enanet/link"
 )
@@ -311,9 +313,48 @@ func (d Dialer) DialContext(ctx context.Context, network, address string) (net.C
 	return nil, fmt.Errorf("vpc: network %q not supported", network)
 }
 
-// TCPTo returns a DialFunc that dials target through the stack.
+// ForwardTCPBuffer is the send and receive buffer of the userspace side
+// of each connection the forwarder opens with TCPTo. Like
+// HostSocketBuffer it bounds what one forwarded connection holds, so the
+// far sender's count stays close to what arrived.
+const ForwardTCPBuffer = 256 << 10
+
+// TCPTo returns a DialFunc that dials target through the stack, with
+// ForwardTCPBuffer-sized buffers.
 func (d Dialer) TCPTo(target netip.AddrPort) DialFunc {
-	return func(ctx context.Context) (net.Conn, error) { return d.Stack.DialTCP(ctx, target) }
+	return func(ctx context.Context) (net.Conn, error) { return d.dialBuffered(ctx, target, ForwardTCPBuffer) }
+}
+
+// dialBuffered connects to target with the endpoint's buffers fixed at
+// size before the handshake, so the advertised window never exceeds it.
+func (d Dialer) dialBuffered(ctx context.Context, target netip.AddrPort, size int) (net.Conn, error) {
+	fa, proto := FullAddress(d.Stack, target)
+	var wq waiter.Queue
+	ep, terr := d.Stack.Stack.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
+	if terr != nil {
+		return nil, fmt.Errorf("vpc: dialing %v: %s", target, terr)
+	}
+	so := ep.SocketOptions()
+	so.SetSendBufferSize(int64(size), true)
+	so.SetReceiveBufferSize(int64(size), true)
+	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+	terr = ep.Connect(fa)
+	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
+		select {
+		case <-ctx.Done():
+			ep.Close()
+			return nil, fmt.Errorf("vpc: dialing %v: %w", target, ctx.Err())
+		case <-notify:
+		}
+		terr = ep.LastError()
+	}
+	if terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("vpc: dialing %v: %s", target, terr)
+	}
+	return gonet.NewTCPConn(&wq, ep), nil
 }
 
 // UDPTo returns a dial function for Forwarder.UDP that opens a socket on
