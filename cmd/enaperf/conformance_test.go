@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,62 +15,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/enanet/enanet/internal/iperf3/shape"
 	"github.com/enanet/enanet/internal/testenv"
 )
 
-// schema flattens a JSON document into its shape: every key path (arrays
-// as []) with the type found there. cJSON prints whole numbers without a
-// decimal point, so all numbers are one type, as a JSON parser sees them.
-func schema(v any) map[string]string {
-	out := map[string]string{}
-	var walk func(v any, path string)
-	walk = func(v any, path string) {
-		switch x := v.(type) {
-		case map[string]any:
-			out[path] = "object"
-			for k, e := range x {
-				walk(e, path+"."+k)
-			}
-		case []any:
-			out[path] = "array"
-			for _, e := range x {
-				walk(e, path+"[]")
-			}
-		case float64:
-			out[path] = "number"
-		case string:
-			out[path] = "string"
-		case bool:
-			out[path] = "bool"
-		case nil:
-			out[path] = "null"
-		}
-	}
-	walk(v, "")
-	return out
-}
+func schema(v any) map[string]string { return shape.Of(v) }
 
-// enanetOnly are keys enaperf adds to iperf3's document.
-var enanetOnly = map[string]bool{".ignored_options": true, ".ignored_options[]": true}
-
-// schemaDiff lists the paths whose presence or type differ.
-func schemaDiff(want, got map[string]string) []string {
-	var d []string
-	for p, t := range want {
-		if g, ok := got[p]; !ok {
-			d = append(d, "missing "+p+" ("+t+")")
-		} else if g != t {
-			d = append(d, fmt.Sprintf("%s: %s, iperf3 has %s", p, g, t))
-		}
-	}
-	for p, t := range got {
-		if _, ok := want[p]; !ok && !enanetOnly[p] {
-			d = append(d, "extra "+p+" ("+t+")")
-		}
-	}
-	sort.Strings(d)
-	return d
-}
+func schemaDiff(want, got map[string]string) []string { return shape.Diff(want, got, shape.EnanetOnly) }
 
 // jsonStream collects the JSON documents a server prints one after the
 // other.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/enanet/enanet/internal/iperf3"
+	"github.com/enanet/enanet/internal/iperf3/gvstack"
 	"github.com/enanet/enanet/internal/netenv"
 	"github.com/enanet/enanet/link/vpc"
 )
@@ -40,10 +41,10 @@ func (n *enaNet) Close() {
 
 func (n *enaNet) ForwardError() error { return n.fwd.LastDialError() }
 
-func (n *enaNet) Dialer() iperf3.Dialer { return stackDialer{st: n.host.Stack} }
+func (n *enaNet) Dialer() iperf3.Dialer { return gvstack.Dialer{Stack: n.host.Stack} }
 
 func (n *enaNet) Listen(port int) (net.Listener, error) {
-	return listenStack(n.host.Stack, n.c.bind, port)
+	return gvstack.Listen(n.host.Stack, n.c.bind, port)
 }
 
 func (n *enaNet) ListenUDP(port int) (net.PacketConn, error) {

@@ -1,4 +1,9 @@
-package main
+// Package gvstack opens iperf3 connections on a userspace (gVisor)
+// stack so that iperf3 sees the TCP statistics and socket options the
+// kernel gives it: each TCP connection keeps its endpoint, which reports
+// retransmits, congestion window and RTT (iperf3.TCPInfoer) and takes -w,
+// -M, -N, -C and -S (iperf3.OptionSetter, iperf3.OptionDialer).
+package gvstack
 
 import (
 	"context"
@@ -99,27 +104,28 @@ func setEndpointOptions(ep tcpip.Endpoint, o iperf3.SocketOptions) error {
 	return nil
 }
 
-// stackDialer dials the iperf3 connections on a userspace stack: TCP with
+// Dialer dials the iperf3 connections on a userspace stack: TCP with
 // its endpoint kept (stackConn), UDP through vpc.Dialer.
-type stackDialer struct {
-	st *link.Stack
+type Dialer struct {
+	// Stack is the userspace stack to dial from.
+	Stack *link.Stack
 }
 
 // DialContext dials with no options.
-func (d stackDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+func (d Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	return d.DialOptions(ctx, network, "", address, iperf3.SocketOptions{})
 }
 
 // DialOptions binds local (-B, --cport), applies o and connects.
-func (d stackDialer) DialOptions(ctx context.Context, network, local, address string, o iperf3.SocketOptions) (net.Conn, error) {
+func (d Dialer) DialOptions(ctx context.Context, network, local, address string, o iperf3.SocketOptions) (net.Conn, error) {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		return nil, fmt.Errorf("the userspace stack dials IP:port only, not %q", address)
 	}
-	remote, proto := vpc.FullAddress(d.st, ap)
+	remote, proto := vpc.FullAddress(d.Stack, ap)
 	var bind tcpip.FullAddress
 	if local != "" {
-		if bind, err = localAddress(d.st, local); err != nil {
+		if bind, err = localAddress(d.Stack, local); err != nil {
 			return nil, err
 		}
 	}
@@ -129,7 +135,7 @@ func (d stackDialer) DialOptions(ctx context.Context, network, local, address st
 		if local != "" {
 			lp = &bind
 		}
-		c, err := gonet.DialUDP(d.st.Stack, lp, &remote, proto)
+		c, err := gonet.DialUDP(d.Stack.Stack, lp, &remote, proto)
 		if err != nil {
 			return nil, fmt.Errorf("dialing UDP %v: %w", ap, err)
 		}
@@ -143,7 +149,7 @@ func (d stackDialer) DialOptions(ctx context.Context, network, local, address st
 		return nil, fmt.Errorf("network %q not supported", network)
 	}
 	var wq waiter.Queue
-	ep, terr := d.st.Stack.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
+	ep, terr := d.Stack.Stack.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
 	if terr != nil {
 		return nil, fmt.Errorf("opening a TCP endpoint: %s", terr)
 	}
@@ -173,14 +179,15 @@ func (d stackDialer) DialOptions(ctx context.Context, network, local, address st
 	if terr != nil {
 		ep.Close()
 		if _, ok := terr.(*tcpip.ErrConnectionRefused); ok {
-			return nil, fmt.Errorf("connect %v: %w", ap, errConnRefused)
+			return nil, fmt.Errorf("connect %v: %w", ap, ErrConnRefused)
 		}
 		return nil, fmt.Errorf("connect %v: %s", ap, terr)
 	}
-	return &stackConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep, pmtu: int(d.st.Endpoint.MTU())}, nil
+	return &stackConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep, pmtu: int(d.Stack.Endpoint.MTU())}, nil
 }
 
-var errConnRefused = errors.New("connection refused")
+// ErrConnRefused is the cause of a dial the peer refused.
+var ErrConnRefused = errors.New("connection refused")
 
 // localAddress parses -B/--cport's host:port for the stack: the host, if
 // given, must be an address of this stack's NIC.
@@ -219,9 +226,9 @@ func hasAddress(st *link.Stack, a netip.Addr) bool {
 	return false
 }
 
-// stackListener accepts TCP connections on the userspace stack as
+// Listener accepts TCP connections on the userspace stack as
 // stackConns.
-type stackListener struct {
+type Listener struct {
 	st     *link.Stack
 	ep     tcpip.Endpoint
 	wq     *waiter.Queue
@@ -229,8 +236,8 @@ type stackListener struct {
 	once   sync.Once
 }
 
-// listenStack listens on port, on bind's address if given (-B).
-func listenStack(st *link.Stack, bind string, port int) (*stackListener, error) {
+// Listen listens on port, on bind's address if given (-B).
+func Listen(st *link.Stack, bind string, port int) (*Listener, error) {
 	fa := tcpip.FullAddress{NIC: st.NICID, Port: uint16(port)}
 	proto := tcpip.NetworkProtocolNumber(ipv4.ProtocolNumber)
 	if bind != "" {
@@ -255,11 +262,11 @@ func listenStack(st *link.Stack, bind string, port int) (*stackListener, error) 
 		ep.Close()
 		return nil, fmt.Errorf("listening on port %d: %s", port, terr)
 	}
-	return &stackListener{st: st, ep: ep, wq: wq, closed: make(chan struct{})}, nil
+	return &Listener{st: st, ep: ep, wq: wq, closed: make(chan struct{})}, nil
 }
 
 // Accept waits for the next connection.
-func (l *stackListener) Accept() (net.Conn, error) {
+func (l *Listener) Accept() (net.Conn, error) {
 	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
 	l.wq.EventRegister(&entry)
 	defer l.wq.EventUnregister(&entry)
@@ -280,7 +287,7 @@ func (l *stackListener) Accept() (net.Conn, error) {
 }
 
 // Close stops accepting.
-func (l *stackListener) Close() error {
+func (l *Listener) Close() error {
 	l.once.Do(func() {
 		close(l.closed)
 		l.ep.Close()
@@ -289,7 +296,7 @@ func (l *stackListener) Close() error {
 }
 
 // Addr is the listening address.
-func (l *stackListener) Addr() net.Addr {
+func (l *Listener) Addr() net.Addr {
 	a, err := l.ep.GetLocalAddress()
 	if err != nil {
 		return &net.TCPAddr{}
