@@ -58,7 +58,8 @@ type ClientConfig struct {
 
 	// Bidir runs both directions at once (--bidir).
 	Bidir bool
-	// Omit leaves the first part of the test out of the results (-O).
+	// Omit leaves the first part of the test out of the results (-O);
+	// it is rounded up to whole seconds, what the protocol carries.
 	Omit time.Duration
 	// Bytes and Blocks end the test after that many bytes or blocks, all
 	// streams together (-n, -k), instead of after Duration.
@@ -97,6 +98,8 @@ func (c *ClientConfig) settings() (testSettings, error) {
 	if set.omit < 0 {
 		return set, fmt.Errorf("iperf3: negative omit time %v", set.omit)
 	}
+	// The protocol carries whole seconds: both sides omit the same.
+	set.omit = (set.omit + time.Second - 1) / time.Second * time.Second
 	if set.byCount() {
 		if set.bytes > 0 && set.blocks > 0 {
 			return set, errors.New("iperf3: give a byte count (-n) or a block count (-k), not both")

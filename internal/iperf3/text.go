@@ -186,6 +186,14 @@ func (r *Report) TextEnd(w io.Writer, o TextOptions, client bool) {
 	} else {
 		io.WriteString(w, textHeader(false, bidir, false, retr && (client || localSends || bidir), false))
 	}
+	if udp && client && len(e.Streams) == 1 && e.SumSent != nil && e.SumReceived != nil && !bidir {
+		// One UDP stream: iperf3 prints the sender's and the receiver's
+		// view of it, which the sums carry.
+		id := fmt.Sprintf("[%3d]", e.Streams[0].UDP.Socket)
+		io.WriteString(w, textLine(id, "", *e.SumSent, o, "sender", false))
+		io.WriteString(w, textLine(id, "", *e.SumReceived, o, "receiver", false))
+		return
+	}
 	for _, s := range e.Streams {
 		switch {
 		case s.UDP != nil:
@@ -222,8 +230,11 @@ func (r *Report) TextEnd(w io.Writer, o TextOptions, client bool) {
 			io.WriteString(w, textLine("[SUM]", role(bidir, s.Sender, client), *s, o, tail, false))
 		}
 	}
-	for _, ig := range r.Ignored {
-		fmt.Fprintf(w, "ignored: %s\n", ig)
+	if !client {
+		// A client prints what it ignores before the test.
+		for _, ig := range r.Ignored {
+			fmt.Fprintf(w, "enaperf: ignored %s\n", ig)
+		}
 	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "iperf3: error - %s\n", strings.TrimPrefix(r.Error, "iperf3: "))
