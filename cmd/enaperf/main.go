@@ -120,6 +120,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := pflag.NewFlagSet("enaperf", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: enaperf -s [options]          serve iperf3 clients on the userspace stack
+       enaperf -c HOST [options]     run a test against an iperf3 server
+
+enaperf takes iperf3 3.12's options with iperf3's spelling and defaults; options that
+mean nothing on a userspace stack are accepted and reported as ignored.
+
+`)
+		fs.PrintDefaults()
+	}
 	fs.BoolVarP(&c.server, "server", "s", false, "run as a server")
 	fs.StringVarP(&c.client, "client", "c", "", "run as a client of the iperf3 server at HOST")
 	fs.IntVarP(&c.port, "port", "p", iperf3.DefaultPort, "server port")
@@ -128,7 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVarP(&c.pidfile, "pidfile", "I", "", "write the process id to FILE")
 	fs.StringVarP(&c.affinity, "affinity", "A", "", "pin enaperf's threads to CPU n (n,m: m is the server's, which the enaperf server ignores)")
 	fs.StringVarP(&c.bind, "bind", "B", "", "local address: the server listens on it, the client binds it (an address of the userspace stack, or of the host with --device kernel)")
-	fs.BoolVarP(&c.verbose, "verbose", "V", false, "more detail in the output (cookie, MSS, CPU use)")
+	fs.BoolVarP(&c.verbose, "verbose", "V", false, "more detail in the output (CPU use)")
 	fs.BoolVarP(&c.json, "json", "J", false, "print iperf3-style JSON")
 	fs.StringVar(&c.logfile, "logfile", "", "send output to FILE (appended) instead of standard output")
 	forceflush := fs.Bool("forceflush", false, "flush output after every line (enaperf never buffers; accepted for scripts)")

@@ -230,6 +230,11 @@ func (r *Report) TextEnd(w io.Writer, o TextOptions, client bool) {
 			io.WriteString(w, textLine("[SUM]", role(bidir, s.Sender, client), *s, o, tail, false))
 		}
 	}
+	if !udp && e.SumSent != nil && e.SumReceived != nil && e.SumReceived.Bytes > 0 &&
+		float64(e.SumSent.Bytes) > 1.1*float64(e.SumReceived.Bytes) {
+		fmt.Fprintf(w, "note: the sender counted %s more than arrived: data still in socket buffers when the test ended; the receiver line is the figure to trust\n",
+			strings.TrimSpace(Unit(float64(e.SumSent.Bytes-e.SumReceived.Bytes), 'A'))+"s")
+	}
 	if !client {
 		// A client prints what it ignores before the test.
 		for _, ig := range r.Ignored {
