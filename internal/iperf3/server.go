@@ -150,6 +150,8 @@ type serverTest struct {
 	interval time.Duration
 	ctrl     net.Conn
 
+	optErr error // the first socket option a stream did not take
+
 	mu        sync.Mutex
 	accepting bool
 	streamc   chan net.Conn // TCP data connections in accept order
@@ -360,6 +362,9 @@ func (t *serverTest) run(ctx context.Context) (rep *Report, err error) {
 	}
 	t.setAccepting(false)
 	rep.addStreams(sess.streams)
+	if t.optErr != nil {
+		rep.Ignored = append(rep.Ignored, "the client's socket options: "+t.optErr.Error())
+	}
 	if t.srv.OnStart != nil {
 		t.srv.OnStart(rep)
 	}
@@ -473,7 +478,8 @@ func (t *serverTest) tcpStream(c net.Conn, cookie [CookieSize]byte, n int, set t
 		deny(c)
 		return nil, errors.New("iperf3: a stream presented another test's cookie")
 	}
-	if err := applyOptions(c, set.sock); err != nil {
+	if err := applyOptions(c, set.sock); err != nil && t.optErr == nil {
+		t.optErr = err
 		t.log.Warn("iperf3 server: the client's socket options could not all be applied", "err", err)
 	}
 	return &stream{id: streamID(n), sender: set.serverSends(n), conn: c, local: c.LocalAddr(), remote: c.RemoteAddr()}, nil

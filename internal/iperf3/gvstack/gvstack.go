@@ -93,7 +93,7 @@ func setEndpointOptions(ep tcpip.Endpoint, o iperf3.SocketOptions) error {
 	if o.Congestion != "" {
 		cc := tcpip.CongestionControlOption(o.Congestion)
 		if err := ep.SetSockOpt(&cc); err != nil {
-			return fmt.Errorf("-C %s: the userspace stack has reno and cubic (%s)", o.Congestion, err)
+			return fmt.Errorf("-C %s: the userspace stack has reno and cubic", o.Congestion)
 		}
 	}
 	if o.TOS != 0 {
