@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -27,7 +28,14 @@ func openENA(_ context.Context, c config) (*enaNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &enaNet{c: c, host: h, fwd: vpc.NewForwarder(c.log)}, nil
+	// A failed forward reaches the user through ForwardError, as the
+	// cause of the test's failure; the forwarder's own warning about it
+	// is for -d.
+	fwdLog := c.log
+	if !c.debug {
+		fwdLog = slog.New(slog.DiscardHandler)
+	}
+	return &enaNet{c: c, host: h, fwd: vpc.NewForwarder(fwdLog)}, nil
 }
 
 func (n *enaNet) Kind() string        { return "userspace stack on " + n.host.Kind }

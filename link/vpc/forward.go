@@ -197,7 +197,7 @@ func (f *Forwarder) splice(a net.Conn, dial DialFunc) {
 		f.mu.Lock()
 		f.lastErr = err
 		f.mu.Unlock()
-		f.log.Debug("vpc: forwarding a TCP connection", "from", a.RemoteAddr(), "err", err)
+		f.log.Warn("vpc: forwarding a TCP connection", "from", a.RemoteAddr(), "err", err)
 		return
 	}
 	boundBuffers(b)
