@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,7 +18,11 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/enanet/enanet/internal/iperf3"
+	"github.com/enanet/enanet/internal/iperf3/gvstack"
+	"github.com/enanet/enanet/internal/iperf3/shape"
 	"github.com/enanet/enanet/internal/testenv"
 	"github.com/enanet/enanet/link"
 )
@@ -202,5 +208,177 @@ func compareIperf(t *testing.T, name string, stock stockSums, ours *iperf3.Repor
 	if stock.End.SumSent.Bytes != s.Bytes || stock.End.SumReceived.Bytes != r.Bytes {
 		t.Errorf("%s: iperf3 says sent %d received %d; ours sent %d received %d", name,
 			stock.End.SumSent.Bytes, stock.End.SumReceived.Bytes, s.Bytes, r.Bytes)
+	}
+}
+
+// conformanceCase is an iperf3 client option and the same option as an
+// iperf3.ClientConfig setting.
+type conformanceCase struct {
+	args []string
+	set  func(*iperf3.ClientConfig)
+}
+
+var kernelConformance = []conformanceCase{
+	{nil, func(*iperf3.ClientConfig) {}},
+	{[]string{"-R"}, func(c *iperf3.ClientConfig) { c.Reverse = true }},
+	{[]string{"-P", "2"}, func(c *iperf3.ClientConfig) { c.Parallel = 2 }},
+	{[]string{"--bidir"}, func(c *iperf3.ClientConfig) { c.Bidir = true }},
+	{[]string{"-O", "1"}, func(c *iperf3.ClientConfig) { c.Omit = time.Second }},
+	{[]string{"-n", "8M"}, func(c *iperf3.ClientConfig) { c.Bytes, c.Duration = 8<<20, 0 }},
+	{[]string{"-w", "256K"}, func(c *iperf3.ClientConfig) { c.Socket.Window = 256 << 10 }},
+	{[]string{"-M", "1200", "-N"}, func(c *iperf3.ClientConfig) { c.Socket.MSS, c.Socket.NoDelay = 1200, true }},
+	{[]string{"-C", "cubic"}, func(c *iperf3.ClientConfig) { c.Socket.Congestion = "cubic" }},
+	{[]string{"-u", "-b", "50M"}, func(c *iperf3.ClientConfig) { c.UDP, c.Bitrate = true, 50e6 }},
+	// Last: stock iperf3 -s keeps sending its output to later clients.
+	{[]string{"--get-server-output"}, func(c *iperf3.ClientConfig) { c.GetServerOutput = true }},
+}
+
+// docs decodes the JSON documents a server printed one after the other.
+func docs(b string) []any {
+	var out []any
+	dec := json.NewDecoder(strings.NewReader(b))
+	for {
+		var v any
+		if dec.Decode(&v) != nil {
+			return out
+		}
+		out = append(out, v)
+	}
+}
+
+// TestKernelIperf3Conformance holds the iperf3 JSON our client and server
+// produce over TAP with the kernel as peer to stock iperf3's shape (keys,
+// nesting, types), option by option: the reference is iperf3 -c against
+// iperf3 -s in the namespace; then iperf3 -c against our server on the
+// simulated ENA (the stock client's document and our server's), and our
+// client on the simulated ENA against iperf3 -s.
+func TestKernelIperf3Conformance(t *testing.T) {
+	testenv.RequireTool(t, "iperf3", "apt-get install iperf3")
+	p := startKernelPeer(t, peerOptions{})
+	const stockPort, ourPort = 5301, 5302
+
+	// The stock server, for the whole test.
+	ctx, cancel := context.WithCancel(context.Background())
+	stockSrv := p.Command(ctx, "iperf3", "-s", "-J", "-B", p.KernelAddr.String(), "-p", strconv.Itoa(stockPort))
+	var stockOut lockedBuffer
+	stockSrv.Stdout = &stockOut
+	require.NoError(t, stockSrv.Start())
+	stockDone := make(chan struct{})
+	go func() { stockSrv.Wait(); close(stockDone) }()
+	t.Cleanup(func() {
+		cancel()
+		<-stockDone
+	})
+	// Probing with a connection would count as a test: look for the socket.
+	_, err := p.Shell(10*time.Second, fmt.Sprintf("for i in $(seq 100); do ss -Hltn 'sport = :%d' | grep -q . && exit 0; sleep 0.1; done; exit 1", stockPort))
+	require.NoError(t, err, "iperf3 -s did not start listening")
+
+	// Our server on the userspace stack, JSON like iperf3 -s -J.
+	ln, err := gvstack.Listen(p.Stack, "", ourPort)
+	require.NoError(t, err)
+	ourReports := make(chan *iperf3.Report, 1)
+	srv := &iperf3.Server{
+		Listener: ln,
+		ListenUDP: func() (net.PacketConn, error) {
+			c, err := gonet.DialUDP(p.Stack.Stack, &tcpip.FullAddress{NIC: p.Stack.NICID, Port: ourPort}, nil, ipv4.ProtocolNumber)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		JSON:     true,
+		OnReport: func(r *iperf3.Report, err error) { ourReports <- r },
+		Timeout:  10 * time.Second,
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx) }()
+	t.Cleanup(func() {
+		scancel()
+		<-served
+	})
+
+	stockDocs := 0
+	nextStockDoc := func(t *testing.T) any {
+		t.Helper()
+		stockDocs++
+		var ds []any
+		require.Eventually(t, func() bool { ds = docs(stockOut.String()); return len(ds) >= stockDocs },
+			10*time.Second, 20*time.Millisecond, "iperf3 -s printed %d reports", len(ds))
+		return ds[stockDocs-1]
+	}
+	reencode := func(t *testing.T, v any) any {
+		t.Helper()
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		var out any
+		require.NoError(t, json.Unmarshal(b, &out))
+		return out
+	}
+	stockClient := func(t *testing.T, host netip.Addr, port int, args []string) any {
+		t.Helper()
+		a := []string{"-c", host.String(), "-p", strconv.Itoa(port), "-i", "0.5", "-J"}
+		if !slices.Contains(args, "-n") {
+			a = append(a, "-t", "1")
+		}
+		var v map[string]any
+		for try := 0; ; try++ {
+			out, err := p.Run(30*time.Second, "iperf3", append(a, args...)...)
+			v = nil
+			require.NoError(t, json.Unmarshal([]byte(out), &v), "iperf3 %v: %v: %s", args, err, out)
+			// A server between two tests (iperf3 -s reopens its socket
+			// after one) can refuse or call itself busy for a moment.
+			e, _ := v["error"].(string)
+			if e == "" || try == 5 || !(strings.Contains(e, "refused") || strings.Contains(e, "busy")) {
+				break
+			}
+			t.Logf("iperf3 %v: %s; retrying", args, e)
+			time.Sleep(200 * time.Millisecond)
+		}
+		require.Nil(t, v["error"], "iperf3 %v", args)
+		return v
+	}
+	diff := func(t *testing.T, what string, want, got any) {
+		t.Helper()
+		if d := shape.Diff(shape.Of(want), shape.Of(got), shape.EnanetOnly); len(d) > 0 {
+			t.Errorf("%s differs from stock iperf3:\n%s", what, strings.Join(d, "\n"))
+		}
+	}
+
+	for _, c := range kernelConformance {
+		name := strings.Join(c.args, " ")
+		if name == "" {
+			name = "defaults"
+		}
+		t.Run(name, func(t *testing.T) {
+			ref := stockClient(t, p.KernelAddr, stockPort, c.args)
+			refServer := nextStockDoc(t)
+
+			got := stockClient(t, p.StackAddr, ourPort, c.args)
+			var ours *iperf3.Report
+			select {
+			case ours = <-ourReports:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no report from our server")
+			}
+			require.Empty(t, ours.Error)
+			diff(t, "iperf3 -c's JSON against our server", ref, got)
+			diff(t, "our server's JSON", refServer, reencode(t, ours))
+
+			cfg := iperf3.ClientConfig{Addr: netip.AddrPortFrom(p.KernelAddr, stockPort).String(),
+				Dialer: gvstack.Dialer{Stack: p.Stack}, Duration: time.Second, Interval: 500 * time.Millisecond,
+				Timeout: 10 * time.Second}
+			c.set(&cfg)
+			rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+			rep, err := iperf3.Run(rctx, cfg)
+			rcancel()
+			require.NoError(t, err)
+			nextStockDoc(t)
+			diff(t, "our client's JSON", ref, reencode(t, rep))
+			require.NotZero(t, rep.End.SumReceived.Bytes)
+			if !cfg.UDP {
+				require.NotNil(t, rep.End.SumSent.Retransmits, "retransmits from gVisor's TCP statistics")
+			}
+		})
 	}
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/enanet/enanet/internal/iperf3"
+	"github.com/enanet/enanet/internal/iperf3/gvstack"
 	"github.com/enanet/enanet/internal/netenv"
 	"github.com/enanet/enanet/link/vpc"
 )
@@ -26,7 +28,14 @@ func openENA(_ context.Context, c config) (*enaNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &enaNet{c: c, host: h, fwd: vpc.NewForwarder(c.log)}, nil
+	// A failed forward reaches the user through ForwardError, as the
+	// cause of the test's failure; the forwarder's own warning about it
+	// is for -d.
+	fwdLog := c.log
+	if !c.debug {
+		fwdLog = slog.New(slog.DiscardHandler)
+	}
+	return &enaNet{c: c, host: h, fwd: vpc.NewForwarder(fwdLog)}, nil
 }
 
 func (n *enaNet) Kind() string        { return "userspace stack on " + n.host.Kind }
@@ -38,9 +47,13 @@ func (n *enaNet) Close() {
 	n.host.Close()
 }
 
-func (n *enaNet) Dialer() iperf3.Dialer { return vpc.Dialer{Stack: n.host.Stack} }
+func (n *enaNet) ForwardError() error { return n.fwd.LastDialError() }
 
-func (n *enaNet) Listen(port int) (net.Listener, error) { return n.host.Stack.ListenTCP(uint16(port)) }
+func (n *enaNet) Dialer() iperf3.Dialer { return gvstack.Dialer{Stack: n.host.Stack} }
+
+func (n *enaNet) Listen(port int) (net.Listener, error) {
+	return gvstack.Listen(n.host.Stack, n.c.bind, port)
+}
 
 func (n *enaNet) ListenUDP(port int) (net.PacketConn, error) {
 	return vpc.ListenUDP(n.host.Stack, uint16(port))

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/enanet/enanet/internal/iperf3"
 	"github.com/enanet/enanet/internal/testenv"
 )
@@ -310,4 +312,77 @@ func TestBadFlags(t *testing.T) {
 	if n, err := parseSize("128K", 1024); err != nil || n != 131072 {
 		t.Errorf("parseSize 128K = %d, %v", n, err)
 	}
+}
+
+// TestErrorsNameCauseAndFix: bad flags and an unreachable server give one
+// sentence with the cause and the fix, no Go internals, no repetition.
+func TestErrorsNameCauseAndFix(t *testing.T) {
+	var out, errb bytes.Buffer
+	require.Equal(t, 2, runMain(context.Background(), []string{"-c", "127.0.0.1", "-l", "0"}, &out, &errb, nil))
+	require.NotContains(t, errb.String(), "<nil>")
+	require.Contains(t, errb.String(), "want a length in 1..")
+
+	port := freePort(t) // nothing listens there
+	for _, dev := range []string{"kernel", "sim"} {
+		out.Reset()
+		errb.Reset()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		code := runMain(ctx, []string{"-c", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "1", "--device", dev}, &out, &errb, nil)
+		cancel()
+		require.Equal(t, 1, code, dev)
+		all := out.String() + errb.String()
+		require.Contains(t, all, "connection refused", dev)
+		require.Contains(t, all, "iperf3 -s", dev, "the fix: start a server")
+		require.NotContains(t, all, "state byte", dev)
+		require.Equal(t, 1, strings.Count(all, "connection refused"), "%s: said more than once:\n%s", dev, all)
+	}
+}
+
+// TestOutputOptions: -v, --logfile, -T, --timestamps, -I and -A on a
+// kernel-socket test against our own server.
+func TestOutputOptions(t *testing.T) {
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, runMain(context.Background(), []string{"-v"}, &out, &errb, nil))
+	require.Contains(t, out.String(), "iperf 3.12 protocol")
+
+	port := freePort(t)
+	addr, _ := startServer(t, "--device", "kernel", "-p", strconv.Itoa(port))
+	_, p, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	logfile, pidfile := dir+"/out.log", dir+"/pid"
+	out.Reset()
+	errb.Reset()
+	code := runMain(context.Background(), []string{"-c", "127.0.0.1", "-p", p, "--device", "kernel", "-t", "0.3", "-i", "0.1",
+		"--logfile", logfile, "-T", "mytitle", "--timestamps=%Y ", "-I", pidfile, "-A", "0", "--forceflush"}, &out, &errb, nil)
+	require.Equal(t, 0, code, errb.String())
+	require.Empty(t, out.String(), "--logfile takes the output")
+	b, err := os.ReadFile(logfile)
+	require.NoError(t, err)
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		require.True(t, strings.HasPrefix(line, fmt.Sprintf("%d mytitle:  ", time.Now().Year())), "line %q lacks the timestamp and title", line)
+	}
+	require.Contains(t, string(b), "Retr")
+	require.Contains(t, string(b), "iperf Done.")
+	_, err = os.Stat(pidfile)
+	require.True(t, os.IsNotExist(err), "-I's file is removed at exit")
+}
+
+// TestBindOnTheUserspaceStack: -B names an address of the userspace
+// stack; another address is refused with the one it has.
+func TestBindOnTheUserspaceStack(t *testing.T) {
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := runMain(ctx, []string{"-s", "-B", "10.9.9.9", "-p", strconv.Itoa(freePort(t))}, &out, &errb, nil)
+	require.Equal(t, 1, code)
+	require.Contains(t, errb.String(), "-B 10.9.9.9: the userspace stack has no such address (it has 172.31.0.10/20)")
+
+	port := freePort(t)
+	addr, srvOut := startServer(t, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "-B", "172.31.0.10", "-J")
+	_, p, _ := net.SplitHostPort(addr)
+	m := stock(t, "-c", "127.0.0.1", "-p", p, "-t", "1")
+	require.Positive(t, num(m, "end", "sum_received", "bytes"))
+	waitReports(t, srvOut, 1)
+	r := reports(t, srvOut.Bytes())[0]
+	require.Equal(t, "172.31.0.10", r.Start.Connected[0].LocalHost)
 }

@@ -30,6 +30,9 @@ type netEnv interface {
 	Fatal() <-chan error
 	// Close tears everything down.
 	Close()
+	// ForwardError is why the forwarder last failed to reach a far side
+	// (nil if it did not): the cause behind a connection reset.
+	ForwardError() error
 }
 
 func openNet(ctx context.Context, c config) (netEnv, error) {
@@ -53,7 +56,7 @@ func openNet(ctx context.Context, c config) (netEnv, error) {
 type kernelNet struct{ bind string }
 
 func (k *kernelNet) Kind() string          { return "kernel sockets" }
-func (k *kernelNet) Dialer() iperf3.Dialer { return &net.Dialer{} }
+func (k *kernelNet) Dialer() iperf3.Dialer { return iperf3.KernelDialer{} }
 func (k *kernelNet) Listen(port int) (net.Listener, error) {
 	return net.Listen("tcp", net.JoinHostPort(k.bind, strconv.Itoa(port)))
 }
@@ -75,3 +78,4 @@ func (k *kernelNet) ClientTarget(host string, port int) (string, error) {
 }
 func (k *kernelNet) Fatal() <-chan error { return nil }
 func (k *kernelNet) Close()              {}
+func (k *kernelNet) ForwardError() error { return nil }

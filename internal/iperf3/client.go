@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -52,18 +55,59 @@ type ClientConfig struct {
 	Timeout time.Duration
 	// Logger gets debug messages; nil means slog.Default().
 	Logger *slog.Logger
+
+	// Bidir runs both directions at once (--bidir).
+	Bidir bool
+	// Omit leaves the first part of the test out of the results (-O);
+	// it is rounded up to whole seconds, what the protocol carries.
+	Omit time.Duration
+	// Bytes and Blocks end the test after that many bytes or blocks, all
+	// streams together (-n, -k), instead of after Duration.
+	Bytes, Blocks uint64
+	// Socket holds -w, -M, -N, -C and -S; the server applies them too.
+	Socket SocketOptions
+	// Network is "tcp" (either family), "tcp4" or "tcp6" (-4, -6).
+	Network string
+	// BindHost is the local address of every connection (-B); BindPort
+	// the first local port of the data streams (--cport), each further
+	// stream using the next port.
+	BindHost string
+	BindPort int
+	// Title is sent to the server and printed in reports (-T).
+	Title string
+	// GetServerOutput asks the server for its report (--get-server-output).
+	GetServerOutput bool
+	// OnStart gets the report's start section once the streams are
+	// connected, and OnInterval each interval as it ends (live text
+	// output; neither may block).
+	OnStart    func(*Report)
+	OnInterval func(Interval)
 }
 
 func (c *ClientConfig) settings() (testSettings, error) {
-	set := testSettings{udp: c.UDP, reverse: c.Reverse, parallel: c.Parallel, duration: c.Duration,
-		blksize: c.BlockLen, rate: c.Bitrate, counters64: c.Counters64}
+	set := testSettings{udp: c.UDP, reverse: c.Reverse && !c.Bidir, parallel: c.Parallel, duration: c.Duration,
+		blksize: c.BlockLen, rate: c.Bitrate, counters64: c.Counters64,
+		omit: c.Omit, bytes: c.Bytes, blocks: c.Blocks, bidir: c.Bidir, sock: c.Socket, title: c.Title,
+		serverOutput: c.GetServerOutput}
 	if set.parallel == 0 {
 		set.parallel = 1
 	}
 	if set.parallel < 1 || set.parallel > MaxStreams {
 		return set, fmt.Errorf("iperf3: %d parallel streams is outside 1..%d", set.parallel, MaxStreams)
 	}
-	if set.duration == 0 {
+	if set.omit < 0 {
+		return set, fmt.Errorf("iperf3: negative omit time %v", set.omit)
+	}
+	// The protocol carries whole seconds: both sides omit the same.
+	set.omit = (set.omit + time.Second - 1) / time.Second * time.Second
+	if set.byCount() {
+		if set.bytes > 0 && set.blocks > 0 {
+			return set, errors.New("iperf3: give a byte count (-n) or a block count (-k), not both")
+		}
+		if c.Duration != 0 {
+			return set, errors.New("iperf3: a byte or block count (-n/-k) replaces the duration (-t); give one of them")
+		}
+	} else if set.duration == 0 {
 		set.duration = 10 * time.Second
 	}
 	if set.duration < 0 {
@@ -134,10 +178,10 @@ func (c *client) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.timeout)
-	c.ctrl, err = c.dialer.DialContext(dctx, "tcp", c.cfg.Addr)
+	c.ctrl, err = c.dial(dctx, "tcp", -1)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("iperf3: connecting to %s: %w", c.cfg.Addr, err)
+		return nil, fmt.Errorf("iperf3: connecting to %s: %w", c.cfg.Addr, explainDial(err))
 	}
 	defer c.ctrl.Close()
 	// Unblock control reads and writes when the caller gives up.
@@ -148,10 +192,12 @@ func (c *client) run(ctx context.Context) (*Report, error) {
 	if interval == 0 {
 		interval = time.Second
 	}
-	c.sess = newSession(c.set, interval)
+	c.sess = newSession(c.set, interval, true)
+	c.sess.onInterval = c.cfg.OnInterval
 	defer c.sess.closeAll()
 	c.rep = newReport(c.set, cookieString(c.cookie), time.Now())
 	c.rep.Start.ConnectingTo = hostPort(c.ctrl.RemoteAddr())
+	c.rep.describeControl(c.ctrl, c.set)
 
 	c.ctrl.SetDeadline(time.Now().Add(c.timeout))
 	if _, err := c.ctrl.Write(c.cookie[:]); err != nil {
@@ -174,6 +220,9 @@ func (c *client) run(ctx context.Context) (*Report, error) {
 				return c.fail(ctx, err)
 			}
 			c.rep.addStreams(c.sess.streams)
+			if c.cfg.OnStart != nil {
+				c.cfg.OnStart(c.rep)
+			}
 		case stateTestStart:
 			c.sess.begin()
 		case stateTestRunning:
@@ -195,6 +244,9 @@ func (c *client) run(ctx context.Context) (*Report, error) {
 				return c.fail(ctx, err)
 			}
 			peer = &r
+			if c.set.serverOutput {
+				c.rep.ServerOutputJSON, c.rep.ServerOutputText = raw.ServerOutputJSON, raw.ServerOutputText
+			}
 		case stateDisplayResults:
 			c.sess.closeAll()
 			c.rep.finish(c.sess, peer)
@@ -209,6 +261,9 @@ func (c *client) run(ctx context.Context) (*Report, error) {
 		case stateServerError:
 			var b [8]byte
 			if _, err := io.ReadFull(c.ctrl, b[:]); err != nil {
+				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+					return c.fail(ctx, errors.New("iperf3: the server reported an error and closed the connection without saying which (see the server's log)"))
+				}
 				return c.fail(ctx, fmt.Errorf("iperf3: reading the server's error code: %w", err))
 			}
 			return c.fail(ctx, &ServerError{Code: int32(binary.BigEndian.Uint32(b[:4])), Errno: int32(binary.BigEndian.Uint32(b[4:]))})
@@ -236,13 +291,26 @@ func (c *client) fail(ctx context.Context, err error) (*Report, error) {
 func (c *client) params() params {
 	p := params{
 		TCP: !c.set.udp, UDP: c.set.udp,
+		Omit:          float64((c.set.omit + time.Second - 1) / time.Second),
 		Time:          float64((c.set.duration + time.Second - 1) / time.Second),
+		Num:           float64(c.set.bytes),
+		BlockCount:    float64(c.set.blocks),
+		MSS:           float64(c.set.sock.MSS),
+		NoDelay:       c.set.sock.NoDelay,
 		Parallel:      float64(c.set.parallel),
 		Reverse:       c.set.reverse,
+		Bidirectional: c.set.bidir,
+		Window:        float64(c.set.sock.Window),
 		Len:           float64(c.set.blksize),
 		Bandwidth:     float64(c.set.rate),
 		PacingTimer:   1000,
+		TOS:           float64(c.set.sock.TOS),
+		Title:         c.set.title,
+		Congestion:    c.set.sock.Congestion,
 		ClientVersion: protocolVersion,
+	}
+	if c.set.serverOutput {
+		p.GetServerOutput = 1
 	}
 	if c.set.counters64 {
 		p.UDPCounters64Bit = 1
@@ -250,20 +318,78 @@ func (c *client) params() params {
 	return p
 }
 
+// dial opens a connection to the server: the control connection (stream
+// -1) or data stream i, bound as -B and --cport ask, with the socket
+// options applied before connecting where the dialer can.
+func (c *client) dial(ctx context.Context, network string, i int) (net.Conn, error) {
+	switch c.cfg.Network {
+	case "tcp4", "tcp6":
+		network += c.cfg.Network[3:]
+	}
+	local := ""
+	if c.cfg.BindHost != "" || (i >= 0 && c.cfg.BindPort > 0) {
+		port := 0
+		if i >= 0 && c.cfg.BindPort > 0 {
+			port = c.cfg.BindPort + i
+		}
+		local = net.JoinHostPort(c.cfg.BindHost, strconv.Itoa(port))
+	}
+	opts := SocketOptions{}
+	if i >= 0 {
+		opts = c.set.sock
+	}
+	if od, ok := c.dialer.(OptionDialer); ok {
+		return od.DialOptions(ctx, network, local, c.cfg.Addr, opts)
+	}
+	if local != "" {
+		return nil, errors.New("iperf3: this network cannot bind a local address (-B/--cport)")
+	}
+	conn, err := c.dialer.DialContext(ctx, network, c.cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyOptions(conn, opts); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("iperf3: socket options: %w", err)
+	}
+	return conn, nil
+}
+
+// explainDial turns a failed connect into a sentence with the fix.
+func explainDial(err error) error {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), strings.Contains(err.Error(), "connection was refused"), strings.Contains(err.Error(), "connection refused"):
+		return fmt.Errorf("connection refused: nothing listens there; start a server (iperf3 -s or enaperf -s) or check -c and -p")
+	case errors.Is(err, context.DeadlineExceeded), strings.Contains(err.Error(), "timed out"):
+		return fmt.Errorf("no answer (%v): check the address, the route and any firewall", err)
+	}
+	return err
+}
+
 // createStreams opens the data streams in order, so ids match the
 // server's accept order.
 func (c *client) createStreams(ctx context.Context) error {
-	for i := 0; i < c.set.parallel; i++ {
-		st := &stream{id: streamID(i), sender: !c.set.reverse, udp: c.set.udp}
+	n := c.set.parallel
+	if c.set.bidir {
+		n *= 2
+	}
+	for i := 0; i < n; i++ {
+		// With --bidir the first half send and the second half receive,
+		// the order iperf3's server accepts them in.
+		sender := !c.set.reverse
+		if c.set.bidir {
+			sender = i < c.set.parallel
+		}
+		st := &stream{id: streamID(i), sender: sender, udp: c.set.udp}
 		network := "tcp"
 		if c.set.udp {
 			network = "udp"
 		}
 		dctx, cancel := context.WithTimeout(ctx, c.timeout)
-		conn, err := c.dialer.DialContext(dctx, network, c.cfg.Addr)
+		conn, err := c.dial(dctx, network, i)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("iperf3: opening stream %d: %w", st.id, err)
+			return fmt.Errorf("iperf3: opening stream %d: %w", st.id, explainDial(err))
 		}
 		st.conn, st.local, st.remote = conn, conn.LocalAddr(), conn.RemoteAddr()
 		c.sess.streams = append(c.sess.streams, st)
@@ -305,11 +431,16 @@ func (c *client) udpHandshake(st *stream) error {
 // runTest lets the streams run for the duration, then stops them and
 // tells the server TEST_END.
 func (c *client) runTest(ctx context.Context) error {
-	t := time.NewTimer(c.set.duration - time.Since(c.sess.start))
-	defer t.Stop()
+	var timeUp <-chan time.Time
+	if c.set.duration > 0 {
+		t := time.NewTimer(c.set.omit + c.set.duration - time.Since(c.sess.began))
+		defer t.Stop()
+		timeUp = t.C
+	}
 	var err error
 	select {
-	case <-t.C:
+	case <-timeUp:
+	case <-c.sess.done:
 	case <-ctx.Done():
 		err = fmt.Errorf("iperf3: test interrupted: %w", ctx.Err())
 	case err = <-c.sess.errc:

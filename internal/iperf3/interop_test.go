@@ -153,7 +153,11 @@ var interopCases = []interopCase{
 func (c interopCase) args() []string {
 	a := []string{"-t", "1", "-J", "-P", strconv.Itoa(c.parallel)}
 	if c.udp {
-		a = append(a, "-u", "-b", "200M", "-l", "1400")
+		rate := "200M"
+		if raceEnabled {
+			rate = "50M"
+		}
+		a = append(a, "-u", "-b", rate, "-l", "1400")
 	}
 	if c.reverse {
 		a = append(a, "-R")
@@ -227,6 +231,9 @@ func TestOurClientStockServer(t *testing.T) {
 				Parallel: c.parallel, Duration: time.Second, Timeout: 5 * time.Second}
 			if c.udp {
 				cfg.Bitrate, cfg.BlockLen = 200e6, 1400
+				if raceEnabled {
+					cfg.Bitrate = 50e6
+				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

@@ -275,6 +275,12 @@ type params struct {
 	TOS              float64 `json:"TOS,omitempty"`
 	Title            string  `json:"title,omitempty"`
 	Congestion       string  `json:"congestion,omitempty"`
+	ServerAffinity   float64 `json:"server_affinity,omitempty"`
+	FlowLabel        float64 `json:"flowlabel,omitempty"`
+	ExtraData        string  `json:"extra_data,omitempty"`
+	Zerocopy         float64 `json:"zerocopy,omitempty"`
+	RepeatingPayload float64 `json:"repeating_payload,omitempty"`
+	DontFragment     float64 `json:"dont_fragment,omitempty"`
 	GetServerOutput  float64 `json:"get_server_output,omitempty"`
 	UDPCounters64Bit float64 `json:"udp_counters_64bit,omitempty"`
 	ClientVersion    string  `json:"client_version,omitempty"`
@@ -288,6 +294,8 @@ type results struct {
 	CPUUtilSystem        float64        `json:"cpu_util_system"`
 	SenderHasRetransmits int            `json:"sender_has_retransmits"`
 	CongestionUsed       string         `json:"congestion_used,omitempty"`
+	ServerOutputJSON     any            `json:"server_output_json,omitempty"`
+	ServerOutputText     string         `json:"server_output_text,omitempty"`
 	Streams              []streamResult `json:"streams"`
 }
 
@@ -307,11 +315,13 @@ type streamResult struct {
 
 // rawResults decodes a peer's results leniently: numbers may be floats.
 type rawResults struct {
-	CPUUtilTotal         *float64 `json:"cpu_util_total"`
-	CPUUtilUser          *float64 `json:"cpu_util_user"`
-	CPUUtilSystem        *float64 `json:"cpu_util_system"`
-	SenderHasRetransmits *float64 `json:"sender_has_retransmits"`
-	CongestionUsed       string   `json:"congestion_used"`
+	CPUUtilTotal         *float64        `json:"cpu_util_total"`
+	CPUUtilUser          *float64        `json:"cpu_util_user"`
+	CPUUtilSystem        *float64        `json:"cpu_util_system"`
+	SenderHasRetransmits *float64        `json:"sender_has_retransmits"`
+	CongestionUsed       string          `json:"congestion_used"`
+	ServerOutputJSON     json.RawMessage `json:"server_output_json"`
+	ServerOutputText     string          `json:"server_output_text"`
 	Streams              []struct {
 		ID          *float64 `json:"id"`
 		Bytes       *float64 `json:"bytes"`

@@ -1,6 +1,7 @@
 package iperf3
 
 import (
+	"encoding/json"
 	"net"
 	"runtime"
 	"time"
@@ -17,6 +18,17 @@ type Report struct {
 	Start     Start      `json:"start"`
 	Intervals []Interval `json:"intervals"`
 	End       End        `json:"end"`
+	// Title is the client's -T, on both sides.
+	Title string `json:"title,omitempty"`
+	// ServerOutputJSON is the server's report (--get-server-output, when
+	// the server prints JSON).
+	ServerOutputJSON json.RawMessage `json:"server_output_json,omitempty"`
+	// ServerOutputText is the server's text output (--get-server-output,
+	// when the server prints text).
+	ServerOutputText string `json:"server_output_text,omitempty"`
+	// Ignored lists the options this side accepted but cannot honour,
+	// and why (an enanet addition; iperf3 has no such key).
+	Ignored []string `json:"ignored_options,omitempty"`
 	// Error is set when the test failed, as iperf3 -J does.
 	Error string `json:"error,omitempty"`
 }
@@ -30,7 +42,12 @@ type Start struct {
 	ConnectingTo       *HostPort   `json:"connecting_to,omitempty"`
 	AcceptedConnection *HostPort   `json:"accepted_connection,omitempty"`
 	Cookie             string      `json:"cookie"`
+	TCPMSS             *int        `json:"tcp_mss,omitempty"`
+	TCPMSSDefault      *int        `json:"tcp_mss_default,omitempty"`
 	TargetBitrate      uint64      `json:"target_bitrate"`
+	SockBufsize        int         `json:"sock_bufsize"`
+	SndbufActual       int         `json:"sndbuf_actual"`
+	RcvbufActual       int         `json:"rcvbuf_actual"`
 	TestStart          TestStart   `json:"test_start"`
 }
 
@@ -67,32 +84,52 @@ type TestStart struct {
 	Reverse       int    `json:"reverse"`
 	TOS           int    `json:"tos"`
 	TargetBitrate uint64 `json:"target_bitrate"`
+
+	isBidir bool
 }
 
-// Interval is one reporting period: per stream and summed.
+// Bidir says the test runs both directions (--bidir).
+func (t TestStart) Bidir() bool { return t.isBidir }
+
+// Interval is one reporting period: per stream and summed. With --bidir,
+// Sum adds up the client-to-server streams and SumBidirReverse the others.
 type Interval struct {
-	Streams []Sum `json:"streams"`
-	Sum     Sum   `json:"sum"`
+	Streams         []Sum `json:"streams"`
+	Sum             Sum   `json:"sum"`
+	SumBidirReverse *Sum  `json:"sum_bidir_reverse,omitempty"`
 }
 
 // Sum is a byte count over a time span, for one stream or all of them.
 // UDP fields are present only for UDP tests. Sender says whether this side
 // sent the data (iperf3's meaning). Socket is the stream id (0 in sums).
 type Sum struct {
-	Socket        int      `json:"socket,omitempty"`
-	Start         float64  `json:"start"`
-	End           float64  `json:"end"`
-	Seconds       float64  `json:"seconds"`
-	Bytes         uint64   `json:"bytes"`
-	BitsPerSecond float64  `json:"bits_per_second"`
-	Retransmits   *int64   `json:"retransmits,omitempty"`
-	JitterMS      *float64 `json:"jitter_ms,omitempty"`
-	LostPackets   *int64   `json:"lost_packets,omitempty"`
-	Packets       *int64   `json:"packets,omitempty"`
-	LostPercent   *float64 `json:"lost_percent,omitempty"`
-	OutOfOrder    *int64   `json:"out_of_order,omitempty"`
-	Omitted       *bool    `json:"omitted,omitempty"`
-	Sender        bool     `json:"sender"`
+	Socket        int     `json:"socket,omitempty"`
+	Start         float64 `json:"start"`
+	End           float64 `json:"end"`
+	Seconds       float64 `json:"seconds"`
+	Bytes         uint64  `json:"bytes"`
+	BitsPerSecond float64 `json:"bits_per_second"`
+	Retransmits   *int64  `json:"retransmits,omitempty"`
+	// TCP sender statistics: per interval as sampled (bytes, µs) ...
+	SndCwnd *int64 `json:"snd_cwnd,omitempty"`
+	SndWnd  *int64 `json:"snd_wnd,omitempty"`
+	RTT     *int64 `json:"rtt,omitempty"`
+	RTTVar  *int64 `json:"rttvar,omitempty"`
+	PMTU    *int64 `json:"pmtu,omitempty"`
+	// ... and over the test in end.streams[].sender.
+	MaxSndCwnd *int64 `json:"max_snd_cwnd,omitempty"`
+	MaxSndWnd  *int64 `json:"max_snd_wnd,omitempty"`
+	MaxRTT     *int64 `json:"max_rtt,omitempty"`
+	MinRTT     *int64 `json:"min_rtt,omitempty"`
+	MeanRTT    *int64 `json:"mean_rtt,omitempty"`
+
+	JitterMS    *float64 `json:"jitter_ms,omitempty"`
+	LostPackets *int64   `json:"lost_packets,omitempty"`
+	Packets     *int64   `json:"packets,omitempty"`
+	LostPercent *float64 `json:"lost_percent,omitempty"`
+	OutOfOrder  *int64   `json:"out_of_order,omitempty"`
+	Omitted     *bool    `json:"omitted,omitempty"`
+	Sender      bool     `json:"sender"`
 }
 
 // EndStream is one stream's totals: sender and receiver for TCP, udp for
@@ -106,11 +143,16 @@ type EndStream struct {
 // End holds the totals. SumSent is what the senders sent; SumReceived what
 // the receivers received (from the peer's results when the peer received).
 type End struct {
-	Streams               []EndStream `json:"streams,omitempty"`
-	Sum                   *Sum        `json:"sum,omitempty"`
-	SumSent               *Sum        `json:"sum_sent,omitempty"`
-	SumReceived           *Sum        `json:"sum_received,omitempty"`
-	CPUUtilizationPercent *CPU        `json:"cpu_utilization_percent,omitempty"`
+	Streams                 []EndStream `json:"streams,omitempty"`
+	Sum                     *Sum        `json:"sum,omitempty"`
+	SumSent                 *Sum        `json:"sum_sent,omitempty"`
+	SumReceived             *Sum        `json:"sum_received,omitempty"`
+	SumBidirReverse         *Sum        `json:"sum_bidir_reverse,omitempty"`
+	SumSentBidirReverse     *Sum        `json:"sum_sent_bidir_reverse,omitempty"`
+	SumReceivedBidirReverse *Sum        `json:"sum_received_bidir_reverse,omitempty"`
+	CPUUtilizationPercent   *CPU        `json:"cpu_utilization_percent,omitempty"`
+	SenderTCPCongestion     string      `json:"sender_tcp_congestion,omitempty"`
+	ReceiverTCPCongestion   string      `json:"receiver_tcp_congestion,omitempty"`
 }
 
 // CPU is CPU use in percent of wall time, here and at the peer.
@@ -142,11 +184,28 @@ func newReport(set testSettings, cookie string, now time.Time) *Report {
 			TargetBitrate: set.rate,
 			TestStart: TestStart{
 				Protocol: proto, NumStreams: set.parallel, BlkSize: set.blksize,
+				Omit:     int((set.omit + time.Second - 1) / time.Second),
 				Duration: int((set.duration + time.Second - 1) / time.Second),
-				Reverse:  rev, TargetBitrate: set.rate,
+				Bytes:    set.bytes, Blocks: set.blocks,
+				Reverse: rev, TOS: set.sock.TOS, TargetBitrate: set.rate, isBidir: set.bidir,
 			},
+			SockBufsize: set.sock.Window,
 		},
 		Intervals: []Interval{},
+		Title:     set.title,
+	}
+}
+
+// describeControl fills the TCP facts iperf3 reads from the control
+// connection: the MSS (tcp_mss when -M was given, else tcp_mss_default).
+func (r *Report) describeControl(c net.Conn, set testSettings) {
+	if set.udp {
+		return
+	}
+	if set.sock.MSS > 0 {
+		r.Start.TCPMSS = ptr(set.sock.MSS)
+	} else {
+		r.Start.TCPMSSDefault = ptr(mssOf(c))
 	}
 }
 
@@ -157,6 +216,9 @@ func hostPort(a net.Addr) *HostPort {
 
 // addStreams lists the data connections in start.connected.
 func (r *Report) addStreams(streams []*stream) {
+	if len(streams) > 0 && streams[0].conn != nil {
+		r.Start.SndbufActual, r.Start.RcvbufActual = bufferSizes(streams[0].conn)
+	}
 	for _, st := range streams {
 		lh, lp := addrHostPort(st.local)
 		rh, rp := addrHostPort(st.remote)
@@ -172,28 +234,39 @@ func (r *Report) finish(s *session, peer *results) {
 	s.mu.Unlock()
 	secs := s.end.Sub(s.start).Seconds()
 	peerByID := map[int]streamResult{}
+	peerRetr := false
 	if peer != nil {
 		for _, p := range peer.Streams {
 			peerByID[p.ID] = p
 		}
+		// iperf3's client reports the server's retransmits; its server
+		// reports only its own.
+		peerRetr = peer.SenderHasRetransmits == 1 && s.isClient
 	}
+	// side is one end of a stream: what it counted.
 	type side struct {
 		bytes, packets, lost, ooo, retr int64
 		secs, jitter                    float64
+		hasRetr                         bool
+		tcp                             tcpStats
 	}
-	var sent, recv []side
-	var local []side
+	var sent, recv, local []side
 	for _, st := range s.streams {
-		l := side{bytes: st.final.bytes, packets: st.final.packets, lost: st.final.lost, ooo: st.final.ooo, secs: secs, jitter: st.final.jitter, retr: -1}
-		p, ok := peerByID[st.id]
+		c := st.final.minus(st.base)
+		l := side{bytes: c.bytes, packets: c.packets, lost: c.lost, ooo: c.ooo, secs: secs, jitter: c.jitter,
+			hasRetr: st.sender && st.tcp.ok, tcp: st.tcp}
+		if l.hasRetr {
+			l.retr = st.retransmits()
+		}
 		var ps side
-		if ok {
-			ps = side{bytes: int64(p.Bytes), packets: p.Packets, lost: p.Errors, secs: p.EndTime - p.StartTime, jitter: p.Jitter, retr: p.Retransmits}
+		if p, ok := peerByID[st.id]; ok {
+			ps = side{bytes: int64(p.Bytes), packets: p.Packets, lost: p.Errors, secs: p.EndTime - p.StartTime,
+				jitter: p.Jitter, retr: max(p.Retransmits, 0), hasRetr: !st.sender && peerRetr}
 			if ps.secs <= 0 {
 				ps.secs = secs
 			}
 		} else {
-			ps = side{secs: secs, retr: -1}
+			ps = side{secs: secs}
 		}
 		if st.sender {
 			sent, recv = append(sent, l), append(recv, ps)
@@ -209,32 +282,33 @@ func (r *Report) finish(s *session, peer *results) {
 		}
 		return sm
 	}
-	total := func(sides []side) side {
-		var t side
-		for _, sd := range sides {
-			t.bytes += sd.bytes
-			t.packets += sd.packets
-			t.lost += sd.lost
-			t.ooo += sd.ooo
-			t.jitter += sd.jitter
-			t.secs = max(t.secs, sd.secs)
-			if sd.retr >= 0 {
-				t.retr = max(t.retr, 0) + sd.retr
-			}
-		}
-		if len(sides) > 0 {
-			t.jitter /= float64(len(sides))
-		} else {
-			t.retr = -1
-		}
-		if t.retr == 0 && len(sides) > 0 && sides[0].retr < 0 {
-			t.retr = -1
-		}
-		return t
+	type totals struct {
+		side
+		n int
 	}
-	localSender := len(s.streams) > 0 && s.streams[0].sender
+	add := func(t *totals, sd side) {
+		t.n++
+		t.bytes += sd.bytes
+		t.packets += sd.packets
+		t.lost += sd.lost
+		t.ooo += sd.ooo
+		t.jitter += sd.jitter
+		t.secs = max(t.secs, sd.secs)
+		t.retr += sd.retr
+		t.hasRetr = sd.hasRetr
+	}
+	// Two directions: forward (client to server) and, with --bidir, the
+	// reverse; without --bidir every stream is "forward".
+	var ts, tr, tl [2]totals
 	end := End{}
 	for i, st := range s.streams {
+		dir := 0
+		if s.set.bidir && !s.forward(st) {
+			dir = 1
+		}
+		add(&ts[dir], sent[i])
+		add(&tr[dir], recv[i])
+		add(&tl[dir], local[i])
 		if s.set.udp {
 			u := mk(st.id, local[i], st.sender)
 			u.JitterMS = ptr(recv[i].jitter * 1000)
@@ -249,35 +323,70 @@ func (r *Report) finish(s *session, peer *results) {
 			continue
 		}
 		snd := mk(st.id, sent[i], st.sender)
-		if sent[i].retr >= 0 {
+		if sent[i].hasRetr {
+			t := sent[i].tcp
 			snd.Retransmits = ptr(sent[i].retr)
+			snd.MaxSndCwnd, snd.MaxSndWnd = ptr(t.maxCwnd), ptr(t.maxSndWnd)
+			snd.MaxRTT, snd.MinRTT = ptr(t.maxRTT.Microseconds()), ptr(t.minRTT.Microseconds())
+			mean := int64(0)
+			if t.nRTT > 0 {
+				mean = (t.sumRTT / time.Duration(t.nRTT)).Microseconds()
+			}
+			snd.MeanRTT = ptr(mean)
 		}
-		end.Streams = append(end.Streams, EndStream{Sender: snd, Receiver: mk(st.id, recv[i], st.sender)})
+		rcv := mk(st.id, recv[i], st.sender)
+		end.Streams = append(end.Streams, EndStream{Sender: snd, Receiver: rcv})
 	}
-	ts, tr := total(sent), total(recv)
-	end.SumSent = mk(0, ts, true)
-	end.SumReceived = mk(0, tr, false)
-	if s.set.udp {
-		tl := total(local)
-		sum := mk(0, tl, localSender)
-		sum.JitterMS = ptr(tr.jitter * 1000)
-		sum.LostPackets = ptr(tr.lost)
-		pk := ts.packets
-		if pk == 0 {
-			pk = tr.packets
+	for dir := 0; dir < 2; dir++ {
+		if dir == 1 && !s.set.bidir {
+			break
 		}
-		sum.Packets = ptr(pk)
-		sum.LostPercent = ptr(percent(tr.lost, pk))
-		end.Sum = sum
-		end.SumSent.JitterMS, end.SumSent.LostPackets, end.SumSent.Packets, end.SumSent.LostPercent = ptr(0.0), ptr(int64(0)), ptr(ts.packets), ptr(0.0)
-		end.SumReceived.JitterMS, end.SumReceived.LostPackets, end.SumReceived.Packets, end.SumReceived.LostPercent = ptr(tr.jitter*1000), ptr(tr.lost), ptr(tr.packets), ptr(percent(tr.lost, tr.packets))
-	} else if ts.retr >= 0 {
-		end.SumSent.Retransmits = ptr(ts.retr)
+		// iperf3 marks a direction's sums with whether this side sends it.
+		localSends := s.isClient == (dir == 0)
+		if !s.set.bidir {
+			localSends = len(s.streams) > 0 && s.streams[0].sender
+		}
+		sumSent := mk(0, ts[dir].side, localSends)
+		sumRecv := mk(0, tr[dir].side, localSends)
+		var sum *Sum
+		if s.set.udp {
+			sum = mk(0, tl[dir].side, localSends)
+			sum.JitterMS = ptr(tr[dir].jitter / float64(max(tr[dir].n, 1)) * 1000)
+			sum.LostPackets = ptr(tr[dir].lost)
+			pk := ts[dir].packets
+			if pk == 0 {
+				pk = tr[dir].packets
+			}
+			sum.Packets = ptr(pk)
+			sum.LostPercent = ptr(percent(tr[dir].lost, pk))
+			sumSent.JitterMS, sumSent.LostPackets, sumSent.Packets, sumSent.LostPercent = ptr(0.0), ptr(int64(0)), ptr(ts[dir].packets), ptr(0.0)
+			sumRecv.JitterMS, sumRecv.LostPackets, sumRecv.Packets, sumRecv.LostPercent = ptr(*sum.JitterMS), ptr(tr[dir].lost), ptr(tr[dir].packets), ptr(percent(tr[dir].lost, tr[dir].packets))
+			sumSent.Sender, sumRecv.Sender = true, false
+		} else if ts[dir].hasRetr {
+			sumSent.Retransmits = ptr(ts[dir].retr)
+		}
+		if dir == 0 {
+			end.Sum, end.SumSent, end.SumReceived = sum, sumSent, sumRecv
+		} else {
+			end.SumBidirReverse, end.SumSentBidirReverse, end.SumReceivedBidirReverse = sum, sumSent, sumRecv
+		}
 	}
 	cpu := &CPU{HostTotal: s.cpu.total, HostUser: s.cpu.user, HostSystem: s.cpu.system}
 	if peer != nil {
 		cpu.RemoteTotal, cpu.RemoteUser, cpu.RemoteSystem = peer.CPUUtilTotal, peer.CPUUtilUser, peer.CPUUtilSystem
 	}
 	end.CPUUtilizationPercent = cpu
+	if !s.set.udp {
+		remote := ""
+		if peer != nil && s.isClient {
+			remote = peer.CongestionUsed
+		}
+		localSends := s.set.bidir || (len(s.streams) > 0 && s.streams[0].sender)
+		if localSends {
+			end.SenderTCPCongestion, end.ReceiverTCPCongestion = s.congestion, remote
+		} else {
+			end.SenderTCPCongestion, end.ReceiverTCPCongestion = remote, s.congestion
+		}
+	}
 	r.End = end
 }

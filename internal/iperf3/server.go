@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -33,6 +34,18 @@ type Server struct {
 	Timeout time.Duration
 	// Logger gets debug messages; nil means slog.Default().
 	Logger *slog.Logger
+
+	// JSON says the server prints JSON reports; a client's
+	// --get-server-output then gets the JSON report, else the text one.
+	JSON bool
+	// Text formats text reports (units, timestamps) for
+	// --get-server-output.
+	Text TextOptions
+	// OnStart gets each test's report once its streams are connected, and
+	// OnInterval each interval as it ends (live text output; neither may
+	// block).
+	OnStart    func(*Report)
+	OnInterval func(Interval)
 }
 
 // Serve accepts connections until ctx is done (or after one test with
@@ -137,6 +150,8 @@ type serverTest struct {
 	interval time.Duration
 	ctrl     net.Conn
 
+	optErr error // the first socket option a stream did not take
+
 	mu        sync.Mutex
 	accepting bool
 	streamc   chan net.Conn // TCP data connections in accept order
@@ -184,29 +199,47 @@ func (t *serverTest) refuse(code int32, err error) error {
 }
 
 // settingsFrom checks a client's parameters; a non-zero code is the
-// iperf3 error to send back.
-func settingsFrom(p *params) (testSettings, int32, error) {
-	set := testSettings{udp: p.UDP, reverse: p.Reverse, parallel: int(p.Parallel),
+// iperf3 error to send back. ignored lists what the client asked for that
+// this server cannot do (it runs the test without).
+func settingsFrom(p *params) (set testSettings, ignored []string, code int32, err error) {
+	set = testSettings{udp: p.UDP, reverse: p.Reverse && !p.Bidirectional, parallel: int(p.Parallel),
 		duration: time.Duration(p.Time * float64(time.Second)), blksize: int(p.Len),
-		counters64: p.UDPCounters64Bit != 0}
+		counters64: p.UDPCounters64Bit != 0,
+		omit:       time.Duration(max(p.Omit, 0) * float64(time.Second)),
+		bytes:      uint64(max(p.Num, 0)), blocks: uint64(max(p.BlockCount, 0)),
+		bidir: p.Bidirectional, title: p.Title, serverOutput: p.GetServerOutput != 0,
+		sock: SocketOptions{Window: int(p.Window), MSS: int(p.MSS), NoDelay: p.NoDelay, Congestion: p.Congestion, TOS: int(p.TOS)},
+	}
 	if p.Bandwidth > 0 {
 		set.rate = uint64(p.Bandwidth)
 	}
-	switch {
-	case p.SCTP:
-		return set, ieProtocol, errors.New("iperf3: the client asked for SCTP, which is not supported")
-	case p.Bidirectional:
-		return set, ieUnimp, errors.New("iperf3: the client asked for --bidir, which is not supported")
-	case p.Num > 0 || p.BlockCount > 0:
-		return set, ieUnimp, errors.New("iperf3: the client asked for a byte or block count (-n/-k), which is not supported")
-	case p.Omit > 0:
-		return set, ieUnimp, errors.New("iperf3: the client asked to omit the first seconds (-O), which is not supported")
+	if p.SCTP {
+		return set, nil, ieProtocol, errors.New("iperf3: the client asked for SCTP, which is not supported")
+	}
+	for _, ig := range []struct {
+		set  bool
+		what string
+	}{
+		{p.FlowLabel != 0, "--flowlabel (IPv6 flow labels are not set by this stack)"},
+		{p.Zerocopy != 0, "-Z (the client's zero-copy send is its own business)"},
+		{p.FQRate != 0, "--fq-rate (no fair-queueing qdisc; -b paces in the application)"},
+		{p.DontFragment != 0, "--dont-fragment (the stack does not set DF on request)"},
+		{p.ServerAffinity != 0, "-A ,n (server CPU affinity is not set by the client)"},
+		{p.RepeatingPayload != 0, "--repeating-payload (payload stays random)"},
+	} {
+		if ig.set {
+			ignored = append(ignored, ig.what)
+		}
+	}
+	if set.bytes > 0 || set.blocks > 0 {
+		// iperf3 runs a counted test without a timer.
+		set.duration = 0
 	}
 	if set.parallel == 0 {
 		set.parallel = 1
 	}
 	if set.parallel < 1 || set.parallel > MaxStreams {
-		return set, ieNumStreams, fmt.Errorf("iperf3: the client asked for %d parallel streams, outside 1..%d", set.parallel, MaxStreams)
+		return set, ignored, ieNumStreams, fmt.Errorf("iperf3: the client asked for %d parallel streams, outside 1..%d", set.parallel, MaxStreams)
 	}
 	if set.blksize == 0 {
 		set.blksize = DefaultTCPBlockSize
@@ -216,15 +249,32 @@ func settingsFrom(p *params) (testSettings, int32, error) {
 	}
 	if set.udp {
 		if set.blksize < udpHeaderLen(set.counters64) || set.blksize > MaxUDPBlockSize {
-			return set, ieUDPBlockSize, fmt.Errorf("iperf3: the client asked for a UDP block length of %d, outside %d..%d", set.blksize, udpHeaderLen(set.counters64), MaxUDPBlockSize)
+			return set, ignored, ieUDPBlockSize, fmt.Errorf("iperf3: the client asked for a UDP block length of %d, outside %d..%d", set.blksize, udpHeaderLen(set.counters64), MaxUDPBlockSize)
 		}
 	} else if set.blksize < 1 || set.blksize > MaxBlockSize {
-		return set, ieBlockSize, fmt.Errorf("iperf3: the client asked for a block length of %d, outside 1..%d", set.blksize, MaxBlockSize)
+		return set, ignored, ieBlockSize, fmt.Errorf("iperf3: the client asked for a block length of %d, outside 1..%d", set.blksize, MaxBlockSize)
 	}
 	if set.duration < 0 {
 		set.duration = 0
 	}
-	return set, 0, nil
+	return set, ignored, 0, nil
+}
+
+// numStreams is how many data connections a test opens.
+func (t testSettings) numStreams() int {
+	if t.bidir {
+		return 2 * t.parallel
+	}
+	return t.parallel
+}
+
+// serverSends says whether the server sends on its i-th stream: with
+// --bidir the first half receive (the client's senders come first).
+func (t testSettings) serverSends(i int) bool {
+	if t.bidir {
+		return i >= t.parallel
+	}
+	return t.reverse
 }
 
 func (t *serverTest) run(ctx context.Context) (rep *Report, err error) {
@@ -245,7 +295,7 @@ func (t *serverTest) run(ctx context.Context) (rep *Report, err error) {
 	if err := readJSON(t.ctrl, &p); err != nil {
 		return nil, t.refuse(ieRecvParams, err)
 	}
-	set, code, err := settingsFrom(&p)
+	set, ignored, code, err := settingsFrom(&p)
 	if err != nil {
 		return nil, t.refuse(code, err)
 	}
@@ -254,7 +304,13 @@ func (t *serverTest) run(ctx context.Context) (rep *Report, err error) {
 
 	rep = newReport(set, cookieString(cookie), time.Now())
 	rep.Start.AcceptedConnection = hostPort(t.ctrl.RemoteAddr())
-	sess := newSession(set, t.interval)
+	rep.describeControl(t.ctrl, set)
+	rep.Ignored = ignored
+	for _, ig := range ignored {
+		t.log.Warn("iperf3 server: the client asked for an option this server ignores", "option", ig)
+	}
+	sess := newSession(set, t.interval, false)
+	sess.onInterval = t.srv.OnInterval
 	defer sess.closeAll()
 
 	var udpNew chan *stream
@@ -266,7 +322,7 @@ func (t *serverTest) run(ctx context.Context) (rep *Report, err error) {
 		if err != nil {
 			return rep, t.refuse(ieListen, fmt.Errorf("iperf3: opening the UDP socket: %w", err))
 		}
-		udpNew = make(chan *stream, set.parallel)
+		udpNew = make(chan *stream, set.numStreams())
 		var demux sync.WaitGroup
 		demux.Add(1)
 		go func() {
@@ -287,12 +343,12 @@ func (t *serverTest) run(ctx context.Context) (rep *Report, err error) {
 	}
 	deadline := time.NewTimer(t.timeout)
 	defer deadline.Stop()
-	for len(sess.streams) < set.parallel {
+	for len(sess.streams) < set.numStreams() {
 		select {
 		case <-ctx.Done():
 			return rep, fmt.Errorf("iperf3: waiting for streams: %w", ctx.Err())
 		case <-deadline.C:
-			return rep, fmt.Errorf("iperf3: only %d of %d streams arrived within %v", len(sess.streams), set.parallel, t.timeout)
+			return rep, fmt.Errorf("iperf3: only %d of %d streams arrived within %v", len(sess.streams), set.numStreams(), t.timeout)
 		case st := <-udpNew:
 			sess.streams = append(sess.streams, st)
 		case c := <-t.streamc:
@@ -306,6 +362,12 @@ func (t *serverTest) run(ctx context.Context) (rep *Report, err error) {
 	}
 	t.setAccepting(false)
 	rep.addStreams(sess.streams)
+	if t.optErr != nil {
+		rep.Ignored = append(rep.Ignored, "the client's socket options: "+t.optErr.Error())
+	}
+	if t.srv.OnStart != nil {
+		t.srv.OnStart(rep)
+	}
 
 	if err := writeState(t.ctrl, stateTestStart); err != nil {
 		return rep, err
@@ -375,7 +437,19 @@ func (t *serverTest) run(ctx context.Context) (rep *Report, err error) {
 		rep.finish(sess, nil)
 		return rep, err
 	}
-	if err := writeJSON(t.ctrl, sess.localResults()); err != nil {
+	res := sess.localResults()
+	if set.serverOutput {
+		// The server's own view so far, as iperf3 sends it.
+		rep.finish(sess, nil)
+		if t.srv.JSON {
+			res.ServerOutputJSON = rep
+		} else {
+			var b strings.Builder
+			rep.WriteText(&b, t.srv.Text, false)
+			res.ServerOutputText = b.String()
+		}
+	}
+	if err := writeJSON(t.ctrl, res); err != nil {
 		rep.finish(sess, &peer)
 		return rep, err
 	}
@@ -404,7 +478,11 @@ func (t *serverTest) tcpStream(c net.Conn, cookie [CookieSize]byte, n int, set t
 		deny(c)
 		return nil, errors.New("iperf3: a stream presented another test's cookie")
 	}
-	return &stream{id: streamID(n), sender: set.reverse, conn: c, local: c.LocalAddr(), remote: c.RemoteAddr()}, nil
+	if err := applyOptions(c, set.sock); err != nil && t.optErr == nil {
+		t.optErr = err
+		t.log.Warn("iperf3 server: the client's socket options could not all be applied", "err", err)
+	}
+	return &stream{id: streamID(n), sender: set.serverSends(n), conn: c, local: c.LocalAddr(), remote: c.RemoteAddr()}, nil
 }
 
 // udpLoop owns the server's UDP socket: a datagram from a new address
@@ -427,10 +505,10 @@ func (t *serverTest) udpLoop(pc net.PacketConn, sess *session, set testSettings,
 		key := addr.String()
 		st := byAddr[key]
 		if st == nil {
-			if len(byAddr) >= set.parallel || !udpConnectOK(buf[:n]) {
+			if len(byAddr) >= set.numStreams() || !udpConnectOK(buf[:n]) {
 				continue // a stray, a stranger, or a stream beyond -P
 			}
-			st = &stream{id: streamID(len(byAddr)), sender: set.reverse, udp: true, pc: pc, peer: addr,
+			st = &stream{id: streamID(len(byAddr)), sender: set.serverSends(len(byAddr)), udp: true, pc: pc, peer: addr,
 				local: pc.LocalAddr(), remote: addr}
 			byAddr[key] = st
 			if _, err := pc.WriteTo(reply[:], addr); err != nil {

@@ -21,7 +21,18 @@ type testSettings struct {
 	blksize    int
 	rate       uint64 // bits per second per stream; 0 = unlimited
 	counters64 bool   // UDP header carries a 64-bit packet counter
+
+	omit         time.Duration // -O: leading time left out of the results
+	bytes        uint64        // -n: end after this many bytes (all streams); 0 = by time
+	blocks       uint64        // -k: end after this many blocks (all streams); 0 = by time
+	bidir        bool          // --bidir: both directions at once
+	sock         SocketOptions // -w, -M, -N, -C, -S
+	title        string        // -T
+	serverOutput bool          // --get-server-output
 }
+
+// ended reports whether a byte or block count ends the test.
+func (t testSettings) byCount() bool { return t.bytes > 0 || t.blocks > 0 }
 
 // stream is one data stream, either side, either direction.
 type stream struct {
@@ -47,9 +58,64 @@ type stream struct {
 	prevTransit float64
 	gotFirst    bool
 
-	// Snapshot taken when the test ends.
-	final streamSnapshot
+	// Snapshot taken when the test ends, and the one taken when the
+	// omitted period (-O) ended, which the results leave out.
+	final, base streamSnapshot
+
+	// TCP statistics of a sender on a stack that reports them, sampled by
+	// the interval sampler and at the end (session.mu).
+	tcp tcpStats
 }
+
+// tcpStats are a TCP sender's statistics over the test, as iperf3 keeps
+// them per stream.
+type tcpStats struct {
+	ok                 bool
+	last               TCPInfo // the latest sample
+	retrBase, retrLast uint64  // retransmits when counting began, and at the last interval
+	maxCwnd, maxSndWnd int64
+	maxRTT, minRTT     time.Duration
+	sumRTT             time.Duration
+	nRTT               int64
+}
+
+// sampleTCP takes a TCP_INFO sample and folds it into the maxima.
+func (s *stream) sampleTCP() bool {
+	if s.udp || s.conn == nil {
+		return false
+	}
+	info, ok := tcpInfo(s.conn)
+	if !ok {
+		return false
+	}
+	t := &s.tcp
+	t.ok = true
+	t.last = info
+	t.maxCwnd = max(t.maxCwnd, info.SndCwnd)
+	t.maxSndWnd = max(t.maxSndWnd, info.SndWnd)
+	if info.RTT > 0 {
+		t.maxRTT = max(t.maxRTT, info.RTT)
+		if t.minRTT == 0 || info.RTT < t.minRTT {
+			t.minRTT = info.RTT
+		}
+		t.sumRTT += info.RTT
+		t.nRTT++
+	}
+	return true
+}
+
+// resetTCP starts the per-test TCP counts afresh (at the start, and when
+// the omitted period ends).
+func (s *stream) resetTCP() {
+	if !s.sampleTCP() {
+		return
+	}
+	r := s.tcp.last.Retransmits
+	s.tcp = tcpStats{ok: true, last: s.tcp.last, retrBase: r, retrLast: r}
+}
+
+// retransmits is the count since counting began.
+func (s *stream) retransmits() int64 { return int64(s.tcp.last.Retransmits - s.tcp.retrBase) }
 
 // streamSnapshot is a stream's numbers at the end of the test.
 type streamSnapshot struct {
@@ -65,6 +131,12 @@ func (s *stream) snapshot() streamSnapshot {
 		ooo:     s.ooo.Load(),
 		jitter:  math.Float64frombits(s.jitter.Load()),
 	}
+}
+
+// minus is what was counted since base.
+func (a streamSnapshot) minus(base streamSnapshot) streamSnapshot {
+	return streamSnapshot{bytes: a.bytes - base.bytes, packets: a.packets - base.packets,
+		lost: a.lost - base.lost, ooo: a.ooo - base.ooo, jitter: a.jitter}
 }
 
 // udpHeaderLen is the iperf3 UDP payload header: seconds and microseconds
@@ -128,10 +200,16 @@ func (s *stream) receiveUDP(b []byte, now time.Time, counters64 bool) {
 // session runs the data phase of one test on a set of streams; client and
 // server share it.
 type session struct {
-	set     testSettings
-	streams []*stream
+	set      testSettings
+	isClient bool
+	streams  []*stream
+
+	// onInterval, if set, gets each interval as it is recorded (live text
+	// output); it runs with mu held and must not block.
+	onInterval func(Interval)
 
 	counting atomic.Bool
+	omitting atomic.Bool
 	stopping atomic.Bool
 	stop     chan struct{}
 	sendWG   sync.WaitGroup // sender goroutines
@@ -139,22 +217,30 @@ type session struct {
 	errOnce  sync.Once
 	errc     chan error // the first stream failure, for the owner to act on
 
-	start, end time.Time
+	// -n/-k: totals since counting began, and done, closed when the count
+	// is reached.
+	sentBytes, sentBlocks, recvBytes atomic.Uint64
+	done                             chan struct{}
+	doneOnce                         sync.Once
+
+	start, end time.Time // of the counted period (after -O)
+	began      time.Time // when the streams started
 	cpuStart   cpuSample
 	cpu        cpuPercent
+	hasRetr    bool // local TCP senders report retransmits
+	congestion string
 
 	interval  time.Duration
 	sampler   sync.WaitGroup
 	intervals []Interval
-	lastBytes []int64
-	lastPkts  []int64
-	lastLost  []int64
+	last      []streamSnapshot
 	lastAt    time.Time
-	mu        sync.Mutex // intervals, last*
+	mu        sync.Mutex // intervals, last*, streams' tcp and base
 }
 
-func newSession(set testSettings, interval time.Duration) *session {
-	return &session{set: set, stop: make(chan struct{}), errc: make(chan error, 1), interval: interval}
+func newSession(set testSettings, interval time.Duration, isClient bool) *session {
+	return &session{set: set, isClient: isClient, stop: make(chan struct{}), errc: make(chan error, 1),
+		done: make(chan struct{}), interval: interval}
 }
 
 // fail records the first stream failure unless the session is stopping.
@@ -165,17 +251,33 @@ func (s *session) fail(err error) {
 	s.errOnce.Do(func() { s.errc <- err })
 }
 
-// begin starts the clock, the senders and receivers. pcReceivers says that
-// UDP receivers on the shared server socket are fed by the caller's
-// demultiplexer rather than by a goroutine per stream.
+// forward reports whether st carries data from the client to the server
+// (iperf3's "sum"; the other direction of --bidir is "sum_bidir_reverse").
+func (s *session) forward(st *stream) bool { return st.sender == s.isClient }
+
+// begin starts the clock, the senders and receivers.
 func (s *session) begin() {
 	s.start = time.Now()
+	s.began = s.start
 	s.cpuStart = takeCPUSample()
 	s.lastAt = s.start
-	s.lastBytes = make([]int64, len(s.streams))
-	s.lastPkts = make([]int64, len(s.streams))
-	s.lastLost = make([]int64, len(s.streams))
+	s.last = make([]streamSnapshot, len(s.streams))
+	s.omitting.Store(s.set.omit > 0)
 	s.counting.Store(true)
+	for _, st := range s.streams {
+		if st.sender && !st.udp {
+			st.resetTCP()
+			if st.tcp.ok {
+				s.hasRetr = true
+				s.congestion = st.tcp.last.Congestion
+			}
+		}
+		if s.congestion == "" && !st.udp && st.conn != nil {
+			if info, ok := tcpInfo(st.conn); ok {
+				s.congestion = info.Congestion
+			}
+		}
+	}
 	for _, st := range s.streams {
 		switch {
 		case st.sender:
@@ -186,10 +288,71 @@ func (s *session) begin() {
 			go s.receive(st)
 		}
 	}
-	if s.interval > 0 {
+	if s.interval > 0 || s.set.omit > 0 {
 		s.sampler.Add(1)
 		go s.sample()
 	}
+}
+
+// countReached ends a -n/-k test.
+func (s *session) countReached() { s.doneOnce.Do(func() { close(s.done) }) }
+
+// countSent adds a sender's write to the -n/-k totals; false once the
+// count is reached (the sender then stops, as iperf3's does).
+func (s *session) countSent(n int) bool {
+	if !s.set.byCount() || s.omitting.Load() {
+		return true
+	}
+	b := s.sentBytes.Add(uint64(n))
+	k := s.sentBlocks.Add(1)
+	if (s.set.bytes > 0 && b >= s.set.bytes) || (s.set.blocks > 0 && k >= s.set.blocks) {
+		s.countReached()
+		return false
+	}
+	return true
+}
+
+// countReceived adds a receiver's read to the -n/-k totals.
+func (s *session) countReceived(n int) {
+	if !s.set.byCount() || s.omitting.Load() {
+		return
+	}
+	b := s.recvBytes.Add(uint64(n))
+	if (s.set.bytes > 0 && b >= s.set.bytes) || (s.set.blocks > 0 && b >= s.set.blocks*uint64(s.set.blksize)) {
+		s.countReached()
+	}
+}
+
+// sendQuota reports whether a sender may write another block.
+func (s *session) sendQuota() bool {
+	if !s.set.byCount() || s.omitting.Load() {
+		return true
+	}
+	return !(s.set.bytes > 0 && s.sentBytes.Load() >= s.set.bytes) && !(s.set.blocks > 0 && s.sentBlocks.Load() >= s.set.blocks)
+}
+
+// endOmit closes the omitted period (-O): what was counted so far becomes
+// the base the results leave out, and the clock restarts, as iperf3 resets
+// its statistics.
+func (s *session) endOmit(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.counting.Load() || !s.omitting.Load() {
+		return
+	}
+	if s.interval > 0 && now.Sub(s.lastAt) >= s.interval/10 {
+		s.addInterval(now, false)
+	}
+	for i, st := range s.streams {
+		st.base = st.snapshot()
+		s.last[i] = st.base
+		if st.sender && !st.udp {
+			st.resetTCP()
+		}
+	}
+	s.start, s.lastAt = now, now
+	s.cpuStart = takeCPUSample()
+	s.omitting.Store(false)
 }
 
 // finish stops counting, takes the final numbers and stops the senders
@@ -200,6 +363,10 @@ func (s *session) finish() {
 		return
 	}
 	s.end = time.Now()
+	if s.omitting.Load() {
+		// The test ended inside the omitted period: nothing was counted.
+		s.start = s.end
+	}
 	s.cpu = takeCPUSample().since(s.cpuStart, s.end.Sub(s.start))
 	s.stopping.Store(true)
 	close(s.stop)
@@ -229,6 +396,16 @@ func (s *session) finish() {
 	}
 	s.sampler.Wait()
 	s.mu.Lock()
+	if s.omitting.Load() {
+		for _, st := range s.streams {
+			st.base = st.final
+		}
+	}
+	for _, st := range s.streams {
+		if st.sender && st.tcp.ok {
+			st.sampleTCP()
+		}
+	}
 	s.addInterval(s.end, true)
 	s.mu.Unlock()
 }
@@ -269,8 +446,11 @@ func (s *session) send(st *stream) {
 			return
 		default:
 		}
+		if !s.sendQuota() {
+			return
+		}
 		if s.set.rate > 0 {
-			elapsed := time.Since(s.start).Seconds()
+			elapsed := time.Since(s.began).Seconds()
 			ahead := float64(sent)*8/float64(s.set.rate) - elapsed
 			if ahead > 0 {
 				t := time.NewTimer(time.Duration(ahead * float64(time.Second)))
@@ -317,6 +497,9 @@ func (s *session) send(st *stream) {
 			st.packets.Store(seq)
 			st.bytes.Add(uint64(n))
 			sent += uint64(n)
+			if !s.countSent(n) {
+				return
+			}
 			continue
 		}
 		n, err := st.conn.Write(buf)
@@ -326,6 +509,9 @@ func (s *session) send(st *stream) {
 			if !s.stopping.Load() {
 				s.fail(fmt.Errorf("iperf3: stream %d: sending: %w", st.id, err))
 			}
+			return
+		}
+		if !s.countSent(n) {
 			return
 		}
 	}
@@ -347,6 +533,7 @@ func (s *session) receive(st *stream) {
 			} else {
 				st.bytes.Add(uint64(n))
 			}
+			s.countReceived(n)
 		}
 		if err != nil {
 			if s.stopping.Load() {
@@ -387,18 +574,31 @@ func contains(s, sub string) bool {
 	return false
 }
 
-// sample records an interval every s.interval until the session stops.
+// sample records an interval every s.interval, and ends the omitted
+// period, until the session stops.
 func (s *session) sample() {
 	defer s.sampler.Done()
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
+	var tick <-chan time.Time
+	if s.interval > 0 {
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	var omitEnd <-chan time.Time
+	if s.set.omit > 0 {
+		t := time.NewTimer(s.set.omit)
+		defer t.Stop()
+		omitEnd = t.C
+	}
 	for {
 		select {
 		case <-s.stop:
 			return
-		case now := <-t.C:
+		case now := <-omitEnd:
+			s.endOmit(now)
+		case now := <-tick:
 			s.mu.Lock()
-			if s.counting.Load() {
+			if s.counting.Load() && now.Sub(s.lastAt) >= s.interval/2 {
 				s.addInterval(now, false)
 			}
 			s.mu.Unlock()
@@ -411,58 +611,99 @@ func (s *session) sample() {
 // period. Called with s.mu held.
 func (s *session) addInterval(now time.Time, final bool) {
 	secs := now.Sub(s.lastAt).Seconds()
-	if final && s.interval > 0 && secs < 0.1*s.interval.Seconds() {
+	if final && s.interval > 0 && secs < 0.1*s.interval.Seconds() && len(s.intervals) > 0 {
 		return
 	}
 	if s.interval <= 0 || secs <= 0 {
 		return
 	}
-	iv := Interval{}
-	sum := Sum{Start: s.lastAt.Sub(s.start).Seconds(), End: now.Sub(s.start).Seconds(), Seconds: secs}
-	var sumJitter float64
-	var sumPkts, sumLost int64
+	omitted := s.omitting.Load()
+	start, end := s.lastAt.Sub(s.start).Seconds(), now.Sub(s.start).Seconds()
+	iv := Interval{Streams: []Sum{}}
+	var fwd, rev group
 	for i, st := range s.streams {
 		snap := st.snapshot()
 		if final {
 			snap = st.final
 		}
-		b := snap.bytes - s.lastBytes[i]
-		p := snap.packets - s.lastPkts[i]
-		l := snap.lost - s.lastLost[i]
-		s.lastBytes[i], s.lastPkts[i], s.lastLost[i] = snap.bytes, snap.packets, snap.lost
-		one := Sum{Socket: st.id, Start: sum.Start, End: sum.End, Seconds: secs, Bytes: uint64(b),
-			BitsPerSecond: float64(b) * 8 / secs, Sender: st.sender}
-		omitted := false
-		one.Omitted = &omitted
+		d := snap.minus(s.last[i])
+		s.last[i] = snap
+		one := Sum{Socket: st.id, Start: start, End: end, Seconds: secs, Bytes: uint64(max(d.bytes, 0)),
+			BitsPerSecond: float64(max(d.bytes, 0)) * 8 / secs, Omitted: ptr(omitted), Sender: st.sender}
+		var retr int64
 		if st.udp {
-			one.Packets = ptr(p)
+			one.Packets = ptr(d.packets)
 			if !st.sender {
 				one.JitterMS = ptr(snap.jitter * 1000)
-				one.LostPackets = ptr(l)
-				one.LostPercent = ptr(percent(l, p))
-				sumJitter += snap.jitter * 1000
-				sumLost += l
+				one.LostPackets = ptr(d.lost)
+				one.LostPercent = ptr(percent(d.lost, d.packets))
 			}
-			sumPkts += p
+		} else if st.sender && st.tcp.ok {
+			if !final {
+				st.sampleTCP()
+			}
+			info := st.tcp.last
+			retr = int64(info.Retransmits - st.tcp.retrLast)
+			st.tcp.retrLast = info.Retransmits
+			one.Retransmits = ptr(retr)
+			one.SndCwnd = ptr(info.SndCwnd)
+			one.SndWnd = ptr(info.SndWnd)
+			one.RTT = ptr(info.RTT.Microseconds())
+			one.RTTVar = ptr(info.RTTVar.Microseconds())
+			one.PMTU = ptr(int64(info.PMTU))
 		}
-		sum.Bytes += uint64(b)
-		sum.Sender = st.sender
+		g := &fwd
+		if s.set.bidir && !s.forward(st) {
+			g = &rev
+		}
+		g.add(st, d, snap.jitter, retr)
 		iv.Streams = append(iv.Streams, one)
 	}
-	sum.BitsPerSecond = float64(sum.Bytes) * 8 / secs
-	if s.set.udp {
-		sum.Packets = ptr(sumPkts)
-		if len(s.streams) > 0 && !s.streams[0].sender {
-			sum.JitterMS = ptr(sumJitter / float64(len(s.streams)))
-			sum.LostPackets = ptr(sumLost)
-			sum.LostPercent = ptr(percent(sumLost, sumPkts))
-		}
+	iv.Sum = fwd.sum(s, start, end, secs, omitted)
+	if s.set.bidir {
+		iv.SumBidirReverse = ptr(rev.sum(s, start, end, secs, omitted))
 	}
-	omitted := false
-	sum.Omitted = &omitted
-	iv.Sum = sum
 	s.intervals = append(s.intervals, iv)
 	s.lastAt = now
+	if s.onInterval != nil {
+		s.onInterval(iv)
+	}
+}
+
+// group adds up the streams of one direction for an interval sum.
+type group struct {
+	n                          int
+	sender, udp, tcpInfo       bool
+	bytes, packets, lost, retr int64
+	jitter                     float64
+}
+
+func (g *group) add(st *stream, d streamSnapshot, jitter float64, retr int64) {
+	g.n++
+	g.sender, g.udp = st.sender, st.udp
+	g.tcpInfo = st.tcp.ok
+	g.bytes += max(d.bytes, 0)
+	g.packets += d.packets
+	g.lost += d.lost
+	g.retr += retr
+	g.jitter += jitter
+}
+
+func (g *group) sum(s *session, start, end, secs float64, omitted bool) Sum {
+	sum := Sum{Start: start, End: end, Seconds: secs, Bytes: uint64(g.bytes), BitsPerSecond: float64(g.bytes) * 8 / secs,
+		Omitted: ptr(omitted), Sender: g.sender}
+	switch {
+	case g.udp:
+		sum.Packets = ptr(g.packets)
+		if !g.sender && g.n > 0 {
+			sum.JitterMS = ptr(g.jitter / float64(g.n) * 1000)
+			sum.LostPackets = ptr(g.lost)
+			sum.LostPercent = ptr(percent(g.lost, g.packets))
+		}
+	case g.sender && g.tcpInfo:
+		sum.Retransmits = ptr(g.retr)
+	}
+	return sum
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -478,6 +719,7 @@ func percent(part, whole int64) float64 {
 func (s *session) localResults() results {
 	r := results{
 		CPUUtilTotal: s.cpu.total, CPUUtilUser: s.cpu.user, CPUUtilSystem: s.cpu.system,
+		CongestionUsed: s.congestion,
 	}
 	receiverOnly := true
 	for _, st := range s.streams {
@@ -485,15 +727,22 @@ func (s *session) localResults() results {
 			receiverOnly = false
 		}
 	}
-	if receiverOnly {
+	switch {
+	case receiverOnly:
 		r.SenderHasRetransmits = -1
+	case s.hasRetr:
+		r.SenderHasRetransmits = 1
 	}
 	secs := s.end.Sub(s.start).Seconds()
 	for _, st := range s.streams {
+		c := st.final.minus(st.base)
 		sr := streamResult{
-			ID: st.id, Bytes: uint64(st.final.bytes), Retransmits: -1,
-			Jitter: st.final.jitter, Errors: st.final.lost, Packets: st.final.packets,
+			ID: st.id, Bytes: uint64(max(c.bytes, 0)), Retransmits: -1,
+			Jitter: c.jitter, Errors: c.lost, Packets: c.packets,
 			StartTime: 0, EndTime: secs,
+		}
+		if st.sender && st.tcp.ok {
+			sr.Retransmits = st.retransmits()
 		}
 		r.Streams = append(r.Streams, sr)
 	}

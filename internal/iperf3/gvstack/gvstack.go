@@ -1,0 +1,305 @@
+// Package gvstack opens iperf3 connections on a userspace (gVisor)
+// stack so that iperf3 sees the TCP statistics and socket options the
+// kernel gives it: each TCP connection keeps its endpoint, which reports
+// retransmits, congestion window and RTT (iperf3.TCPInfoer) and takes -w,
+// -M, -N, -C and -S (iperf3.OptionSetter, iperf3.OptionDialer).
+package gvstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/enanet/enanet/internal/iperf3"
+	"github.com/enanet/enanet/link"
+	"github.com/enanet/enanet/link/vpc"
+)
+
+// stackConn is a TCP connection on the userspace stack that keeps its
+// endpoint, so iperf3 can read gVisor's TCP statistics (retransmits,
+// congestion window, RTT) and set -w, -M, -N, -C and -S on it.
+type stackConn struct {
+	*gonet.TCPConn
+	ep   tcpip.Endpoint
+	pmtu int
+}
+
+// TCPInfo reads gVisor's per-endpoint TCP state and counters.
+func (c *stackConn) TCPInfo() (iperf3.TCPInfo, error) {
+	var ti tcpip.TCPInfoOption
+	if err := c.ep.GetSockOpt(&ti); err != nil {
+		return iperf3.TCPInfo{}, errors.New(err.String())
+	}
+	info := iperf3.TCPInfo{RTT: ti.RTT, RTTVar: ti.RTTVar, PMTU: c.pmtu}
+	if mss, err := c.ep.GetSockOptInt(tcpip.MaxSegOption); err == nil {
+		info.SndCwnd = int64(ti.SndCwnd) * int64(mss)
+	}
+	if st, ok := c.ep.Stats().(*tcp.Stats); ok {
+		info.Retransmits = st.SendErrors.Retransmits.Value()
+	}
+	var cc tcpip.CongestionControlOption
+	if err := c.ep.GetSockOpt(&cc); err == nil {
+		info.Congestion = string(cc)
+	}
+	return info, nil
+}
+
+// SetSocketOptions applies options to an open connection.
+func (c *stackConn) SetSocketOptions(o iperf3.SocketOptions) error {
+	return setEndpointOptions(c.ep, o)
+}
+
+// BufferSizes reports the endpoint's send and receive buffer sizes.
+func (c *stackConn) BufferSizes() (int, int) {
+	so := c.ep.SocketOptions()
+	return int(so.GetSendBufferSize()), int(so.GetReceiveBufferSize())
+}
+
+// MSS reports the endpoint's maximum segment size.
+func (c *stackConn) MSS() int {
+	mss, err := c.ep.GetSockOptInt(tcpip.MaxSegOption)
+	if err != nil {
+		return 0
+	}
+	return mss
+}
+
+// setEndpointOptions is iperf3's set-socket-options step on gVisor.
+func setEndpointOptions(ep tcpip.Endpoint, o iperf3.SocketOptions) error {
+	so := ep.SocketOptions()
+	if o.Window > 0 {
+		so.SetSendBufferSize(int64(o.Window), true)
+		so.SetReceiveBufferSize(int64(o.Window), true)
+	}
+	if o.MSS > 0 {
+		if err := ep.SetSockOptInt(tcpip.MaxSegOption, o.MSS); err != nil {
+			return fmt.Errorf("-M %d: %s", o.MSS, err)
+		}
+	}
+	if o.NoDelay {
+		so.SetDelayOption(false)
+	}
+	if o.Congestion != "" {
+		cc := tcpip.CongestionControlOption(o.Congestion)
+		if err := ep.SetSockOpt(&cc); err != nil {
+			return fmt.Errorf("-C %s: the userspace stack has reno and cubic", o.Congestion)
+		}
+	}
+	if o.TOS != 0 {
+		if err := ep.SetSockOptInt(tcpip.IPv4TOSOption, o.TOS); err != nil {
+			return fmt.Errorf("-S %#x: %s", o.TOS, err)
+		}
+	}
+	return nil
+}
+
+// Dialer dials the iperf3 connections on a userspace stack: TCP with
+// its endpoint kept (stackConn), UDP through vpc.Dialer.
+type Dialer struct {
+	// Stack is the userspace stack to dial from.
+	Stack *link.Stack
+}
+
+// DialContext dials with no options.
+func (d Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return d.DialOptions(ctx, network, "", address, iperf3.SocketOptions{})
+}
+
+// DialOptions binds local (-B, --cport), applies o and connects.
+func (d Dialer) DialOptions(ctx context.Context, network, local, address string, o iperf3.SocketOptions) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("the userspace stack dials IP:port only, not %q", address)
+	}
+	remote, proto := vpc.FullAddress(d.Stack, ap)
+	var bind tcpip.FullAddress
+	if local != "" {
+		if bind, err = localAddress(d.Stack, local); err != nil {
+			return nil, err
+		}
+	}
+	switch network {
+	case "udp", "udp4", "udp6":
+		var lp *tcpip.FullAddress
+		if local != "" {
+			lp = &bind
+		}
+		c, err := gonet.DialUDP(d.Stack.Stack, lp, &remote, proto)
+		if err != nil {
+			return nil, fmt.Errorf("dialing UDP %v: %w", ap, err)
+		}
+		if o.TOS != 0 {
+			c.Close()
+			return nil, errors.New("-S applies to TCP only on the userspace stack")
+		}
+		return c, nil
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("network %q not supported", network)
+	}
+	var wq waiter.Queue
+	ep, terr := d.Stack.Stack.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
+	if terr != nil {
+		return nil, fmt.Errorf("opening a TCP endpoint: %s", terr)
+	}
+	if err := setEndpointOptions(ep, o); err != nil {
+		ep.Close()
+		return nil, err
+	}
+	if local != "" {
+		if terr := ep.Bind(bind); terr != nil {
+			ep.Close()
+			return nil, fmt.Errorf("binding %s: %s", local, terr)
+		}
+	}
+	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+	terr = ep.Connect(remote)
+	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
+		select {
+		case <-ctx.Done():
+			ep.Close()
+			return nil, ctx.Err()
+		case <-notify:
+		}
+		terr = ep.LastError()
+	}
+	if terr != nil {
+		ep.Close()
+		if _, ok := terr.(*tcpip.ErrConnectionRefused); ok {
+			return nil, fmt.Errorf("connect %v: %w", ap, ErrConnRefused)
+		}
+		return nil, fmt.Errorf("connect %v: %s", ap, terr)
+	}
+	return &stackConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep, pmtu: int(d.Stack.Endpoint.MTU())}, nil
+}
+
+// ErrConnRefused is the cause of a dial the peer refused.
+var ErrConnRefused = errors.New("connection refused")
+
+// localAddress parses -B/--cport's host:port for the stack: the host, if
+// given, must be an address of this stack's NIC.
+func localAddress(st *link.Stack, hostport string) (tcpip.FullAddress, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return tcpip.FullAddress{}, fmt.Errorf("local address %q: want HOST:PORT", hostport)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return tcpip.FullAddress{}, fmt.Errorf("local port %q: want 0..65535", port)
+	}
+	fa := tcpip.FullAddress{NIC: st.NICID, Port: uint16(p)}
+	if host != "" {
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			return fa, fmt.Errorf("-B %q: want an IP address of the userspace stack", host)
+		}
+		if !hasAddress(st, a) {
+			have, _ := st.Addr()
+			return fa, fmt.Errorf("-B %s: the userspace stack has no such address (it has %v)", a, have)
+		}
+		fa.Addr = tcpip.AddrFromSlice(a.Unmap().AsSlice())
+	}
+	return fa, nil
+}
+
+func hasAddress(st *link.Stack, a netip.Addr) bool {
+	addrs := st.Stack.AllAddresses()[st.NICID]
+	want := tcpip.AddrFromSlice(a.Unmap().AsSlice())
+	for _, pa := range addrs {
+		if pa.AddressWithPrefix.Address == want {
+			return true
+		}
+	}
+	return false
+}
+
+// Listener accepts TCP connections on the userspace stack as
+// stackConns.
+type Listener struct {
+	st     *link.Stack
+	ep     tcpip.Endpoint
+	wq     *waiter.Queue
+	closed chan struct{}
+	once   sync.Once
+}
+
+// Listen listens on port, on bind's address if given (-B).
+func Listen(st *link.Stack, bind string, port int) (*Listener, error) {
+	fa := tcpip.FullAddress{NIC: st.NICID, Port: uint16(port)}
+	proto := tcpip.NetworkProtocolNumber(ipv4.ProtocolNumber)
+	if bind != "" {
+		var err error
+		if fa, err = localAddress(st, net.JoinHostPort(bind, strconv.Itoa(port))); err != nil {
+			return nil, err
+		}
+		if fa.Addr.Len() == 16 {
+			proto = ipv6.ProtocolNumber
+		}
+	}
+	wq := &waiter.Queue{}
+	ep, terr := st.Stack.NewEndpoint(tcp.ProtocolNumber, proto, wq)
+	if terr != nil {
+		return nil, fmt.Errorf("opening a TCP endpoint: %s", terr)
+	}
+	if terr := ep.Bind(fa); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("port %d on the userspace stack is taken (%s); pick another with -p", port, terr)
+	}
+	if terr := ep.Listen(iperf3.MaxStreams * 2); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("listening on port %d: %s", port, terr)
+	}
+	return &Listener{st: st, ep: ep, wq: wq, closed: make(chan struct{})}, nil
+}
+
+// Accept waits for the next connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
+	l.wq.EventRegister(&entry)
+	defer l.wq.EventUnregister(&entry)
+	for {
+		n, wq, terr := l.ep.Accept(nil)
+		if terr == nil {
+			return &stackConn{TCPConn: gonet.NewTCPConn(wq, n), ep: n, pmtu: int(l.st.Endpoint.MTU())}, nil
+		}
+		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
+			return nil, &net.OpError{Op: "accept", Net: "tcp", Err: errors.New(terr.String())}
+		}
+		select {
+		case <-l.closed:
+			return nil, net.ErrClosed
+		case <-notify:
+		}
+	}
+}
+
+// Close stops accepting.
+func (l *Listener) Close() error {
+	l.once.Do(func() {
+		close(l.closed)
+		l.ep.Close()
+	})
+	return nil
+}
+
+// Addr is the listening address.
+func (l *Listener) Addr() net.Addr {
+	a, err := l.ep.GetLocalAddress()
+	if err != nil {
+		return &net.TCPAddr{}
+	}
+	return &net.TCPAddr{IP: net.IP(a.Addr.AsSlice()), Port: int(a.Port)}
+}
