@@ -63,9 +63,11 @@ func (r *running) Close() {
 }
 
 // startDevice parses and validates the flags, opens the device and brings
-// it up with cfg (trace, queues). It returns ok=false with the exit code to
-// stop with.
-func startDevice(e *env, cmd string, fs *flags, df deviceFlags, args []string, cfg ena.Config) (r *running, ok bool, code int) {
+// it up with the configuration config returns (trace, queues). config runs
+// after the flags are parsed, so it sees their values, not their defaults;
+// an error from it is a usage error. It returns ok=false with the exit code
+// to stop with.
+func startDevice(e *env, cmd string, fs *flags, df deviceFlags, args []string, config func() (ena.Config, error)) (r *running, ok bool, code int) {
 	if ok, code := parse(e, fs, args); !ok {
 		return nil, false, code
 	}
@@ -74,6 +76,11 @@ func startDevice(e *env, cmd string, fs *flags, df deviceFlags, args []string, c
 		return nil, false, exitUsage
 	}
 	if err := df.check(); err != nil {
+		fmt.Fprintf(e.stderr, "enactl %s: %v\n", cmd, err)
+		return nil, false, exitUsage
+	}
+	cfg, err := config()
+	if err != nil {
 		fmt.Fprintf(e.stderr, "enactl %s: %v\n", cmd, err)
 		return nil, false, exitUsage
 	}
@@ -106,3 +113,10 @@ func interruptible() (context.Context, context.CancelFunc) {
 }
 
 var _ io.Closer = (*os.File)(nil)
+
+// oneQueue is the configuration of commands that need a single queue pair.
+func oneQueue() (ena.Config, error) { return ena.Config{Queues: 1}, nil }
+
+// maxQueuePairs is the most I/O queue pairs an ENA offers (32 per ENI on
+// the largest instances).
+const maxQueuePairs = 32

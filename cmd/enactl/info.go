@@ -27,7 +27,7 @@ func cmdInfo(e *env, args []string) int {
 	fs := flagSet("info", "enactl info --device ADDRESS|sim [--mode auto|iommu|noiommu] [--json]", infoHelp)
 	df := addDeviceFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	r, ok, code := startDevice(e, "info", fs, df, args, ena.Config{Queues: 1})
+	r, ok, code := startDevice(e, "info", fs, df, args, oneQueue)
 	if !ok {
 		return code
 	}

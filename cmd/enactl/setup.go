@@ -47,21 +47,33 @@ func cmdSetup(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "enactl setup: --hugepages must not be negative")
 		return exitUsage
 	}
-	verb := "changed"
-	if *dry {
-		verb = "would change"
+	if !*dry && geteuid() != 0 {
+		fmt.Fprintln(e.stderr, "enactl setup: needs root: it writes /proc/sys/vm/nr_hugepages and vfio's module parameters and loads modules. Run it with sudo, or add --dry-run to see what it would change.")
+		return exitFailure
 	}
 	sys := fs.sysfs()
 	say := func(format string, a ...any) { fmt.Fprintf(e.stdout, format+"\n", a...) }
-	load := func(args ...string) error {
-		say("%s: %s %s", verb, *modprobe, strings.Join(args, " "))
+	// change makes one change and reports it only once it is made; with
+	// --dry-run it only says what it would do.
+	change := func(what string, do func() error) error {
 		if *dry {
+			say("would change: %s", what)
 			return nil
 		}
-		if out, err := exec.Command(*modprobe, args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s %s: %v: %s", *modprobe, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		if err := do(); err != nil {
+			return err
 		}
+		say("changed: %s", what)
 		return nil
+	}
+	load := func(args ...string) error {
+		cmdline := *modprobe + " " + strings.Join(args, " ")
+		return change(cmdline, func() error {
+			if out, err := exec.Command(*modprobe, args...).CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %v: %s", cmdline, err, strings.TrimSpace(string(out)))
+			}
+			return nil
+		})
 	}
 
 	// 1. Hugepages.
@@ -73,11 +85,16 @@ func cmdSetup(e *env, args []string) int {
 	if cur >= *huge {
 		say("hugepages: %d reserved (at least %d), unchanged", cur, *huge)
 	} else {
-		say("%s: hugepages %d -> %d (%d MiB) in %s", verb, cur, *huge, *huge*2, nrPath)
-		if !*dry {
-			if err := os.WriteFile(nrPath, []byte(strconv.Itoa(*huge)), 0o644); err != nil {
-				return fail(e, "setup", fmt.Errorf("reserve hugepages: %w (run as root)", err))
+		err := change(fmt.Sprintf("hugepages %d -> %d (%d MiB) in %s", cur, *huge, *huge*2, nrPath), func() error {
+			if err := writeFile(nrPath, []byte(strconv.Itoa(*huge)), 0o644); err != nil {
+				return fmt.Errorf("reserve hugepages: %w", err)
 			}
+			return nil
+		})
+		if err != nil {
+			return fail(e, "setup", err)
+		}
+		if !*dry {
 			if got, err := readInt(nrPath); err == nil && got < *huge {
 				say("warning: the kernel reserved only %d of %d hugepages (memory fragmented); boot with hugepagesz=2M hugepages=%d", got, *huge, *huge)
 			}
@@ -100,11 +117,14 @@ func cmdSetup(e *env, args []string) int {
 		case !supported && !*dry:
 			return fail(e, "setup", fmt.Errorf("no IOMMU, and this kernel's vfio has no no-IOMMU mode (no %s): it was built without CONFIG_VFIO_NOIOMMU; use a kernel built with it, or a .metal instance with intel_iommu=on iommu=pt", sys.NoIOMMUPath()))
 		default:
-			say("%s: VFIO no-IOMMU mode N -> Y in %s (no IOMMU on this machine; taints the kernel)", verb, sys.NoIOMMUPath())
-			if !*dry {
-				if err := os.WriteFile(sys.NoIOMMUPath(), []byte("Y"), 0o644); err != nil {
-					return fail(e, "setup", fmt.Errorf("enable VFIO no-IOMMU mode: %w (run as root)", err))
+			err := change(fmt.Sprintf("VFIO no-IOMMU mode N -> Y in %s (no IOMMU on this machine; taints the kernel)", sys.NoIOMMUPath()), func() error {
+				if err := writeFile(sys.NoIOMMUPath(), []byte("Y"), 0o644); err != nil {
+					return fmt.Errorf("enable VFIO no-IOMMU mode: %w", err)
 				}
+				return nil
+			})
+			if err != nil {
+				return fail(e, "setup", err)
 			}
 		}
 	}
@@ -133,6 +153,13 @@ func cmdSetup(e *env, args []string) int {
 	}
 	return exitOK
 }
+
+// geteuid and writeFile are replaced by tests (running as another user,
+// failing writes).
+var (
+	geteuid   = os.Geteuid
+	writeFile = os.WriteFile
+)
 
 func readInt(path string) (int, error) {
 	b, err := os.ReadFile(path)

@@ -27,7 +27,7 @@ func cmdStats(e *env, args []string) int {
 	interval := fs.Duration("interval", 0, "print again every interval (e.g. 1s); 0 prints once")
 	count := fs.Int("count", 0, "with --interval, stop after this many prints (0 = until interrupted)")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	r, ok, code := startDevice(e, "stats", fs, df, args, ena.Config{Queues: 1})
+	r, ok, code := startDevice(e, "stats", fs, df, args, oneQueue)
 	if !ok {
 		return code
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/enanet/enanet/ena"
@@ -23,7 +24,15 @@ func cmdTrace(e *env, args []string) int {
 	df := addDeviceFlags(fs)
 	duration := fs.Duration("duration", 0, "keep tracing this long after bring-up (0 = stop after bring-up)")
 	queues := fs.Int("queues", 1, "I/O queue pairs to create, to trace their creation")
-	r, ok, code := startDevice(e, "trace", fs, df, args, ena.Config{Queues: *queues, Trace: e.stdout})
+	r, ok, code := startDevice(e, "trace", fs, df, args, func() (ena.Config, error) {
+		if *queues < 1 || *queues > maxQueuePairs {
+			return ena.Config{}, fmt.Errorf("--queues %d: want 1..%d queue pairs (the device may offer fewer)", *queues, maxQueuePairs)
+		}
+		if *duration < 0 {
+			return ena.Config{}, fmt.Errorf("--duration %s: must not be negative", *duration)
+		}
+		return ena.Config{Queues: *queues, Trace: e.stdout}, nil
+	})
 	if !ok {
 		return code
 	}
