@@ -233,7 +233,14 @@ func (d *Device) destroyCQ(op string, cqIdx uint16) error {
 // getStats sends GET_STATS of type t for the function itself (§4.7) and
 // returns the response payload.
 func (d *Device) getStats(t spec.StatsType) ([]byte, error) {
-	cmd := spec.GetStatsCmd{Type: t, Scope: spec.StatsScopeEthTraffic, DeviceID: spec.StatsDeviceSelf}
+	return d.getStatsCmd(spec.GetStatsCmd{Type: t})
+}
+
+// getStatsCmd sends GET_STATS cmd (type, control buffer, requested
+// metrics) for the function itself over the ETH_TRAFFIC scope.
+func (d *Device) getStatsCmd(cmd spec.GetStatsCmd) ([]byte, error) {
+	t := cmd.Type
+	cmd.Scope, cmd.DeviceID = spec.StatsScopeEthTraffic, spec.StatsDeviceSelf
 	var e [spec.AQEntrySize]byte
 	cmd.Encode(e[:])
 	resp, err := d.admin.exec("get "+t.String()+" statistics", e[:])

@@ -2,6 +2,7 @@ package ena
 
 import (
 	"context"
+	"encoding/binary"
 	"sync/atomic"
 
 	"github.com/enanet/enanet/ena/hw"
@@ -58,7 +59,27 @@ type Stats struct {
 	ENIValid bool
 	Driver   DriverStats
 	Queues   []QueueStats
+	// Metrics are the customer metrics (GET_STATS CUSTOMER_METRICS, §4.7)
+	// when the device has capability CUSTOMER_METRICS; Metrics.Reported
+	// says which it filled in (conntrack_allowance_available among them).
+	Metrics CustomerMetrics
+	// SRD holds the ENA Express counters (GET_STATS ENA_SRD) when the
+	// device has capability ENA_SRD_INFO; SRDValid says so.
+	SRD      spec.SRDStats
+	SRDValid bool
 }
+
+// CustomerMetrics are the values of GET_STATS CUSTOMER_METRICS, indexed by
+// metric id (spec.MetricBWInAllowanceExceeded ...
+// spec.MetricConntrackAllowanceAvailable).
+type CustomerMetrics struct {
+	// Reported has bit n set when Values[n] came from the device.
+	Reported uint64
+	Values   [spec.MetricConntrackAllowanceAvailable + 1]uint64
+}
+
+// Has reports whether the device reported metric id.
+func (m CustomerMetrics) Has(id int) bool { return id < len(m.Values) && m.Reported&(1<<id) != 0 }
 
 // Stats reads the device counters with admin commands and adds the driver
 // and ring counters. The driver part is returned even when the device part
@@ -80,7 +101,26 @@ func (d *Device) Stats(ctx context.Context) (Stats, error) {
 		return s, err
 	}
 	s.Device = spec.DecodeBasicStats(p)
-	if spec.CapENIStats.In(d.attrs.Capabilities) {
+	switch caps := d.attrs.Capabilities; {
+	case spec.CapCustomerMetrics.In(caps):
+		// The customer metrics include the five ENI counters, so one
+		// command replaces GET_STATS ENI, as in Linux's driver.
+		m, err := d.customerMetrics(ctx)
+		if err != nil {
+			return s, err
+		}
+		s.Metrics = m
+		if m.Reported&spec.CustomerMetricsMinSupportMask == spec.CustomerMetricsMinSupportMask {
+			s.ENI = spec.ENIStats{
+				BWInAllowanceExceeded:      m.Values[spec.MetricBWInAllowanceExceeded],
+				BWOutAllowanceExceeded:     m.Values[spec.MetricBWOutAllowanceExceeded],
+				PPSAllowanceExceeded:       m.Values[spec.MetricPPSAllowanceExceeded],
+				ConntrackAllowanceExceeded: m.Values[spec.MetricConntrackAllowanceExceeded],
+				LinklocalAllowanceExceeded: m.Values[spec.MetricLinklocalAllowanceExceeded],
+			}
+			s.ENIValid = true
+		}
+	case spec.CapENIStats.In(caps):
 		if err := ctx.Err(); err != nil {
 			return s, err
 		}
@@ -90,7 +130,59 @@ func (d *Device) Stats(ctx context.Context) (Stats, error) {
 		}
 		s.ENI, s.ENIValid = spec.DecodeENIStats(p), true
 	}
+	if spec.CapENASRDInfo.In(d.attrs.Capabilities) {
+		if err := ctx.Err(); err != nil {
+			return s, err
+		}
+		p, err := d.getStats(spec.StatsENASRD)
+		if err != nil {
+			return s, err
+		}
+		s.SRD, s.SRDValid = spec.DecodeSRDStats(p), true
+	}
 	return s, nil
+}
+
+// customerMetrics reads GET_STATS CUSTOMER_METRICS (§4.7): first which
+// metrics the device supports (no buffer, the support mask requested), then
+// those metrics into the control page, one u64 per requested bit in bit
+// order.
+func (d *Device) customerMetrics(ctx context.Context) (CustomerMetrics, error) {
+	var m CustomerMetrics
+	if err := ctx.Err(); err != nil {
+		return m, err
+	}
+	p, err := d.getStatsCmd(spec.GetStatsCmd{Type: spec.StatsCustomerMetrics, RequestedMetrics: spec.CustomerMetricsSupportMask})
+	if err != nil {
+		return m, err
+	}
+	supported := spec.DecodeCustomerMetrics(p).ReportedMetrics & spec.CustomerMetricsSupportMask
+	if supported == 0 {
+		return m, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return m, err
+	}
+	n := spec.CustomerMetricsBufLen(supported)
+	d.ctrlMu.Lock()
+	defer d.ctrlMu.Unlock()
+	clear(d.ctrl.Bytes[:n])
+	p, err = d.getStatsCmd(spec.GetStatsCmd{Type: spec.StatsCustomerMetrics, RequestedMetrics: supported,
+		CtrlBuf: spec.CtrlBuf{Length: spec.CustomerMetricsBufSize, Addr: d.ctrl.Addr}})
+	if err != nil {
+		return m, err
+	}
+	// The device may report fewer metrics than requested; the buffer
+	// layout follows the request.
+	m.Reported = spec.DecodeCustomerMetrics(p).ReportedMetrics & supported
+	for id := range uint(len(m.Values)) {
+		if m.Reported&(1<<id) == 0 {
+			continue
+		}
+		slot, _ := spec.CustomerMetricSlot(supported, id)
+		m.Values[id] = binary.LittleEndian.Uint64(d.ctrl.Bytes[8*slot:])
+	}
+	return m, nil
 }
 
 func (d *Device) driverStats() DriverStats {

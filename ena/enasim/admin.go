@@ -290,7 +290,7 @@ func (m *Model) getFeature(cmd *spec.GetFeatureCmd, e, payload []byte) spec.Stat
 			ImplID:            1,
 			DeviceVersion:     regVersion,
 			SupportedFeatures: m.supportedFeatures(),
-			Capabilities:      p.Capabilities,
+			Capabilities:      m.capabilities(),
 			PhysAddrWidth:     capsDMAWidth,
 			VirtAddrWidth:     capsDMAWidth,
 			MAC:               m.mac,
@@ -639,7 +639,7 @@ func (m *Model) HostInfo() (spec.HostInfo, bool) {
 
 func (m *Model) getStats(cmd *spec.GetStatsCmd, e, payload []byte) spec.Status {
 	s := &m.stats
-	caps := m.prof.Capabilities
+	caps := m.capabilities()
 	switch cmd.Type {
 	case spec.StatsBasic:
 		b := spec.BasicStats{
@@ -686,12 +686,32 @@ func (m *Model) getStats(cmd *spec.GetStatsCmd, e, payload []byte) spec.Status {
 				return spec.StatusUnknownError
 			}
 		}
-	case spec.StatsExtended, spec.StatsENASRD:
+	case spec.StatsENASRD:
+		if !spec.CapENASRDInfo.In(caps) {
+			return spec.StatusUnsupportedOpcode
+		}
+		// See Profile.ENAExpress: all traffic is eligible and carried.
+		srd := spec.SRDStats{
+			Flags:  spec.SRDEnabled | spec.SRDUDPEnabled,
+			TxPkts: s.txPkts, EligibleTxPkts: s.txPkts, RxPkts: s.rxPkts,
+		}
+		srd.Encode(payload)
+	case spec.StatsExtended:
 		return spec.StatusUnsupportedOpcode
 	default:
 		return spec.StatusIllegalParameter
 	}
 	return spec.StatusSuccess
+}
+
+// capabilities is DEVICE_ATTRIBUTES.capabilities: the profile's, plus
+// ENA_SRD_INFO when the profile offers ENA Express.
+func (m *Model) capabilities() uint32 {
+	c := m.prof.Capabilities
+	if m.prof.ENAExpress {
+		c |= spec.CapENASRDInfo.Bit()
+	}
+	return c
 }
 
 func putLE64(b []byte, v uint64) {

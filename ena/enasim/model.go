@@ -205,6 +205,7 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 	}
 	m.timers.init()
 	m.cfg = defaultFeatures()
+	m.stats.conntrackAvailable = prof.ConntrackAllowance
 	m.wg.Add(1)
 	go m.keepAliveLoop()
 	return m, nil
@@ -517,7 +518,9 @@ func (m *Model) discardAll() {
 	m.aenqTail, m.aenqCredit, m.aenqEnabled = 0, 0, false
 	m.aenqPending = m.aenqPending[:0]
 	m.cfg = defaultFeatures()
-	m.stats = devStats{}
+	// The counters restart at a reset; the conntrack gauge is the ENI's
+	// state, not the device's (see Profile.ConntrackAllowance).
+	m.stats = devStats{conntrackAvailable: m.prof.ConntrackAllowance}
 }
 
 // fatal puts the device into FATAL_ERROR (DEV_STS bit 5) and records why.

@@ -78,6 +78,17 @@ type Profile struct {
 	// BandwidthAllowance is the per-ENI bandwidth allowance in bits per
 	// second per direction (bw_in/bw_out_allowance_exceeded). 0 = unlimited.
 	BandwidthAllowance uint64
+	// ConntrackAllowance is how many more connections the ENI could track;
+	// CUSTOMER_METRICS reports it as conntrack_allowance_available (§4.7).
+	// The model tracks no flows, so the gauge stays at this value. EC2
+	// publishes no per-type figure; the profiles use round numbers.
+	ConntrackAllowance uint64
+	// ENAExpress makes the device offer ENA Express (SRD): it advertises
+	// capability ENA_SRD_INFO and answers GET_STATS ENA_SRD with SRD and
+	// SRD-for-UDP enabled (§4.7). Every packet on the simulated wire
+	// counts as eligible and carried over SRD: the far end is in the same
+	// subnet with no middlebox, which is what ENA Express needs.
+	ENAExpress bool
 
 	// RequireHostAttr makes CREATE_CQ fail with UNKNOWN_ERROR until
 	// HOST_ATTR_CONFIG has been set, as some older firmware did (§4.8,
@@ -178,6 +189,7 @@ var ProfileNitroV3 = Profile{
 	Hints:               defaultHints,
 	PPSAllowance:        1_000_000,
 	BandwidthAllowance:  10_000_000_000,
+	ConntrackAllowance:  500_000,
 }
 
 // ProfileNitroV4 is a Graviton Nitro v4 class instance (c7g .2xlarge): LLQ
@@ -213,6 +225,7 @@ var ProfileNitroV4 = Profile{
 	Hints:               defaultHints,
 	PPSAllowance:        1_500_000,
 	BandwidthAllowance:  15_000_000_000,
+	ConntrackAllowance:  1_000_000,
 }
 
 // ProfileNoLLQ is a small older instance without LLQ and without BAR2
@@ -236,6 +249,7 @@ var ProfileNoLLQ = Profile{
 	Hints:               defaultHints,
 	PPSAllowance:        250_000,
 	BandwidthAllowance:  5_000_000_000,
+	ConntrackAllowance:  250_000,
 }
 
 var profiles = map[string]*Profile{
