@@ -68,17 +68,30 @@ func (r *running) Close() {
 // an error from it is a usage error. It returns ok=false with the exit code
 // to stop with.
 func startDevice(e *env, cmd string, fs *flags, df deviceFlags, args []string, config func() (ena.Config, error)) (r *running, ok bool, code int) {
-	if ok, code := parse(e, fs, args); !ok {
+	if ok, code := parseDevice(e, cmd, fs, df, args); !ok {
 		return nil, false, code
+	}
+	return openDevice(e, cmd, fs, df, config)
+}
+
+// parseDevice parses and validates a device command's flags.
+func parseDevice(e *env, cmd string, fs *flags, df deviceFlags, args []string) (ok bool, code int) {
+	if ok, code := parse(e, fs, args); !ok {
+		return false, code
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(e.stderr, "enactl %s: unexpected argument %q (use --device)\n", cmd, fs.Arg(0))
-		return nil, false, exitUsage
+		return false, exitUsage
 	}
 	if err := df.check(); err != nil {
 		fmt.Fprintf(e.stderr, "enactl %s: %v\n", cmd, err)
-		return nil, false, exitUsage
+		return false, exitUsage
 	}
+	return true, exitOK
+}
+
+// openDevice opens the device the parsed flags name and brings it up.
+func openDevice(e *env, cmd string, fs *flags, df deviceFlags, config func() (ena.Config, error)) (r *running, ok bool, code int) {
 	cfg, err := config()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enactl %s: %v\n", cmd, err)

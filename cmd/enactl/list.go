@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/enanet/enanet/ena/control"
 	"github.com/enanet/enanet/vfio/pci"
 )
 
@@ -16,8 +18,13 @@ BAR0 (registers) and BAR2 (LLQ memory), and whether sysfs offers a
 write-combining mapping of BAR2 (resource2_wc). An interface marked * carries
 the default route; enactl bind refuses it without --force.
 
+The HOLDER column names the process that runs each device (enahttp,
+enaperf, or a service that serves the control socket in /run/enanet), and
+simulated devices that processes run are listed after the table. A control
+socket whose process is gone is removed, with a message.
+
 With --device sim it prints the simulated device that enanet's software model
-provides.`
+provides, and the processes running one.`
 
 // cmdList implements `enactl list`.
 func cmdList(e *env, args []string) int {
@@ -28,9 +35,21 @@ func cmdList(e *env, args []string) int {
 	if ok, code := parse(e, fs, args); !ok {
 		return code
 	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	holders := map[string]control.Endpoint{}
+	var sims []control.Endpoint
+	for _, ep := range scanHolders(ctx, e, "list").Live {
+		if dev := control.DeviceOfSocket(filepath.Base(ep.Path)); dev == "sim" {
+			sims = append(sims, ep)
+		} else {
+			holders[dev] = ep
+		}
+	}
 	if *device == "sim" {
 		fmt.Fprintln(e.stdout, "ADDRESS  ID         DRIVER  DESCRIPTION")
 		fmt.Fprintln(e.stdout, "sim0     1d0f:ec20  enasim  software model of an ENA VF (LLQ, no hardware needed)")
+		printSims(e, sims)
 		return exitOK
 	}
 	if *device != "" {
@@ -66,7 +85,7 @@ func cmdList(e *env, args []string) int {
 	}
 	defRoute, _ := pci.DefaultRouteInterfaces(*routeFile, "")
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tID\tDRIVER\tIFACE\tGROUP\tNUMA\tBAR0\tBAR2 (LLQ)\tWC")
+	fmt.Fprintln(tw, "ADDRESS\tID\tDRIVER\tIFACE\tGROUP\tNUMA\tBAR0\tBAR2 (LLQ)\tWC\tHOLDER")
 	for _, d := range devs {
 		drv := d.Driver
 		if drv == "" {
@@ -79,8 +98,12 @@ func cmdList(e *env, args []string) int {
 			}
 			ifs = append(ifs, i)
 		}
-		fmt.Fprintf(tw, "%s\t%04x:%04x\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Address, d.Vendor, d.Device, drv,
-			dash(strings.Join(ifs, ",")), num(d.IOMMUGroup), num(d.NUMANode), bar(d, 0), bar(d, 2), yesNo(d.WCPossible))
+		holder := "-"
+		if ep, ok := holders[d.Address]; ok {
+			holder = holderName(ep.Hello)
+		}
+		fmt.Fprintf(tw, "%s\t%04x:%04x\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Address, d.Vendor, d.Device, drv,
+			dash(strings.Join(ifs, ",")), num(d.IOMMUGroup), num(d.NUMANode), bar(d, 0), bar(d, 2), yesNo(d.WCPossible), holder)
 	}
 	tw.Flush()
 	fmt.Fprintf(e.stdout, "\n%d ENA device(s) of %d PCI devices scanned in %s.\n", len(devs), scanned, sys.DevicesDir())
@@ -93,7 +116,23 @@ func cmdList(e *env, args []string) int {
 	} else {
 		fmt.Fprintln(e.stdout, "IOMMU: none; vfio is not loaded or lacks no-IOMMU support: run `enactl setup`.")
 	}
+	printSims(e, sims)
 	return exitOK
+}
+
+// printSims lists the processes that run a simulated device.
+func printSims(e *env, sims []control.Endpoint) {
+	if len(sims) == 0 {
+		return
+	}
+	fmt.Fprintln(e.stdout, "\nSimulated devices in use:")
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  HOLDER\tQUEUES\tSINCE\tSOCKET")
+	for _, ep := range sims {
+		h := ep.Hello
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", holderName(h), h.Queues, h.Started.Local().Format("2006-01-02 15:04:05"), ep.Path)
+	}
+	tw.Flush()
 }
 
 func idList() string {

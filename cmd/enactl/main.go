@@ -46,9 +46,11 @@ var commands = []command{
 	{"bind", "bind ENA devices to vfio-pci for enanet", cmdBind},
 	{"unbind", "give ENA devices back to the kernel's ena driver", cmdUnbind},
 	{"setup", "reserve hugepages and enable VFIO (no-IOMMU mode when there is no IOMMU)", cmdSetup},
-	{"info", "bring a device up and print its attributes and features", cmdInfo},
-	{"stats", "bring a device up and print its statistics", cmdStats},
+	{"info", "print a device's attributes and features", cmdInfo},
+	{"stats", "print a device's counters (ethtool -S names), once or --watch", cmdStats},
+	{"reset", "reset a device a running process holds", cmdReset},
 	{"trace", "bring a device up and trace admin commands and events", cmdTrace},
+	{"doctor", "qualify this machine for enanet and write a report", cmdDoctor},
 }
 
 func main() {

@@ -1,80 +1,127 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
-	"github.com/enanet/enanet/ena"
+	"github.com/enanet/enanet/ena/observe"
 )
 
 const statsHelp = `
-Brings the device up through the enanet driver and prints its statistics:
-device counters (GET_STATS BASIC), the ENI allowance counters that tell
-when EC2 is shaping traffic (bw_in/bw_out/pps/conntrack/linklocal
-allowance exceeded), the driver's counters (resets by reason, admin
-commands, keep-alives) and each queue's ring counters. With --interval it
-prints again every interval, --count times (0 = until interrupted).
+Prints the device's counters under the names Linux's ena driver gives them
+in ethtool -S: the device totals (GET_STATS BASIC), the ENI allowance
+counters that tell when EC2 is shaping traffic (bw_in_allowance_exceeded,
+bw_out_allowance_exceeded, pps_allowance_exceeded,
+conntrack_allowance_exceeded, linklocal_allowance_exceeded) and
+conntrack_allowance_available, the ENA Express (SRD) counters when the
+device offers them, the driver's counters (resets by reason, admin queue,
+keep-alives) and each queue's counters (queue_N_tx_cnt ...). With --watch
+it prints again every interval with the per-second rate of each counter.
 
-The device must be bound to vfio-pci (enactl bind) and not in use by another
-process; --device sim uses the software model.`
+When a process holds the device (enahttp, enaperf, or a service that serves
+the control socket), enactl reads it through that process's control socket
+in /run/enanet. Otherwise it brings the device up itself, which needs the
+device bound to vfio-pci (enactl bind) and not in use; --device sim then
+starts a fresh simulated device whose counters start at zero.`
 
 // cmdStats implements `enactl stats`.
 func cmdStats(e *env, args []string) int {
-	fs := flagSet("stats", "enactl stats --device ADDRESS|sim [--interval D] [--count N] [--json]", statsHelp)
+	fs := flagSet("stats", "enactl stats --device ADDRESS|sim [--watch D] [--count N] [--json] [--socket PATH]", statsHelp)
 	df := addDeviceFlags(fs)
-	interval := fs.Duration("interval", 0, "print again every interval (e.g. 1s); 0 prints once")
-	count := fs.Int("count", 0, "with --interval, stop after this many prints (0 = until interrupted)")
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	r, ok, code := startDevice(e, "stats", fs, df, args, oneQueue)
-	if !ok {
+	watch := fs.Duration("watch", 0, "print again every interval (e.g. 1s) with per-second rates, until interrupted")
+	fs.DurationVar(watch, "interval", 0, "same as --watch")
+	_ = fs.MarkHidden("interval")
+	count := fs.Int("count", 0, "with --watch, stop after this many prints (0 = until interrupted)")
+	asJSON := fs.Bool("json", false, "print one JSON object per sample (counters and rates by name)")
+	socket := fs.String("socket", "", "read through this control socket instead of looking for one")
+	if ok, code := parseDevice(e, "stats", fs, df, args); !ok {
 		return code
 	}
-	defer r.Close()
-	if *interval < 0 || *count < 0 {
-		fmt.Fprintln(e.stderr, "enactl stats: --interval and --count must not be negative")
+	if *watch < 0 || *count < 0 {
+		fmt.Fprintln(e.stderr, "enactl stats: --watch and --count must not be negative")
+		return exitUsage
+	}
+	if *watch > 0 && *watch < 10*time.Millisecond {
+		fmt.Fprintln(e.stderr, "enactl stats: --watch must be at least 10ms")
 		return exitUsage
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
+	take, closeFn, code := statsSource(ctx, e, fs, df, *socket)
+	if take == nil {
+		return code
+	}
+	defer closeFn()
+	var prev *observe.Snapshot
 	for n := 1; ; n++ {
-		st, err := r.dev.Stats(ctx)
+		s, err := take(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				return exitOK
+			}
 			return fail(e, "stats", err)
 		}
-		if *asJSON {
-			json.NewEncoder(e.stdout).Encode(st)
-		} else {
-			printStats(e.stdout, st)
+		var rates map[string]float64
+		if prev != nil {
+			rates = observe.Rates(*prev, s)
 		}
-		if *interval == 0 || (*count > 0 && n >= *count) {
+		if *asJSON {
+			writeStatsJSON(e.stdout, s, rates)
+		} else {
+			if n > 1 {
+				fmt.Fprintln(e.stdout)
+			}
+			observe.WriteTable(e.stdout, s, rates)
+		}
+		prev = &s
+		if *watch == 0 || (*count > 0 && n >= *count) {
 			return exitOK
 		}
 		select {
 		case <-ctx.Done():
 			return exitOK
-		case <-time.After(*interval):
+		case <-time.After(*watch):
 		}
 	}
 }
 
-func printStats(w io.Writer, st ena.Stats) {
-	d := st.Device
-	fmt.Fprintf(w, "device: tx %d pkts %d bytes, rx %d pkts %d bytes, rx_drops %d, tx_drops %d, rx_overruns %d\n",
-		d.TxPkts, d.TxBytes, d.RxPkts, d.RxBytes, d.RxDrops, d.TxDrops, d.RxOverruns)
-	if st.ENIValid {
-		n := st.ENI
-		fmt.Fprintf(w, "eni: bw_in_allowance_exceeded %d, bw_out_allowance_exceeded %d, pps_allowance_exceeded %d, conntrack_allowance_exceeded %d, linklocal_allowance_exceeded %d\n",
-			n.BWInAllowanceExceeded, n.BWOutAllowanceExceeded, n.PPSAllowanceExceeded, n.ConntrackAllowanceExceeded, n.LinklocalAllowanceExceeded)
-	} else {
-		fmt.Fprintln(w, "eni: not reported by this device")
+// statsSource returns how to take a snapshot: through the holder's control
+// socket, or from a device enactl brings up itself.
+func statsSource(ctx context.Context, e *env, fs *flags, df deviceFlags, socket string) (func(context.Context) (observe.Snapshot, error), func(), int) {
+	c, err := findHolder(ctx, e, "stats", *df.device, socket)
+	if err != nil {
+		return nil, nil, fail(e, "stats", err)
 	}
-	dr := st.Driver
-	fmt.Fprintf(w, "driver: admin commands %d (failed %d, timed out %d), aenq events %d, keep-alives %d, link changes %d, resets %v\n",
-		dr.AdminCommands, dr.AdminFailures, dr.AdminTimeouts, dr.AENQEvents, dr.KeepAlives, dr.LinkChanges, dr.Resets)
-	for i, q := range st.Queues {
-		fmt.Fprintf(w, "queue %d: tx %d pkts %d bytes %d doorbells %d no-space; rx %d pkts %d bytes %d doorbells %d no-buffer %d l4csum-bad\n",
-			i, q.Tx.Packets, q.Tx.Bytes, q.Tx.Doorbells, q.Tx.NoSpace, q.Rx.Packets, q.Rx.Bytes, q.Rx.Doorbells, q.Rx.NoBuffer, q.Rx.L4CsumBad)
+	if c != nil {
+		return c.Stats, func() { c.Close() }, exitOK
 	}
+	fmt.Fprintf(e.stderr, "enactl stats: no running process serves %s; bringing it up here (counters start at zero)\n", *df.device)
+	r, ok, code := openDevice(e, "stats", fs, df, oneQueue)
+	if !ok {
+		return nil, nil, code
+	}
+	name := r.dev.Info().Identity.Address
+	return func(ctx context.Context) (observe.Snapshot, error) {
+		s := observe.Take(ctx, r.dev, name)
+		if s.Error != "" && ctx.Err() != nil {
+			return s, ctx.Err()
+		}
+		return s, nil
+	}, r.Close, exitOK
+}
+
+// statsJSON is one sample of `enactl stats --json`.
+type statsJSON struct {
+	Device   string             `json:"device"`
+	Time     time.Time          `json:"time"`
+	Error    string             `json:"error,omitempty"`
+	Counters map[string]uint64  `json:"counters"`
+	Rates    map[string]float64 `json:"rates_per_second,omitempty"`
+}
+
+func writeStatsJSON(w io.Writer, s observe.Snapshot, rates map[string]float64) {
+	json.NewEncoder(w).Encode(statsJSON{Device: s.Device, Time: s.Time, Error: s.Error, Counters: s.Values(), Rates: rates})
 }

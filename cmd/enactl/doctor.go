@@ -1,0 +1,3 @@
+package main
+
+func cmdDoctor(e *env, args []string) int { return exitUsage }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/enanet/enanet/ena"
+	"github.com/enanet/enanet/ena/control"
+	"github.com/enanet/enanet/ena/enasim"
+)
+
+// holdSim runs a simulated device in this process and serves its control
+// socket in dir, as enahttp does.
+func holdSim(t *testing.T, dir string) (*ena.Device, *control.Server) {
+	t.Helper()
+	wire := enasim.NewLoopback()
+	sim, err := enasim.New(enasim.Config{Wire: wire})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sim.Close(); _ = wire.Close() })
+	d, err := ena.Open(sim, ena.Config{Queues: 2, TxDepth: 256, RxDepth: 256, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close() })
+	srv, err := control.Serve(d, control.Options{Dir: dir, Program: "enahttp", Kind: "simulated ENA"})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	return d, srv
+}
+
+func TestCommandsOnHeldDevice(t *testing.T) {
+	dir := t.TempDir()
+	_, srv := holdSim(t, dir)
+
+	code, out, errs := enactlIn(t, dir, "stats", "--device", "sim", "--watch", "20ms", "--count", "3")
+	require.Equal(t, 0, code, errs)
+	require.NotContains(t, errs, "bringing it up here")
+	require.Equal(t, 3, strings.Count(out, "COUNTER"))
+	require.Contains(t, out, "1      rx", "the held device's 2 queues, not a fresh one's 1")
+	require.Contains(t, out, "pkt/s")
+
+	code, out, errs = enactlIn(t, dir, "stats", "--device", "sim", "--json", "--watch", "20ms", "--count", "2")
+	require.Equal(t, 0, code, errs)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2)
+	var sample struct {
+		Counters map[string]uint64  `json:"counters"`
+		Rates    map[string]float64 `json:"rates_per_second"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &sample))
+	require.Contains(t, sample.Counters, "queue_1_tx_cnt")
+	require.Contains(t, sample.Rates, "queue_1_tx_cnt")
+
+	code, out, errs = enactlIn(t, dir, "info", "--device", "sim", "--json")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, `"queues": 2`)
+
+	code, out, errs = enactlIn(t, dir, "reset", "--device", "sim")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "held by enahttp pid")
+	require.Contains(t, out, "reason USER_TRIGGER")
+	_, out, _ = enactlIn(t, dir, "stats", "--device", "sim")
+	require.Contains(t, out, "reset_user_trigger")
+
+	code, out, errs = enactlIn(t, dir, "list", "--device", "sim")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "Simulated devices in use:")
+	require.Contains(t, out, srv.Path())
+
+	// Explicit sockets: ours, and paths that are not.
+	code, _, errs = enactlIn(t, dir, "info", "--device", "sim", "--socket", srv.Path())
+	require.Equal(t, 0, code, errs)
+	notOurs := filepath.Join(dir, "notes.txt")
+	require.NoError(t, os.WriteFile(notOurs, []byte("x"), 0o600))
+	code, _, errs = enactlIn(t, dir, "stats", "--device", "sim", "--socket", notOurs)
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errs, "is not an enanet control socket (it is a regular file")
+}
+
+func TestStaleSocketRemoved(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sim-999999.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	require.NoError(t, err)
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	code, _, errs := enactlIn(t, dir, "list", "--device", "sim")
+	require.Equal(t, 0, code)
+	require.Contains(t, errs, "removed stale control socket "+path+" (the process that served it is gone)")
+	_, err = os.Stat(path)
+	require.True(t, os.IsNotExist(err))
+
+	code, _, errs = enactlIn(t, dir, "reset", "--device", "sim")
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errs, "no running process serves sim")
+}
