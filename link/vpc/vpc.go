@@ -99,6 +99,8 @@ type VPC struct {
 
 	router netip.Prefix
 	first  netip.Addr
+
+	services *services // resolver and metadata (services.go)
 }
 
 // CheckSubnet says why router (address and prefix) cannot be a simulated
@@ -182,7 +184,16 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 		v.Close()
 		return nil, fmt.Errorf("vpc: setting the TCP receive buffer to %d bytes: %s", cfg.TCPBuffer, terr)
 	}
-	if v.DHCP, err = ServeDHCP(v.Stack, DHCPServerConfig{First: v.first, Count: cfg.Leases, Router: cfg.Router.Addr()}); err != nil {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if v.services, err = startServices(v.Stack, cfg.Router, log); err != nil {
+		v.Close()
+		return nil, err
+	}
+	if v.DHCP, err = ServeDHCP(v.Stack, DHCPServerConfig{First: v.first, Count: cfg.Leases, Router: cfg.Router.Addr(),
+		DNS: []netip.Addr{v.services.resolver}}); err != nil {
 		v.Close()
 		return nil, err // already says "vpc: DHCP server: ..."
 	}
@@ -207,6 +218,7 @@ func (v *VPC) Close() {
 	if v.DHCP != nil {
 		v.DHCP.Close()
 	}
+	v.services.close()
 	if v.Stack != nil {
 		v.Stack.Close()
 	}
