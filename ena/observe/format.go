@@ -17,8 +17,10 @@ func WriteTable(w io.Writer, s Snapshot, rates map[string]float64) error {
 	if s.Error != "" {
 		fmt.Fprintf(w, "Device counters unavailable: %s (driver and queue counters follow)\n", s.Error)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\nCOUNTER\tVALUE\tPER SECOND\t")
+	// Names left-aligned, numbers right-aligned.
+	type line struct{ name, value, rate string }
+	var lines []*line // nil entries separate groups
+	wn, wv, wr := len("COUNTER"), len("VALUE"), len("PER SECOND")
 	var group Group
 	for _, c := range s.Counters {
 		if c.Queue >= 0 {
@@ -26,14 +28,23 @@ func WriteTable(w io.Writer, s Snapshot, rates map[string]float64) error {
 		}
 		if g := GroupOf(c); g != group {
 			if group != "" {
-				fmt.Fprintln(tw, "\t\t\t")
+				lines = append(lines, nil)
 			}
 			group = g
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", c.Name, FormatValue(c.Value, c.Unit), rateCell(c, rates))
+		l := &line{c.Name, FormatValue(c.Value, c.Unit), rateCell(c, rates)}
+		wn, wv, wr = max(wn, len(l.name)), max(wv, len(l.value)), max(wr, len(l.rate))
+		lines = append(lines, l)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	fmt.Fprintf(w, "\n%-*s  %*s  %*s\n", wn, "COUNTER", wv, "VALUE", wr, "PER SECOND")
+	for _, l := range lines {
+		if l == nil {
+			fmt.Fprintln(w)
+			continue
+		}
+		if _, err := fmt.Fprintf(w, "%-*s  %*s  %*s\n", wn, l.name, wv, l.value, wr, l.rate); err != nil {
+			return err
+		}
 	}
 	return writeQueues(w, s, rates)
 }
@@ -102,7 +113,7 @@ func writeQueues(w io.Writer, s Snapshot, rates map[string]float64) error {
 
 func rateCell(c Counter, rates map[string]float64) string {
 	if c.Gauge {
-		return "(level)"
+		return "gauge"
 	}
 	v, ok := rates[c.Name]
 	if !ok {
@@ -111,17 +122,17 @@ func rateCell(c Counter, rates map[string]float64) string {
 	if c.Unit == Bytes {
 		return FormatBits(v * 8)
 	}
-	return FormatCount(uint64(v+0.5)) + " " + perSecond(c.Unit)
+	return FormatCount(uint64(v+0.5)) + perSecond(c.Unit)
 }
 
 func perSecond(u Unit) string {
 	switch u {
 	case Packets:
-		return "pkt/s"
+		return " pkt/s"
 	case Commands:
-		return "cmd/s"
+		return " cmd/s"
 	case Connections:
-		return "conn/s"
+		return " conn/s"
 	}
 	return "/s"
 }

@@ -75,7 +75,7 @@ func TestRatesAndTable(t *testing.T) {
 	var b bytes.Buffer
 	require.NoError(t, observe.WriteTable(&b, cur, r))
 	out := b.String()
-	for _, want := range []string{"COUNTER", "conntrack_allowance_available", "27 conn", "(level)",
+	for _, want := range []string{"COUNTER", "conntrack_allowance_available", "27 conn", "gauge",
 		"QUEUE", "PACKETS/S", "100 pkt/s", "8.0 kbit/s", "2.9 KiB", "queue_stop 7"} {
 		require.Contains(t, out, want)
 	}

@@ -237,7 +237,8 @@ func (s *services) metadata(w http.ResponseWriter, r *http.Request) {
 	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	values := map[string]string{
-		"/latest/meta-data/":                            "instance-id\ninstance-type\nlocal-ipv4\nplacement/\n",
+		"/latest/meta-data/":                            "instance-id\ninstance-type\nlocal-hostname\nlocal-ipv4\nplacement/\n",
+		"/latest/meta-data/local-hostname":              "ip-" + strings.ReplaceAll(host, ".", "-") + ".sim-1.compute.internal",
 		"/latest/meta-data/instance-id":                 MetadataInstanceID,
 		"/latest/meta-data/instance-type":               "enasim.large",
 		"/latest/meta-data/local-ipv4":                  host,

@@ -85,6 +85,12 @@ func TestVPCMetadata(t *testing.T) {
 	code, body = get("/latest/meta-data/local-ipv4", "")
 	require.Equal(t, 200, code)
 	require.Equal(t, FirstLease.String(), body)
+	code, body = get("/latest/meta-data/local-hostname", "")
+	require.Equal(t, 200, code)
+	require.Equal(t, "ip-172-31-0-10.sim-1.compute.internal", body)
+	addrs, err := e.resolver(ResolverAddr).LookupNetIP(context.Background(), "ip4", body)
+	require.NoError(t, err)
+	require.Equal(t, []netip.Addr{FirstLease}, addrs)
 
 	req, _ := http.NewRequest("PUT", base+"/latest/api/token", nil)
 	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
