@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -11,13 +12,10 @@ import (
 	"github.com/enanet/enanet/vfio/pci"
 )
 
-// controlDir is where running devices' control sockets live.
-func controlDir(e *env) string {
-	if d := e.getenv(control.DirEnv); d != "" {
-		return d
-	}
-	return control.DefaultDir
-}
+// controlDir is where running devices' control sockets live (the rule
+// servers follow: $ENANET_CONTROL_DIR, /run/enanet for root,
+// $XDG_RUNTIME_DIR/enanet for other users).
+func controlDir(e *env) string { return control.DirFor(e.getenv, os.Geteuid()) }
 
 // scanHolders lists the live control sockets, removing stale ones with a
 // message on stderr.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,7 +57,11 @@ func dial(t *testing.T, path string) *control.Client {
 func TestServeOperations(t *testing.T) {
 	dir := t.TempDir()
 	d, srv := serve(t, dir)
-	require.Equal(t, filepath.Join(dir, "sim-"+itoa(os.Getpid())+".sock"), srv.Path())
+	require.Regexp(t, `^`+regexp.QuoteMeta(filepath.Join(dir, "sim-"+strconv.Itoa(os.Getpid())+"-"))+`\d+\.sock$`, srv.Path())
+	// A second simulated device of the same process gets its own socket.
+	_, srv2 := serve(t, dir)
+	require.NotEqual(t, srv.Path(), srv2.Path())
+	srv2.Close()
 	fi, err := os.Stat(srv.Path())
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
@@ -94,8 +99,6 @@ func TestServeOperations(t *testing.T) {
 	_, err = os.Stat(srv.Path())
 	require.True(t, os.IsNotExist(err), "Close removes the socket")
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestStaleAndForeignPaths: a socket left by a dead process is removed, a
 // live one is not taken over, a path that is not a socket is refused on

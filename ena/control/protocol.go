@@ -7,8 +7,8 @@
 //	srv, err := control.Serve(dev, control.Options{Program: "myservice"})
 //	defer srv.Close()
 //
-// The socket lives in Dir (default /run/enanet, or $ENANET_CONTROL_DIR),
-// is named after the device (0000:00:06.0.sock; sim-<pid>.sock for a
+// The socket lives in Options.Dir (default Dir(): /run/enanet for root),
+// is named after the device (0000:00:06.0.sock; sim-<pid>-<n>.sock for a
 // simulated device, of which every process has its own), has mode 0600,
 // and the server checks every peer's credentials (SO_PEERCRED): only root
 // and the server's own user may use it.
@@ -36,7 +36,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/enanet/enanet/ena/observe"
@@ -74,10 +74,18 @@ const DefaultDir = "/run/enanet"
 // (tests, or a system without /run).
 const DirEnv = "ENANET_CONTROL_DIR"
 
-// Dir returns the socket directory: $ENANET_CONTROL_DIR, else DefaultDir.
-func Dir() string {
-	if d := os.Getenv(DirEnv); d != "" {
+// Dir returns the socket directory: $ENANET_CONTROL_DIR if set; else for
+// root DefaultDir, and for other users $XDG_RUNTIME_DIR/enanet (their own
+// runtime directory, since /run is root's) when set.
+func Dir() string { return DirFor(os.Getenv, os.Geteuid()) }
+
+// DirFor is Dir with the environment and effective uid given.
+func DirFor(getenv func(string) string, euid int) string {
+	if d := getenv(DirEnv); d != "" {
 		return d
+	}
+	if x := getenv("XDG_RUNTIME_DIR"); euid != 0 && x != "" {
+		return filepath.Join(x, "enanet")
 	}
 	return DefaultDir
 }
@@ -131,18 +139,16 @@ type ResetResult struct {
 // unique per process.
 var pciAddress = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
 
-// SocketName is the socket file name for a device: the PCI address, or
-// for a simulated device "sim-<pid>".
-func SocketName(address string, pid int) string {
+// simSeq numbers the simulated devices of this process.
+var simSeq atomic.Uint32
+
+// socketName is the socket file name for a device: the PCI address, or
+// for a simulated device "sim-<pid>-<n>" (a process may run several).
+func socketName(address string) string {
 	if pciAddress.MatchString(address) {
 		return address + ".sock"
 	}
-	return "sim-" + strconv.Itoa(pid) + ".sock"
-}
-
-// SocketPath is SocketName in dir.
-func SocketPath(dir, address string, pid int) string {
-	return filepath.Join(dir, SocketName(address, pid))
+	return fmt.Sprintf("sim-%d-%d.sock", os.Getpid(), simSeq.Add(1))
 }
 
 // IsSimSocket reports whether a socket file name is a simulated device's.

@@ -37,8 +37,8 @@ const (
 	MaxConns = 16
 )
 
-// Options configure Serve. The zero value serves the device in Dir() under
-// its SocketName, naming the program after os.Args[0].
+// Options configure Serve. The zero value serves the device in Dir(),
+// naming the program after os.Args[0].
 type Options struct {
 	// Dir is the socket directory; "" means Dir().
 	Dir string
@@ -93,7 +93,7 @@ func Serve(dev *ena.Device, o Options) (*Server, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("control: socket directory: %w", err)
 		}
-		path = SocketPath(dir, in.Identity.Address, os.Getpid())
+		path = filepath.Join(dir, socketName(in.Identity.Address))
 	}
 	if err := clearStale(path, log); err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/enanet/enanet/ena"
+	"github.com/enanet/enanet/ena/control"
 	"github.com/enanet/enanet/ena/enasim"
 	"github.com/enanet/enanet/internal/devopen"
 	"github.com/enanet/enanet/link"
@@ -68,6 +69,9 @@ type Config struct {
 	VPCMTU int
 	// Logger receives driver and stack events; nil discards them.
 	Logger *slog.Logger
+	// Program names this process on the device's control socket (enactl
+	// list); "" means the executable's name.
+	Program string
 }
 
 // AddFlags registers the common device and network flags on fs, writing
@@ -143,6 +147,9 @@ type Host struct {
 	Stack *link.Stack
 	// VPC is the simulated VPC, nil on a real device.
 	VPC *vpc.VPC
+	// Control serves the device's control socket (enactl stats, info,
+	// reset); nil when it could not be created (logged, not fatal).
+	Control *control.Server
 
 	pcap  *os.File
 	fatal chan error
@@ -245,6 +252,11 @@ func Open(c Config) (h *Host, err error) {
 		PollMode: c.Poll, AdminPolling: c.Poll}); err != nil {
 		return h, err
 	}
+	if h.Control, err = control.Serve(h.Dev, control.Options{Program: c.Program, Kind: h.Kind, Logger: log}); err != nil {
+		// The device works without it; only enactl cannot reach it.
+		log.Warn("no control socket: enactl stats, info and reset cannot reach this process", "err", err)
+		err = nil
+	}
 	if c.Pcap != "" {
 		if h.pcap, err = os.Create(c.Pcap); err != nil {
 			return h, fmt.Errorf("--pcap: %w", err)
@@ -297,6 +309,9 @@ func (h *Host) Addr(port uint16) netip.AddrPort {
 func (h *Host) Close() {
 	if h.Stack != nil {
 		h.Stack.Close()
+	}
+	if h.Control != nil {
+		h.Control.Close()
 	}
 	if h.Dev != nil {
 		h.Dev.Close()
