@@ -97,6 +97,7 @@ func start(c config) (a *app, err error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.handleHTML)
 	mux.HandleFunc("GET /api/v1/status", a.handleJSON)
+	mux.Handle("GET /metrics", a.metricsHandler())
 	mux.HandleFunc("GET /bytes", handleBytes)
 	mux.HandleFunc("POST /sink", sinkHandler(maxBulk))
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

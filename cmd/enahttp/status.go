@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/enanet/enanet/ena/observe"
 	"github.com/enanet/enanet/link"
 	"github.com/enanet/enanet/rings"
 )
@@ -33,7 +34,10 @@ type Status struct {
 	// CountersTime is when the queue, device, ENI and driver counters
 	// were read: requests share one snapshot for up to snapshotMaxAge.
 	CountersTime time.Time `json:"counters_time"`
-	Error        string    `json:"error,omitempty"` // device counters unavailable (e.g. during a reset)
+	// Counters are all counters under their ethtool -S names
+	// (package ena/observe), conntrack_allowance_available included.
+	Counters map[string]uint64 `json:"counters"`
+	Error    string            `json:"error,omitempty"` // device counters unavailable (e.g. during a reset)
 }
 
 // DeviceInfo identifies the device.
@@ -186,6 +190,10 @@ func (a *app) status(ctx context.Context) Status {
 		AdminTimeouts: dr.AdminTimeouts, AdminOutOfSpace: dr.AdminOutOfSpace, AENQEvents: dr.AENQEvents,
 		KeepAlives: dr.KeepAlives, LinkChanges: dr.LinkChanges}
 	st.Endpoint = eps
+	st.Counters = map[string]uint64{}
+	for _, c := range observe.Counters(&ds) {
+		st.Counters[c.Name] = c.Value
+	}
 	return st
 }
 
