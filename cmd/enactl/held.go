@@ -30,6 +30,9 @@ func scanHolders(ctx context.Context, e *env, cmd string) control.Scan {
 // findHolder looks for the process that holds device ("sim" or a PCI
 // address) through its control socket, or uses socket when given. It
 // returns a connected client, or nil when no process serves the device.
+// A socket for the device that this user may not use is an error for a
+// real device; for sim (where a fresh simulated device is an alternative)
+// it is a warning.
 func findHolder(ctx context.Context, e *env, cmd, device, socket string) (*control.Client, error) {
 	if socket != "" {
 		c, err := control.Dial(ctx, socket)
@@ -53,13 +56,20 @@ func findHolder(ctx context.Context, e *env, cmd, device, socket string) (*contr
 			match = append(match, ep)
 		}
 	}
+	var unreachable error
 	for _, p := range sc.Problems {
-		if strings.Contains(p.Error(), want) || (want == "sim" && strings.Contains(p.Error(), "/sim-")) {
-			fmt.Fprintf(e.stderr, "enactl %s: warning: %v\n", cmd, p)
+		if strings.Contains(p.Error(), "/"+want+".sock") || (want == "sim" && strings.Contains(p.Error(), "/sim-")) {
+			unreachable = p
+			if want == "sim" && cmd != "reset" {
+				fmt.Fprintf(e.stderr, "enactl %s: warning: %v\n", cmd, p)
+			}
 		}
 	}
 	switch len(match) {
 	case 0:
+		if unreachable != nil && (want != "sim" || cmd == "reset") {
+			return nil, unreachable
+		}
 		return nil, nil
 	case 1:
 		return control.Dial(ctx, match[0].Path)

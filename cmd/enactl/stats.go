@@ -98,7 +98,7 @@ func statsSource(ctx context.Context, e *env, fs *flags, df deviceFlags, socket 
 	if c != nil {
 		return c.Stats, func() { c.Close() }, exitOK
 	}
-	fmt.Fprintf(e.stderr, "enactl stats: no running process serves %s; bringing it up here (counters start at zero)\n", *df.device)
+	fmt.Fprintf(e.stderr, "enactl stats: no running process that this user can reach serves %s; bringing it up here (counters start at zero)\n", *df.device)
 	r, ok, code := openDevice(e, "stats", fs, df, oneQueue)
 	if !ok {
 		return nil, nil, code
