@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/enanet/enanet/ena/control"
 	"github.com/enanet/enanet/ena/observe"
 )
 
@@ -96,7 +98,24 @@ func statsSource(ctx context.Context, e *env, fs *flags, df deviceFlags, socket 
 		return nil, nil, fail(e, "stats", err)
 	}
 	if c != nil {
-		return c.Stats, func() { c.Close() }, exitOK
+		// One connection for the whole watch; if the server dropped it
+		// (idle timeout with a long --watch), dial again once.
+		path := c.Path()
+		take := func(ctx context.Context) (observe.Snapshot, error) {
+			s, err := c.Stats(ctx)
+			var remote *control.Error
+			if err == nil || errors.As(err, &remote) || ctx.Err() != nil {
+				return s, err
+			}
+			c.Close()
+			nc, derr := control.Dial(ctx, path)
+			if derr != nil {
+				return s, fmt.Errorf("lost %s: the process serving the device stopped or closed the socket (%v)", path, derr)
+			}
+			c = nc
+			return c.Stats(ctx)
+		}
+		return take, func() { c.Close() }, exitOK
 	}
 	fmt.Fprintf(e.stderr, "enactl stats: no running process that this user can reach serves %s; bringing it up here (counters start at zero)\n", *df.device)
 	r, ok, code := openDevice(e, "stats", fs, df, oneQueue)
