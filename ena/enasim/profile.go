@@ -260,16 +260,28 @@ var profiles = map[string]*Profile{
 
 // ProfileByName returns a copy of the named profile ("nitro-v3", "nitro-v4",
 // "no-llq"; "" is the default nitro-v3).
+//
+// The suffix "+express" (e.g. "nitro-v4+express") turns ENA Express on
+// (Profile.ENAExpress), so tools show the SRD counters.
 func ProfileByName(name string) (Profile, error) {
 	if name == "" {
 		return ProfileNitroV3, nil
 	}
-	p, ok := profiles[strings.ToLower(name)]
+	base, express := strings.CutSuffix(strings.ToLower(name), ExpressSuffix)
+	p, ok := profiles[base]
 	if !ok {
-		return Profile{}, fmt.Errorf("enasim: unknown profile %q (known: %s)", name, strings.Join(ProfileNames(), ", "))
+		return Profile{}, fmt.Errorf("enasim: unknown profile %q (known: %s, each with %s for ENA Express)", name, strings.Join(ProfileNames(), ", "), ExpressSuffix)
 	}
-	return *p, nil
+	prof := *p
+	if express {
+		prof.ENAExpress = true
+		prof.Name += ExpressSuffix
+	}
+	return prof, nil
 }
+
+// ExpressSuffix on a profile name turns ENA Express on (ProfileByName).
+const ExpressSuffix = "+express"
 
 // ProfileNames lists the built-in profile names, sorted.
 func ProfileNames() []string {
