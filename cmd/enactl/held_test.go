@@ -99,3 +99,24 @@ func TestStaleSocketRemoved(t *testing.T) {
 	require.Equal(t, exitFailure, code)
 	require.Contains(t, errs, "no running process serves sim")
 }
+
+// TestListShowsHolder: a process serving 0000:00:06.0's socket appears in
+// the HOLDER column.
+func TestListShowsHolder(t *testing.T) {
+	tr, rt := tree(t)
+	dir := t.TempDir()
+	wire := enasim.NewLoopback()
+	sim, err := enasim.New(enasim.Config{Wire: wire})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sim.Close(); _ = wire.Close() })
+	d, err := ena.Open(sim, ena.Config{Queues: 1, TxDepth: 256, RxDepth: 256, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close() })
+	srv, err := control.Serve(d, control.Options{Path: filepath.Join(dir, "0000:00:06.0.sock"), Program: "myservice"})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	code, out, errs := enactlIn(t, dir, "list", "--sysfs", tr.Root, "--route-file", rt)
+	require.Equal(t, 0, code, errs)
+	require.Regexp(t, `(?m)^0000:00:06\.0 .* myservice pid \d+$`, out)
+	require.Regexp(t, `(?m)^0000:00:05\.0 .* -$`, out)
+}
