@@ -67,3 +67,16 @@ func TestSetupReportsOnlyDoneChanges(t *testing.T) {
 	require.NotContains(t, out, "changed:")
 	require.Contains(t, errs, "reserve hugepages: permission denied")
 }
+
+func TestStatsFlagErrors(t *testing.T) {
+	for _, tc := range []struct{ args, want string }{
+		{"--watch -1s", "must not be negative"},
+		{"--count 3", "--count needs --watch"},
+		{"--watch 1ms", "at least 10ms"},
+	} {
+		code, out, errs := enactl(t, append([]string{"stats", "--device", "sim"}, strings.Fields(tc.args)...)...)
+		require.Equal(t, exitUsage, code, tc.args)
+		require.Contains(t, errs, tc.want)
+		require.Empty(t, out)
+	}
+}

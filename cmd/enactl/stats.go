@@ -46,6 +46,10 @@ func cmdStats(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "enactl stats: --watch and --count must not be negative")
 		return exitUsage
 	}
+	if *count > 0 && *watch == 0 {
+		fmt.Fprintln(e.stderr, "enactl stats: --count needs --watch (e.g. --watch 1s --count 10)")
+		return exitUsage
+	}
 	if *watch > 0 && *watch < 10*time.Millisecond {
 		fmt.Fprintln(e.stderr, "enactl stats: --watch must be at least 10ms")
 		return exitUsage
