@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/enanet/enanet/ena"
 	"github.com/enanet/enanet/ena/spec"
@@ -145,10 +144,15 @@ func offloadNames(o ena.Offloads) []string {
 	return names
 }
 
-// WriteInfo prints in as an aligned two-column table with units.
+// WriteInfo prints in as an aligned two-column table with units: "key:"
+// padded to 20 columns, then the value (scripts match these lines).
 func WriteInfo(w io.Writer, in Info) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
+	var err error
+	row := func(k, format string, a ...any) {
+		if err == nil {
+			_, err = fmt.Fprintf(w, "%-20s "+format+"\n", append([]any{k + ":"}, a...)...)
+		}
+	}
 	if in.Kind != "" {
 		row("device", "%s", in.Kind)
 	}
@@ -177,7 +181,7 @@ func WriteInfo(w io.Writer, in Info) error {
 	row("hints", "watchdog %s, missing Tx completion %s after %d packets, admin timeout %s, MMIO read timeout %s",
 		ms(h.DriverWatchdogTimeoutMs), ms(h.MissingTxCompletionTimeout), h.MissedTxCompletionThreshold,
 		ms(h.AdminCompletionTimeoutMs), ms(h.MMIOReadTimeoutMs))
-	return tw.Flush()
+	return err
 }
 
 func ms(v int) string {
