@@ -160,6 +160,10 @@ func cmdDoctor(e *env, args []string) int {
 			return exitUsage
 		}
 	}
+	if *peer != "" && *device == devopen.Sim {
+		fmt.Fprintln(e.stderr, "enactl doctor: --peer applies to a real device: with sim the simulated VPC runs the iperf3 server")
+		return exitUsage
+	}
 	if *profile != "" && *device != devopen.Sim {
 		fmt.Fprintln(e.stderr, "enactl doctor: --profile applies to --device sim only")
 		return exitUsage

@@ -59,11 +59,14 @@ func TestDoctorFailures(t *testing.T) {
 	require.False(t, rep.Passed)
 
 	// A device bound to its kernel driver: the fix is enactl bind.
-	code, out, _ = enactl(t, "doctor", "--device", "0000:00:06.0", "--sysfs", tr.Root, "--proc", filepath.Join(tr.Root, "proc"), "--report", path)
+	code, out, errs = enactl(t, "doctor", "--device", "0000:00:06.0", "--sysfs", tr.Root, "--proc", filepath.Join(tr.Root, "proc"), "--report", path)
 	require.Equal(t, exitFailure, code)
 	require.Contains(t, out, "0000:00:06.0 is bound to ena, not vfio-pci")
 	require.Contains(t, out, "sudo enactl bind 0000:00:06.0")
 
+	code, _, errs = enactl(t, "doctor", "--device", "sim", "--peer", "172.31.0.5:5201")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errs, "--peer applies to a real device")
 	for _, bad := range [][]string{{"--duration", "0s"}, {"--peer", "nowhere"}, {"--profile", "nitro-v4"}} {
 		code, _, errs := enactl(t, append([]string{"doctor", "--device", "0000:00:06.0"}, bad...)...)
 		require.Equal(t, exitUsage, code, "%v: %s", bad, errs)
