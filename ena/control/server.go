@@ -121,9 +121,9 @@ func Serve(dev *ena.Device, o Options) (*Server, error) {
 	return s, nil
 }
 
-// listen creates the socket with mode 0600 from the start: the umask is
-// not process-wide-safe to change, so the socket is bound under a
-// temporary name, chmodded, then renamed into place.
+// listen creates the socket so that it is never reachable with a looser
+// mode than 0600: changing the umask would affect the whole process, so the
+// socket is bound under a temporary name, chmodded, then renamed into place.
 func listen(path string) (*net.UnixListener, error) {
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
 	_ = os.Remove(tmp)
