@@ -121,9 +121,11 @@ func Serve(dev *ena.Device, o Options) (*Server, error) {
 	return s, nil
 }
 
-// listen creates the socket so that it is never reachable with a looser
-// mode than 0600: changing the umask would affect the whole process, so the
-// socket is bound under a temporary name, chmodded, then renamed into place.
+// listen creates the socket so that it appears at its path only with mode
+// 0600: changing the umask would affect the whole process, so the socket is
+// bound under a temporary name, chmodded, then renamed into place (a client
+// of another user that reaches the temporary name meanwhile still meets
+// the peer check).
 func listen(path string) (*net.UnixListener, error) {
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
 	_ = os.Remove(tmp)
