@@ -18,7 +18,14 @@ type driverCounters struct {
 	resets                              [numResetReasons + 1]atomic.Uint64 // last slot: unknown codes
 	aenqEvents, keepAlives, linkChanges atomic.Uint64
 	kaRxDrops, kaTxDrops, kaRxOverruns  atomic.Uint64 // from the last keep-alive (§5.3)
+	// metricsMask caches the customer metrics the device supports
+	// (metricsKnown set once discovered); customerMetrics clears it when a
+	// read fails, so the next one asks again.
+	metricsMask atomic.Uint64
 }
+
+// metricsKnown marks metricsMask as discovered.
+const metricsKnown = 1 << 63
 
 func (c *driverCounters) countReset(r spec.ResetReason) {
 	c.resets[min(int(r), numResetReasons)].Add(1)
@@ -101,8 +108,8 @@ func (d *Device) Stats(ctx context.Context) (Stats, error) {
 		return s, err
 	}
 	s.Device = spec.DecodeBasicStats(p)
-	switch caps := d.attrs.Capabilities; {
-	case spec.CapCustomerMetrics.In(caps):
+	caps := d.attrs.Capabilities
+	if spec.CapCustomerMetrics.In(caps) {
 		// The customer metrics include the five ENI counters, so one
 		// command replaces GET_STATS ENI, as in Linux's driver.
 		m, err := d.customerMetrics(ctx)
@@ -120,7 +127,8 @@ func (d *Device) Stats(ctx context.Context) (Stats, error) {
 			}
 			s.ENIValid = true
 		}
-	case spec.CapENIStats.In(caps):
+	}
+	if !s.ENIValid && spec.CapENIStats.In(caps) {
 		if err := ctx.Err(); err != nil {
 			return s, err
 		}
@@ -143,33 +151,39 @@ func (d *Device) Stats(ctx context.Context) (Stats, error) {
 	return s, nil
 }
 
-// customerMetrics reads GET_STATS CUSTOMER_METRICS (§4.7): first which
+// customerMetrics reads GET_STATS CUSTOMER_METRICS (§4.7): once, which
 // metrics the device supports (no buffer, the support mask requested), then
-// those metrics into the control page, one u64 per requested bit in bit
-// order.
+// on every call those metrics into the control page, one u64 per requested
+// bit in bit order.
 func (d *Device) customerMetrics(ctx context.Context) (CustomerMetrics, error) {
 	var m CustomerMetrics
 	if err := ctx.Err(); err != nil {
 		return m, err
 	}
-	p, err := d.getStatsCmd(spec.GetStatsCmd{Type: spec.StatsCustomerMetrics, RequestedMetrics: spec.CustomerMetricsSupportMask})
-	if err != nil {
-		return m, err
+	mask := d.counters.metricsMask.Load()
+	if mask&metricsKnown == 0 {
+		p, err := d.getStatsCmd(spec.GetStatsCmd{Type: spec.StatsCustomerMetrics, RequestedMetrics: spec.CustomerMetricsSupportMask})
+		if err != nil {
+			return m, err
+		}
+		mask = spec.DecodeCustomerMetrics(p).ReportedMetrics&spec.CustomerMetricsSupportMask | metricsKnown
+		d.counters.metricsMask.Store(mask)
+		if err := ctx.Err(); err != nil {
+			return m, err
+		}
 	}
-	supported := spec.DecodeCustomerMetrics(p).ReportedMetrics & spec.CustomerMetricsSupportMask
+	supported := mask &^ metricsKnown
 	if supported == 0 {
 		return m, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return m, err
 	}
 	n := spec.CustomerMetricsBufLen(supported)
 	d.ctrlMu.Lock()
 	defer d.ctrlMu.Unlock()
 	clear(d.ctrl.Bytes[:n])
-	p, err = d.getStatsCmd(spec.GetStatsCmd{Type: spec.StatsCustomerMetrics, RequestedMetrics: supported,
+	p, err := d.getStatsCmd(spec.GetStatsCmd{Type: spec.StatsCustomerMetrics, RequestedMetrics: supported,
 		CtrlBuf: spec.CtrlBuf{Length: spec.CustomerMetricsBufSize, Addr: d.ctrl.Addr}})
 	if err != nil {
+		d.counters.metricsMask.Store(0)
 		return m, err
 	}
 	// The device may report fewer metrics than requested; the buffer

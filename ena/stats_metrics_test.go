@@ -21,6 +21,16 @@ func TestStatsCustomerMetrics(t *testing.T) {
 	require.Equal(t, enasim.ProfileNitroV3.ConntrackAllowance, st.Metrics.Values[spec.MetricConntrackAllowanceAvailable])
 	require.True(t, st.ENIValid)
 	require.False(t, st.SRDValid, "nitro-v3 does not offer ENA Express")
+
+	// Support is discovered once: later reads cost BASIC and one
+	// CUSTOMER_METRICS command, no more.
+	before := st.Driver.AdminCommands
+	st, err = d.Stats(context.Background())
+	require.NoError(t, err)
+	after, err := d.Stats(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), after.Driver.AdminCommands-st.Driver.AdminCommands)
+	require.Less(t, before, st.Driver.AdminCommands)
 }
 
 // TestStatsENAExpress reads the SRD counters from a device that offers
