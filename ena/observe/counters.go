@@ -153,6 +153,7 @@ var deviceCounters = []deviceDesc{
 
 	{"ena_admin_q_submitted_cmd", "admin commands submitted", GroupAdmin, "", Commands, false, true, drv(func(d *ena.DriverStats) uint64 { return d.AdminCommands })},
 	{"ena_admin_q_no_completion", "admin commands the device did not complete in time", GroupAdmin, "", Commands, false, true, drv(func(d *ena.DriverStats) uint64 { return d.AdminTimeouts })},
+	{"ena_admin_q_out_of_space", "admin commands that waited for a free admin queue slot (back-pressure, not a failure)", GroupAdmin, "", Commands, false, true, drv(func(d *ena.DriverStats) uint64 { return d.AdminOutOfSpace })},
 	{"ena_admin_q_failed_cmd", "admin commands that failed (device status, timeout or abort)", GroupAdmin, "", Commands, false, false, drv(func(d *ena.DriverStats) uint64 { return d.AdminFailures })},
 }
 

@@ -38,7 +38,7 @@ func TestCountersUseEthtoolNames(t *testing.T) {
 	for _, name := range []string{"tx_pkts", "rx_bytes", "bw_in_allowance_exceeded", "bw_out_allowance_exceeded",
 		"pps_allowance_exceeded", "conntrack_allowance_exceeded", "linklocal_allowance_exceeded", "conntrack_allowance_available",
 		"ena_srd_mode", "ena_srd_tx_pkts", "ena_srd_eligible_tx_pkts", "ena_srd_rx_pkts", "ena_srd_resource_utilization",
-		"ena_admin_q_submitted_cmd", "ena_admin_q_no_completion",
+		"ena_admin_q_submitted_cmd", "ena_admin_q_no_completion", "ena_admin_q_out_of_space",
 		"queue_0_tx_cnt", "queue_0_tx_bytes", "queue_0_tx_doorbells", "queue_1_rx_cnt", "queue_1_rx_refil_partial", "queue_1_rx_csum_bad"} {
 		require.Contains(t, v, name)
 	}
