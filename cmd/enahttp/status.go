@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/enanet/enanet/ena/observe"
+	"github.com/enanet/enanet/ena/spec"
 	"github.com/enanet/enanet/link"
 	"github.com/enanet/enanet/rings"
 )
@@ -115,6 +116,9 @@ type ENICounters struct {
 	PPSAllowanceExceeded       uint64 `json:"pps_allowance_exceeded"`
 	ConntrackAllowanceExceeded uint64 `json:"conntrack_allowance_exceeded"`
 	LinklocalAllowanceExceeded uint64 `json:"linklocal_allowance_exceeded"`
+	// ConntrackAllowanceAvailable is how many more connections the ENI
+	// can track (GET_STATS CUSTOMER_METRICS); absent when not reported.
+	ConntrackAllowanceAvailable *uint64 `json:"conntrack_allowance_available,omitempty"`
 }
 
 // DriverCounters are the driver's own event counts.
@@ -179,8 +183,13 @@ func (a *app) status(ctx context.Context) Status {
 	d := ds.Device
 	st.DeviceCounters = DeviceCounters{d.TxBytes, d.TxPkts, d.RxBytes, d.RxPkts, d.RxDrops, d.TxDrops, d.RxOverruns}
 	e := ds.ENI
-	st.ENI = ENICounters{ds.ENIValid, e.BWInAllowanceExceeded, e.BWOutAllowanceExceeded,
-		e.PPSAllowanceExceeded, e.ConntrackAllowanceExceeded, e.LinklocalAllowanceExceeded}
+	st.ENI = ENICounters{Valid: ds.ENIValid, BWInAllowanceExceeded: e.BWInAllowanceExceeded,
+		BWOutAllowanceExceeded: e.BWOutAllowanceExceeded, PPSAllowanceExceeded: e.PPSAllowanceExceeded,
+		ConntrackAllowanceExceeded: e.ConntrackAllowanceExceeded, LinklocalAllowanceExceeded: e.LinklocalAllowanceExceeded}
+	if ds.Metrics.Has(spec.MetricConntrackAllowanceAvailable) {
+		v := ds.Metrics.Values[spec.MetricConntrackAllowanceAvailable]
+		st.ENI.ConntrackAllowanceAvailable = &v
+	}
 	st.Resets = map[string]uint64{}
 	for r, n := range ds.Driver.Resets {
 		st.Resets[r.String()] = n
@@ -307,6 +316,7 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 <tr><th>pps</th><td class="num">{{.PPSAllowanceExceeded}}</td></tr>
 <tr><th>conntrack</th><td class="num">{{.ConntrackAllowanceExceeded}}</td></tr>
 <tr><th>linklocal</th><td class="num">{{.LinklocalAllowanceExceeded}}</td></tr>
+{{with .ConntrackAllowanceAvailable}}<tr><th>conntrack allowance available</th><td class="num">{{.}} connections</td></tr>{{end}}
 </table>{{else}}<p>The device does not report ENI statistics.</p>{{end}}{{end}}
 
 <h2>Resets and driver events</h2>
