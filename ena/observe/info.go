@@ -50,7 +50,7 @@ type Info struct {
 	Hints             Hints    `json:"hints"`
 }
 
-// Hints are the device's HW_HINTS (§9.1); 0 means "driver default".
+// Hints are the device's hints (feature HW_HINTS); 0 means "driver default".
 type Hints struct {
 	MMIOReadTimeoutMs           int `json:"mmio_read_timeout_ms"`
 	DriverWatchdogTimeoutMs     int `json:"driver_watchdog_timeout_ms"`
