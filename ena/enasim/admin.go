@@ -97,8 +97,14 @@ func (m *Model) execute(e []byte, slot uint16, phase bool) {
 		c.status, c.ext = spec.StatusMalformedRequest, extReservedID
 		detail = "command id bits 15:12 set"
 	default:
+		m.score.inCommand, m.score.noted = true, false
 		detail = m.dispatch(e, &c)
+		m.score.inCommand = false
 	}
+	if c.status != spec.StatusSuccess && !m.score.noted {
+		m.noteRefusal(fmt.Sprintf("admin %s answered %s", adminRuleName(e, c.op), c.status), fmt.Sprintf("AQ[%d] cmd %d %s: %s", slot, c.cmdID, c.op, detail))
+	}
+	m.score.noted = false
 	if m.tr != nil {
 		m.tr.adminCommand(slot, e, c, detail)
 	}
@@ -106,6 +112,20 @@ func (m *Model) execute(e []byte, slot uint16, phase bool) {
 		return // the command faulted the device: no completion
 	}
 	m.complete(&c)
+}
+
+// adminRuleName names an admin command for the refusal score: the opcode,
+// and for GET/SET_FEATURE and GET_STATS what they address.
+func adminRuleName(e []byte, op spec.Opcode) string {
+	switch op {
+	case spec.OpGetFeature:
+		return fmt.Sprintf("%s %s", op, spec.DecodeGetFeatureCmd(e).FeatureID)
+	case spec.OpSetFeature:
+		return fmt.Sprintf("%s %s", op, spec.DecodeSetFeatureCmd(e).FeatureID)
+	case spec.OpGetStats:
+		return fmt.Sprintf("%s %s", op, spec.DecodeGetStatsCmd(e).Type)
+	}
+	return op.String()
 }
 
 // dispatch decodes the entry with the spec decoder for its opcode and runs

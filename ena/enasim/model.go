@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,6 +119,9 @@ type Model struct {
 
 	faults faultState
 	gen    uint64 // bumped by every reset; stale timers compare it
+
+	// score counts every refusal, by rule (refusals.go).
+	score refusalScore
 
 	// Goroutines: keep-alive loop and timers; stopped by Close.
 	timers    timerSet
@@ -269,11 +273,17 @@ func (m *Model) RegWrite(off uint32, val uint32) {
 		if m.fatalReason == "" && !m.resetting {
 			handled = m.ioRegWrite(off, val)
 		}
+		if !handled {
+			m.noteRegRefusal("write to a per-queue register that does not exist (or while FATAL/resetting)", off, val)
+		}
 		if m.tr != nil {
 			m.tr.regWrite(off, val, m.devSts(), handled, "")
 		}
 	} else {
 		note := m.coreWrite(off, val)
+		if strings.HasSuffix(note, "ignored") {
+			m.noteRefusal("register write "+note, fmt.Sprintf("W 0x%03x %s <- 0x%08x: %s", off, spec.RegName(off), val, note))
+		}
 		if m.tr != nil {
 			m.tr.regWrite(off, val, m.devSts(), true, note)
 		}
@@ -301,6 +311,7 @@ func (m *Model) MemWrite(off uint32, b []byte) {
 func (m *Model) Read(off uint32, width int) uint32 {
 	if width != 4 {
 		m.mu.Lock()
+		m.noteRefusal("register read of a width other than 32 bits", fmt.Sprintf("R 0x%03x width %d", off, width))
 		if m.tr != nil {
 			m.tr.printf("R 0x%03x width %d: ENA registers are 32-bit; returning all ones", off, width)
 		}
@@ -322,6 +333,7 @@ func (m *Model) Write(off uint32, width int, val uint64) {
 		m.RegWrite(off+4, uint32(val>>32))
 	default:
 		m.mu.Lock()
+		m.noteRefusal("register write of a width other than 32 bits", fmt.Sprintf("W 0x%03x width %d <- %#x", off, width, val))
 		if m.tr != nil {
 			m.tr.printf("W 0x%03x width %d <- %#x: ENA registers are 32-bit; ignored", off, width, val)
 		}
@@ -531,6 +543,9 @@ func (m *Model) fatal(format string, args ...any) {
 		return
 	}
 	m.fatalReason = fmt.Sprintf(format, args...)
+	if !strings.HasPrefix(format, "injected") {
+		m.noteRefusal("FATAL: "+format, m.fatalReason)
+	}
 	m.log.Error("enasim: device FATAL", "device", m.name, "reason", m.fatalReason)
 	if m.tr != nil {
 		m.tr.printf("FATAL: %s (DEV_STS=0x%02x)", m.fatalReason, m.devSts())

@@ -213,6 +213,7 @@ func (m *Model) ioOut() *outList {
 // exist").
 func (m *Model) refuse(st spec.Status, format string, args ...any) spec.Status {
 	m.io.lastRefusal = "enasim: " + fmt.Sprintf(format, args...) + " (" + st.String() + ")"
+	m.noteRefusal(format, m.io.lastRefusal)
 	if m.tr != nil {
 		m.tr.printf("%s", m.io.lastRefusal)
 	}

@@ -1,0 +1,43 @@
+package enasim
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/enanet/enanet/ena/spec"
+)
+
+// TestRefusalsAreCountedByRule: a full bring-up is refused nothing; each
+// kind of refusal (an ignored register write, a queue rule, an admin error
+// status, FATAL) is counted once under a stable rule name, and the last
+// ones keep their details.
+func TestRefusalsAreCountedByRule(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.bringUp()
+	require.Zero(t, h.m.Refusals().Total, "a clean bring-up: %v", h.m.Refusals())
+
+	h.w(spec.RegVersion, 1) // read-only
+	h.w(spec.RegVersion, 2)
+	assert.Equal(t, spec.StatusIllegalParameter, h.status(h.createCQ(3, 4)), "depth 3 is not a power of two")
+	bad := getFeat(spec.FeatLinkConfig, 0) // not advertised by the default profile
+	assert.NotEqual(t, spec.StatusSuccess, h.status(bad))
+
+	r := h.m.Refusals()
+	assert.Equal(t, uint64(4), r.Total, "%v", r)
+	assert.Equal(t, uint64(2), r.ByRule["register write read-only register: ignored"])
+	assert.Equal(t, uint64(1), r.ByRule["CREATE_CQ: depth %d is not a power of two"], "the queue rule, not also its admin status")
+	require.Len(t, r.Last, 4)
+	assert.Contains(t, r.Last[2].Detail, "depth 3")
+	assert.Contains(t, r.Last[3].Rule, "GET_FEATURE")
+
+	h.m.Faults().InjectFatal("test")
+	assert.Equal(t, uint64(4), h.m.Refusals().Total, "an injected fault is not a refusal")
+
+	var sum RefusalReport
+	sum.Merge(r)
+	sum.Merge(r)
+	assert.Equal(t, uint64(8), sum.Total)
+	assert.Equal(t, uint64(4), sum.ByRule["register write read-only register: ignored"])
+}
