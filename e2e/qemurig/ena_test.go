@@ -34,28 +34,54 @@ done
 echo "GUEST-ENA $BDF"
 `
 
-// rig is one booted guest with enasim behind the proxy.
+// rig is one booted guest with enasim behind the proxy, its MSI-X
+// delivered through qtest.
 type rig struct {
-	vm  *VM
-	srv *Server
-	dev *ENADevice
+	vm   *VM
+	srv  *Server
+	dev  *ENADevice
+	msix *MSIX
+	qt   *QTest
+}
+
+// guestSpec is one guest boot with enasim behind the proxy.
+type guestSpec struct {
+	mode     VFIOMode // VFIO mode; with noVFIO, Type1 means intel-iommu on
+	noVFIO   bool     // a kernel driver (modules) takes the device instead
+	iommu    bool     // emulated intel-iommu (Type1 mode implies it)
+	wire     enasim.Wire
+	programs map[string]string // guest path -> Go main package
+	modules  []string          // kernel modules loaded after VFIO
+	extra    func(*Initramfs) error
+	script   string
+	cpu      string    // -cpu
+	trace    io.Writer // the model's trace
+	memMB    int
 }
 
 // bootENAGuest builds the image for mode, starts the proxy server with an
 // enasim model on wire, and boots the guest running script.
 func bootENAGuest(t *testing.T, ctx context.Context, mode VFIOMode, wire enasim.Wire, programs map[string]string, script string) *rig {
 	t.Helper()
+	return bootGuest(t, ctx, guestSpec{mode: mode, iommu: mode == Type1, wire: wire, programs: programs, script: script})
+}
+
+// bootGuest boots g.
+func bootGuest(t *testing.T, ctx context.Context, g guestSpec) *rig {
+	t.Helper()
+	mode := g.mode
 	testenv.RequireTool(t, QEMUBinary, "apt-get install qemu-system-x86")
-	if mode == NoIOMMU {
+	needNoIOMMU := mode == NoIOMMU && !g.noVFIO
+	if needNoIOMMU {
 		testenv.RequireRoot(t) // the module rebuild installs linux-headers
 	}
-	kit, err := PrepareKit(ctx, cacheDir(t), mode == NoIOMMU, t.Logf)
+	kit, err := PrepareKit(ctx, cacheDir(t), needNoIOMMU, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	bins := map[string]string{}
-	for guestPath, pkg := range programs {
+	for guestPath, pkg := range g.programs {
 		out := filepath.Join(dir, filepath.Base(guestPath))
 		if err := BuildStatic(ctx, pkg, out); err != nil {
 			t.Fatal(err)
@@ -63,7 +89,9 @@ func bootENAGuest(t *testing.T, ctx context.Context, mode VFIOMode, wire enasim.
 		bins[guestPath] = out
 	}
 	initrd := filepath.Join(dir, "initrd.gz")
-	if err := (Image{Kit: kit, Mode: mode, Programs: bins, Script: guestFindENA + script}).Write(initrd); err != nil {
+	im := Image{Kit: kit, Mode: mode, Programs: bins, Script: guestFindENA + g.script,
+		NoVFIO: g.noVFIO, Modules: g.modules, Extra: g.extra}
+	if err := im.Write(initrd); err != nil {
 		t.Fatal(err)
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -72,20 +100,32 @@ func bootENAGuest(t *testing.T, ctx context.Context, mode VFIOMode, wire enasim.
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "proxy-remote"), os.NewFile(uintptr(fds[1]), "proxy-qemu")
 	mem := &GuestMemory{}
-	dev, err := NewENADevice(enasim.ModelConfig{Wire: wire, MAC: [6]byte{0x02, 0xec, 0x20, 0, 0, 0x42}}, mem)
+	qt, err := NewQTest(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(ours, ENAServerConfig(0), dev, mem)
+	msix := NewENAMSIX(qt)
+	dev, err := NewENADevice(enasim.ModelConfig{Wire: g.wire, MAC: [6]byte{0x02, 0xec, 0x20, 0, 0, 0x42}, Trace: g.trace}, mem, msix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(ours, ENAServerConfig(0, msix), dev, mem)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
-	vm, err := StartVM(ctx, VMConfig{Kernel: kit.VMLinux, Initrd: initrd, IOMMU: mode == Type1, Proxy: theirs})
+	vm, err := StartVM(ctx, VMConfig{Kernel: kit.VMLinux, Initrd: initrd, IOMMU: g.iommu, Proxy: theirs, QTest: qt.Path(),
+		CPUModel: g.cpu, MemMB: g.memMB})
 	theirs.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// A message in flight when QEMU is killed fails; only failures
+		// while the guest ran count.
+		if err := qt.Err(); err != nil {
+			t.Errorf("MSI-X delivery: %v", err)
+		}
 		vm.Close()
+		qt.Close()
 		if err := <-served; err != nil {
 			t.Errorf("proxy server: %v", err)
 		}
@@ -93,7 +133,7 @@ func bootENAGuest(t *testing.T, ctx context.Context, mode VFIOMode, wire enasim.
 		dev.Close()
 		mem.Close()
 	})
-	return &rig{vm: vm, srv: srv, dev: dev}
+	return &rig{vm: vm, srv: srv, dev: dev, msix: msix, qt: qt}
 }
 
 // writeOnlyRegs are BAR0 registers the driver only ever writes (§2.1);
@@ -164,15 +204,17 @@ enactl stats --device $BDF `+flags+` && echo GUEST-STATS-OK
 }
 
 // TestENAGuestHTTP runs enahttp inside the guest on the proxied enasim
-// device (admin polling, Rx busy-poll: the proxy has no MSI-X) in both VFIO
-// modes. A userspace stack on the host end of the model's wire fetches the
-// pages over HTTP and moves bulk data both ways, comparing every byte.
+// device in interrupt mode (the rig's MSI-X, delivered through qtest) in
+// both VFIO modes. A userspace stack on the host end of the model's wire
+// fetches the pages over HTTP and moves bulk data both ways, comparing every
+// byte; the admin vector and the I/O vectors must have fired, and the model
+// must have refused nothing.
 func TestENAGuestHTTP(t *testing.T) {
 	for _, mode := range []VFIOMode{Type1, NoIOMMU} {
 		t.Run(mode.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 			defer cancel()
-			flags := "--poll --ip 10.0.0.2/24 --port 80"
+			flags := "--ip 10.0.0.2/24 --port 80"
 			if mode == Type1 {
 				flags += " --vfio-mode iommu --iova-is-phys"
 			} else {
@@ -187,12 +229,13 @@ func TestENAGuestHTTP(t *testing.T) {
 			}
 			defer nic.Close()
 			defer peer.Close()
-			r := bootENAGuest(t, ctx, mode, guestWire, map[string]string{
-				"/bin/enactl": "../../cmd/enactl", "/bin/enahttp": "../../cmd/enahttp"}, `
+			trace := newTraceCapture(4 << 20)
+			r := bootGuest(t, ctx, guestSpec{mode: mode, iommu: mode == Type1, wire: guestWire, trace: trace,
+				programs: map[string]string{"/bin/enactl": "../../cmd/enactl", "/bin/enahttp": "../../cmd/enahttp"}, script: `
 enactl bind $BDF >/dev/null && echo GUEST-BIND-OK
-enahttp -v --device $BDF `+flags+` 2>&1 | grep -v 'level=DEBUG' &
+enahttp -v --device $BDF ` + flags + ` 2>&1 | grep -v 'level=DEBUG' &
 sleep 600
-`)
+`})
 			if _, err := r.vm.WaitFor(regexp.MustCompile(`enahttp: serving on 10.0.0.2:80`), 4*time.Minute); err != nil {
 				t.Fatalf("%v\nconsole:\n%s", err, r.vm.Console())
 			}
@@ -234,6 +277,13 @@ sleep 600
 				t.Errorf("bulk to the guest: server answered %s, want %d bytes with sha256 %x", res, n, sum)
 			}
 			checkNoWriteOnlyReads(t, r.srv.Accesses())
+			checkVectorsFired(t, r)
+			checkNoRefusals(t, r.dev)
+			steps := bringUpSteps(trace.String())
+			t.Logf("enanet bring-up, %d steps:\n%s", len(steps), strings.Join(steps, "\n"))
+			if mode == Type1 {
+				recordBringUp("enanet", steps)
+			}
 			st := r.dev.Model().Stats()
 			t.Logf("model stats after the transfers: %+v", st)
 			if st.Resets != 1 {
@@ -243,6 +293,37 @@ sleep 600
 				t.Logf("guest console:\n%s", r.vm.Console())
 			}
 		})
+	}
+}
+
+// checkVectorsFired fails unless the admin vector (0) and at least one I/O
+// vector sent MSI-X messages that qtest wrote into the guest.
+func checkVectorsFired(t *testing.T, r *rig) {
+	t.Helper()
+	ms, qs := r.msix.Stats(), r.qt.Stats()
+	t.Logf("MSI-X messages per vector %v (raised while disabled %d, pended while masked %d); qtest delivered %d, merged %d",
+		ms.Sent, ms.DroppedDisabled, ms.Pended, qs.Delivered, qs.Coalesced)
+	if ms.Sent[0] == 0 {
+		t.Errorf("the admin/AENQ vector never fired")
+	}
+	io := uint64(0)
+	for _, n := range ms.Sent[1:] {
+		io += n
+	}
+	if io == 0 {
+		t.Errorf("no I/O vector fired")
+	}
+	if qs.Delivered == 0 || qs.Refused != 0 {
+		t.Errorf("qtest delivered %d messages and refused %d", qs.Delivered, qs.Refused)
+	}
+}
+
+// checkNoRefusals fails if the model refused anything the guest's driver
+// did (enasim's refusal score).
+func checkNoRefusals(t *testing.T, d *ENADevice) {
+	t.Helper()
+	if r := d.Refusals(); r.Total != 0 {
+		t.Errorf("the model refused the driver: %v", r)
 	}
 }
 

@@ -18,8 +18,9 @@ const (
 )
 
 // ENAServerConfig is the PCI function of an ENA VF: 1d0f:ec20, class
-// Ethernet controller, revision 0 (readless register reads), pin A.
-func ENAServerConfig(deviceID uint16) ServerConfig {
+// Ethernet controller, revision 0 (readless register reads), pin A, and
+// msix (nil = no MSI-X capability) as its interrupts.
+func ENAServerConfig(deviceID uint16, msix *MSIX) ServerConfig {
 	if deviceID == 0 {
 		deviceID = hw.DeviceENAVF
 	}
@@ -31,14 +32,14 @@ func ENAServerConfig(deviceID uint16) ServerConfig {
 			0: {Size: ENARegBARSize},
 			2: {Size: ENAMemBARSize, Prefetch: true},
 		},
+		MSIX: msix,
 	}
 }
 
-// noIRQ drops MSI-X messages: the 7.2 proxy has no MSI or MSI-X, so the
-// driver in the guest polls.
-type noIRQ struct{}
-
-func (noIRQ) Raise(int) {}
+// NewENAMSIX is an ENA's MSI-X: nine vectors in BAR0 (msix.go).
+func NewENAMSIX(d Deliverer) *MSIX {
+	return NewMSIX(ENAMSIXVectors, 0, ENAMSIXTableOffset, ENAMSIXPBAOffset, d)
+}
 
 // ENADevice puts an enasim Model behind the proxy. DEVICE_RESET (every
 // machine reset) replaces the model with a fresh one, as a PCI reset returns
@@ -47,13 +48,15 @@ type ENADevice struct {
 	mu    sync.Mutex
 	cfg   enasim.ModelConfig
 	model *enasim.Model
+	// retired is the refusal score of models replaced by a reset.
+	retired enasim.RefusalReport
 }
 
 // NewENADevice builds the device; cfg.Memory and cfg.IRQ are filled in here
-// (guest RAM and no interrupts).
-func NewENADevice(cfg enasim.ModelConfig, mem *GuestMemory) (*ENADevice, error) {
+// (guest RAM and the function's MSI-X).
+func NewENADevice(cfg enasim.ModelConfig, mem *GuestMemory, msix *MSIX) (*ENADevice, error) {
 	cfg.Memory = mem
-	cfg.IRQ = noIRQ{}
+	cfg.IRQ = msix
 	m, err := enasim.NewModel(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("qemurig: create ENA model: %w", err)
@@ -107,11 +110,23 @@ func (d *ENADevice) Reset() {
 	d.mu.Lock()
 	old := d.model
 	d.model = m
+	d.retired.Merge(old.Refusals())
 	d.mu.Unlock()
 	if d.cfg.Wire != nil {
 		d.cfg.Wire.SetReceiver(m.Receive)
 	}
 	old.Close()
+}
+
+// Refusals is the model's score across every PCI reset: every rule it
+// refused the guest's driver, by name (enasim/refusals.go).
+func (d *ENADevice) Refusals() enasim.RefusalReport {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var r enasim.RefusalReport
+	r.Merge(d.retired)
+	r.Merge(d.model.Refusals())
+	return r
 }
 
 // Close detaches the model from its wire and stops it.

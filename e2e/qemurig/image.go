@@ -47,6 +47,14 @@ type Image struct {
 	Mode     VFIOMode
 	Programs map[string]string // guest path (e.g. /bin/enactl) -> host binary
 	Script   string            // runs under busybox sh after modules are loaded
+	// NoVFIO leaves the VFIO modules out (a guest whose kernel driver,
+	// such as ena.ko, takes the device).
+	NoVFIO bool
+	// Modules are more kernel modules (paths under Kit.ModulesDir), loaded
+	// in order after the VFIO ones.
+	Modules []string
+	// Extra adds files to the archive (for example GuestTools programs).
+	Extra func(*Initramfs) error
 }
 
 // BuildStatic builds a Go main package as a static binary (CGO_ENABLED=0)
@@ -70,7 +78,16 @@ func (im Image) Write(path string) error {
 		return err
 	}
 	var load strings.Builder
-	for _, m := range modulesInOrder {
+	mods := append([]string(nil), modulesInOrder...)
+	if im.NoVFIO {
+		mods = nil
+	}
+	for _, m := range im.Modules {
+		if err := ir.AddFile("/lib/modules/"+filepath.Base(m), filepath.Join(im.Kit.ModulesDir, m), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, m := range mods {
 		src := filepath.Join(im.Kit.ModulesDir, m)
 		base := filepath.Base(m)
 		args := ""
@@ -83,10 +100,26 @@ func (im Image) Write(path string) error {
 				args = " enable_unsafe_noiommu_mode=1"
 			}
 		}
+		if im.Mode == Type1 && base == "vfio_iommu_type1.ko" {
+			// The rig runs intel-iommu with interrupt remapping off (its
+			// MSI-X reaches the APIC through qtest, qemu.go), and type1
+			// refuses VFIO_SET_IOMMU without remapping unless told the
+			// platform's interrupts are trusted.
+			args = " allow_unsafe_interrupts=1"
+		}
 		if err := ir.AddFile("/lib/modules/"+base, src, 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintf(&load, "insmod /lib/modules/%s%s || echo \"GUEST-FAIL insmod %s\"\n", base, args, base)
+	}
+	for _, m := range im.Modules {
+		base := filepath.Base(m)
+		fmt.Fprintf(&load, "insmod /lib/modules/%s || echo \"GUEST-FAIL insmod %s\"\n", base, base)
+	}
+	if im.Extra != nil {
+		if err := im.Extra(&ir); err != nil {
+			return err
+		}
 	}
 	for guestPath, host := range im.Programs {
 		if err := ir.AddFile(guestPath, host, 0o755); err != nil {

@@ -14,10 +14,12 @@ const (
 	pciBAR0        = 0x10
 	pciSubVendor   = 0x2c
 	pciSubsystem   = 0x2e
+	pciCapPtr      = 0x34
 	pciIntLine     = 0x3c
 	pciIntPin      = 0x3d
 	pciConfigSize  = 256 // the proxy is a conventional PCI device: no extended space
 	barMemPrefetch = 0x8
+	statusCapList  = 0x0010 // status bit 4: a capability list starts at 0x34
 
 	// Command bits the guest may change: I/O and memory decode, bus master,
 	// parity and SERR response, INTx disable (vfio-pci toggles it).
@@ -37,6 +39,10 @@ type BAR struct {
 type configSpace struct {
 	b    [pciConfigSize]byte
 	bars [6]BAR
+	// msixCap is the offset of the MSI-X capability (0 = none); writes to
+	// its Message Control word go to msix.
+	msixCap uint32
+	msix    *MSIX
 }
 
 // newConfigSpace builds the header of a PCI function with the given ids and
@@ -91,6 +97,31 @@ func (c *configSpace) read(addr uint32, n int) uint32 {
 	return v
 }
 
+// addMSIX places an MSI-X capability at off as the only capability
+// (PCI Local Bus 3.0 §6.8.2): ID 0x11, Table Size N-1, table and PBA at
+// their BAR offsets.
+func (c *configSpace) addMSIX(off uint32, x *MSIX) {
+	le := binary.LittleEndian
+	le.PutUint16(c.b[pciStatus:], le.Uint16(c.b[pciStatus:])|statusCapList)
+	c.b[pciCapPtr] = byte(off)
+	c.b[off] = msixCapID
+	c.b[off+1] = 0 // end of the list
+	le.PutUint16(c.b[off+2:], uint16(x.Vectors()-1))
+	le.PutUint32(c.b[off+4:], x.TableOffset()|uint32(x.BAR()))
+	le.PutUint32(c.b[off+8:], x.PBAOffset()|uint32(x.BAR()))
+	c.msixCap, c.msix = off, x
+}
+
+// resetMSIX clears Message Control's Enable and Function Mask and the
+// function's MSI-X state, as a function reset does.
+func (c *configSpace) resetMSIX() {
+	if c.msix == nil {
+		return
+	}
+	c.b[c.msixCap+3] &^= 0xc0
+	c.msix.Reset()
+}
+
 // write applies a config write with the writable masks of a simple device:
 // command bits, BAR addresses (size bits read back as zero), interrupt line.
 // Everything else is read-only. The BAR at 0x28 (CardBus CIS) stays 0 so the
@@ -114,6 +145,11 @@ func (c *configSpace) write(addr uint32, n int, val uint32) {
 			c.b[off] = c.b[off]&^mask | b&mask
 		case off == pciIntLine:
 			c.b[off] = b
+		case c.msix != nil && off == c.msixCap+3:
+			// Message Control bits 15 (MSI-X Enable) and 14 (Function
+			// Mask) are the only writable ones.
+			c.b[off] = c.b[off]&^0xc0 | b&0xc0
+			c.msix.SetControl(b&0x80 != 0, b&0x40 != 0)
 		}
 	}
 }

@@ -29,6 +29,11 @@ type VMConfig struct {
 	Edu     bool // add QEMU's edu device
 	Proxy   *os.File
 	Console *os.File // optional copy of the serial console
+	// QTest is the socket QEMU's qtest server connects to (see QTest); ""
+	// = none.
+	QTest string
+	// CPUModel is -cpu; "" = QEMU's default (DPDK needs "max" for SSE4.2).
+	CPUModel string
 }
 
 // VM is a running qemu-system-x86_64.
@@ -71,8 +76,18 @@ func StartVM(ctx context.Context, cfg VMConfig) (*VM, error) {
 		"-serial", "stdio",
 		"-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", appendLine,
 	}
+	if cfg.CPUModel != "" {
+		args = append(args, "-cpu", cfg.CPUModel)
+	}
 	if cfg.IOMMU {
-		args = append(args, "-device", "intel-iommu")
+		// intremap=off: under TCG intel-iommu enables interrupt remapping
+		// by default, and the guest would then program remappable-format
+		// MSI messages that only the IOMMU's DMA path can translate; the
+		// rig's qtest writes reach the APIC directly (qtest.go).
+		args = append(args, "-device", "intel-iommu,intremap=off")
+	}
+	if cfg.QTest != "" {
+		args = append(args, "-qtest", "unix:"+cfg.QTest, "-qtest-log", "/dev/null")
 	}
 	var extra []*os.File
 	if cfg.Proxy != nil {

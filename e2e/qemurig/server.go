@@ -39,6 +39,9 @@ func (a Access) String() string {
 // Stats counts the messages served.
 type Stats struct {
 	SyncSysmem, CfgRead, CfgWrite, BarRead, BarWrite, Resets, Unmapped int
+	// MSIXAccesses counts BAR accesses to the MSI-X table and PBA (not in
+	// BarRead/BarWrite or the access log).
+	MSIXAccesses int
 }
 
 // Server speaks QEMU 7.2's multi-process proxy protocol (mpqemu) on
@@ -66,7 +69,10 @@ type ServerConfig struct {
 	Revision         uint8
 	Class            uint32 // 24-bit class code, e.g. 0x020000 Ethernet
 	BARs             map[int]BAR
-	Logger           *slog.Logger
+	// MSIX, if set, is offered as an MSI-X capability; its table and PBA
+	// must lie in one of BARs and are served by the Server, not the Device.
+	MSIX   *MSIX
+	Logger *slog.Logger
 }
 
 // NewServer serves dev on f (the remote's end of the socket pair). mem is the
@@ -76,9 +82,13 @@ func NewServer(f *os.File, cfg ServerConfig, dev Device, mem *GuestMemory) *Serv
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
+	config := newConfigSpace(cfg.Vendor, cfg.DeviceID, cfg.Revision, cfg.Class, cfg.BARs)
+	if cfg.MSIX != nil {
+		config.addMSIX(msixCapOffset, cfg.MSIX)
+	}
 	return &Server{
 		conn:   newConn(f),
-		config: newConfigSpace(cfg.Vendor, cfg.DeviceID, cfg.Revision, cfg.Class, cfg.BARs),
+		config: config,
 		dev:    dev,
 		mem:    mem,
 		log:    lg,
@@ -152,6 +162,15 @@ func (s *Server) handle(m message) error {
 			}
 			return s.conn.reply(^uint64(0))
 		}
+		msix := s.config.msix
+		if msix != nil && msix.Contains(bar, off) {
+			s.count(func(st *Stats) { st.MSIXAccesses++ })
+			if write {
+				msix.Write(off, size, val)
+				return s.conn.reply(0)
+			}
+			return s.conn.reply(msix.Read(off, size))
+		}
 		if write {
 			s.record(Access{Write: true, BAR: bar, Off: off, Size: size, Val: val})
 			s.dev.WriteBAR(bar, off, size, val)
@@ -162,6 +181,7 @@ func (s *Server) handle(m message) error {
 		return s.conn.reply(v)
 	case cmdDeviceReset:
 		s.count(func(st *Stats) { st.Resets++ })
+		s.config.resetMSIX()
 		s.dev.Reset()
 		return s.conn.reply(0)
 	default:
