@@ -17,14 +17,20 @@
 // assemble the initramfs with static Go binaries and an init script;
 // qemu.go starts and always kills QEMU.
 //
+// The function offers MSI-X (msix.go: nine vectors, table and PBA in BAR0,
+// mask and pending bits); the proxy cannot inject interrupts under TCG, so
+// qtest.go writes each message into the guest's APIC window through QEMU's
+// qtest server. intel-iommu runs with interrupt remapping off.
+//
 // The tests: TestProxyBoot (the proxy alone, busybox devmem on BAR0),
 // TestEduType1 (package vfio against QEMU's edu device behind intel-iommu:
 // type1 DMA with IOVA != GPA and MSI), TestENAGuestControl (enactl list,
-// bind, info, stats in type1 and no-IOMMU modes) and TestENAGuestHTTP
-// (enahttp in the guest serving a host-side netstack, bulk data checked
-// both ways, no reads of write-only registers). The proxy has no MSI-X, so
-// the driver runs in polling mode here; interrupts and write-combining can
-// only be tested on EC2.
+// bind, info, stats in type1 and no-IOMMU modes), TestENAGuestHTTP
+// (enahttp in interrupt mode in the guest serving a host-side netstack,
+// bulk data checked both ways, admin and I/O vectors fired, no reads of
+// write-only registers) and TestLinuxENA (Debian's unmodified ena.ko on the
+// model, README.md in this directory). Every test with the model asserts it
+// refused nothing. Write-combining can only be tested on EC2.
 //
 // In comments, "§n.m" refers to that section of docs/protocol.md.
 package qemurig
