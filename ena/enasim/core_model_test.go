@@ -32,8 +32,8 @@ func TestBringUpPerProfile(t *testing.T) {
 					t.Errorf("CONTROLLER_VERSION %#x", v)
 				}
 				c := spec.DecodeCaps(h.r(spec.RegCaps))
-				if c.ResetTimeout == 0 || c.DMAAddrWidth != 48 || !c.DMAWidthOK() || c.AdminCmdTimeout == 0 {
-					t.Errorf("CAPS %+v: need reset timeout, DMA width 48, admin timeout", c)
+				if c.ResetTimeout == 0 || c.DMAAddrWidth != 48 || !c.DMAWidthOK() || c.AdminTimeout() != spec.DefaultAdminTimeout {
+					t.Errorf("CAPS %+v: need reset timeout, DMA width 48, admin timeout field 0 (3 s)", c)
 				}
 				attrs := h.bringUp()
 				if attrs.MAC != mac || attrs.MaxMTU != uint32(p.MaxMTU) {

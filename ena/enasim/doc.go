@@ -29,7 +29,8 @@
 //
 // Registers and reset (§2, §3): identity 1d0f:ec20 (ec21, 0ec2, 1ec2
 // selectable), VERSION 0.10, CONTROLLER_VERSION 0.0.1 impl 1, CAPS with an
-// 800 ms reset timeout, 48-bit DMA and a 1.5 s admin timeout, DEV_STS, the
+// 800 ms reset timeout, 48-bit DMA and an admin timeout field of 0 (drivers use
+// their 3 s default), DEV_STS, the
 // two-phase DEV_CTL reset that discards every queue, registration, feature
 // and the readless address, readless reads (value first, req_id last) and
 // plain reads, INTR_MASK.

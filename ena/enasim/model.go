@@ -22,8 +22,12 @@ const (
 	// (doorbells, unmask, NUMA) handed out by CREATE_SQ/CREATE_CQ (§2.1).
 	ioRegBase = 0x1000
 	// caps reset timeout (x100 ms), admin timeout (x100 ms), DMA width.
+	// The admin timeout field is 0, so drivers use their 3 s default
+	// (§11): no real value is known, and DPDK 22.11's ENA PMD builds an
+	// invalid deadline (pthread_cond_timedwait fails with EINVAL) for any
+	// admin timeout that is not a whole number of seconds.
 	capsResetTimeout = 8
-	capsAdminTimeout = 15
+	capsAdminTimeout = 0
 	capsDMAWidth     = 48
 )
 
@@ -357,7 +361,7 @@ func (m *Model) devSts() uint32 {
 }
 
 // caps is the CAPS register (§2.2, §11): reset timeout 800 ms, DMA width 48,
-// admin timeout 1.5 s.
+// admin timeout field 0 (drivers default to 3 s).
 func caps() uint32 {
 	return spec.Caps{ResetTimeout: capsResetTimeout, DMAAddrWidth: capsDMAWidth, AdminCmdTimeout: capsAdminTimeout}.Encode()
 }
