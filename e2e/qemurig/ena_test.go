@@ -199,6 +199,7 @@ enactl stats --device $BDF `+flags+` && echo GUEST-STATS-OK
 				t.Logf("console:\n%s", out)
 			}
 			checkNoWriteOnlyReads(t, r.srv.Accesses())
+			checkNoRefusals(t, r.dev)
 		})
 	}
 }

@@ -227,6 +227,10 @@ func TestLinuxENA(t *testing.T) {
 	recordBringUp("ena.ko", steps)
 	if ours := recordedBringUp("enanet"); ours != nil {
 		t.Logf("bring-up, Linux ena.ko against enanet:\n%s", diffTable("Linux ena.ko", "enanet", steps, ours))
+		if dpdk := recordedBringUp("dpdk"); dpdk != nil {
+			t.Logf("bring-up, DPDK ENA PMD against enanet:\n%s", diffTable("DPDK ENA PMD", "enanet", dpdk, ours))
+			t.Logf("bring-up, Linux ena.ko against DPDK ENA PMD:\n%s", diffTable("Linux ena.ko", "DPDK ENA PMD", steps, dpdk))
+		}
 	}
 	ms := r.msix.Stats()
 	t.Logf("MSI-X messages per vector %v, qtest %+v, model %+v", ms.Sent, r.qt.Stats(), st)

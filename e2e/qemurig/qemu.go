@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
@@ -38,9 +39,10 @@ type VMConfig struct {
 
 // VM is a running qemu-system-x86_64.
 type VM struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	cmd   *exec.Cmd
+	done  chan struct{}
+	err   error
+	stdin io.WriteCloser // the guest's serial console input
 
 	mu     sync.Mutex
 	serial bytes.Buffer
@@ -100,6 +102,11 @@ func StartVM(ctx context.Context, cfg VMConfig) (*VM, error) {
 	vm := &VM{done: make(chan struct{}), wake: make(chan struct{})}
 	cmd := exec.Command(QEMUBinary, args...)
 	cmd.ExtraFiles = extra
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("qemurig: console input pipe: %w", err)
+	}
+	vm.stdin = stdin
 	cmd.Stdout = consoleWriter{vm, cfg.Console}
 	cmd.Stderr = consoleWriter{vm, cfg.Console}
 	// Pdeathsig: QEMU dies with the test process, so none is left behind
@@ -171,6 +178,16 @@ func (vm *VM) WaitFor(re *regexp.Regexp, timeout time.Duration) ([]string, error
 			return nil, fmt.Errorf("qemurig: console did not show %q within %v", re, timeout)
 		}
 	}
+}
+
+// SendConsole types line (and a newline) on the guest's serial console,
+// which the guest's script can read with `read`: the host's way to tell
+// the guest a step is done.
+func (vm *VM) SendConsole(line string) error {
+	if _, err := io.WriteString(vm.stdin, line+"\n"); err != nil {
+		return fmt.Errorf("qemurig: write to the guest console: %w", err)
+	}
+	return nil
 }
 
 // Done is closed when QEMU has exited.
