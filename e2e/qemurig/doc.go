@@ -28,9 +28,11 @@
 // bind, info, stats in type1 and no-IOMMU modes), TestENAGuestHTTP
 // (enahttp in interrupt mode in the guest serving a host-side netstack,
 // bulk data checked both ways, admin and I/O vectors fired, no reads of
-// write-only registers) and TestLinuxENA (Debian's unmodified ena.ko on the
-// model, README.md in this directory). Every test with the model asserts it
-// refused nothing. Write-combining can only be tested on EC2.
+// write-only registers), TestLinuxENA (Debian's unmodified ena.ko on the
+// model) and TestDPDKENA (DPDK 22.11's unmodified ENA PMD in dpdk-testpmd);
+// README.md in this directory has what they found and the bring-up
+// comparison. Every test with the model asserts it refused nothing.
+// Write-combining can only be tested on EC2.
 //
 // In comments, "§n.m" refers to that section of docs/protocol.md.
 package qemurig
