@@ -202,7 +202,7 @@ func TestDPDKENA(t *testing.T) {
 		script: dpdkScript})
 	fail := func(format string, args ...any) {
 		t.Helper()
-		t.Fatalf("%s\nconsole:\n%s\nmodel refusals: %v", fmt.Sprintf(format, args...), r.vm.Console(), r.dev.Refusals())
+		t.Fatalf("%s\nconsole:\n%s\nmodel refusals: %v\nmodel stats: %+v", fmt.Sprintf(format, args...), r.vm.Console(), r.dev.Refusals(), r.dev.Model().Stats())
 	}
 	wait := func(marker string, d time.Duration) []string {
 		t.Helper()
