@@ -58,6 +58,13 @@ tp() {
 tp icmpecho ""
 tp io ",enable_llq=0"
 tp macswap ",large_llq_hdr=1"
+echo "GUEST-TP-START jumbo"
+{ echo "port stop 0"; echo "port config mtu 0 9000"; echo "port start 0"; echo "set fwd icmpecho"; echo "start"
+  sleep 5; echo "GUEST-TP-RUNNING jumbo" > /dev/console; read -t 240 GO < /dev/console; echo "stop"; echo "quit"; } |
+  dpdk-testpmd --lcores '(0,1)@0' --iova-mode=pa --in-memory \
+    -d librte_mempool_ring.so.23 -d librte_net_ena.so.23 -a "$BDF" -- -i \
+    --port-topology=loop --total-num-mbufs=2048 --rxd=256 --txd=256 --mbuf-size=9344 2>&1 | tee /tmp/tp.log
+echo "GUEST-TP-END jumbo"
 `
 
 // hostEnd is the host side of the model's wire for raw frames.
@@ -175,7 +182,9 @@ func udpFrame(i int, size int) []byte {
 // Debian's dpdk-dev) in the guest over no-IOMMU vfio-pci: icmpecho answers
 // ARP and pings of several sizes with LLQ (the default), then io and
 // macswap forwarding of a burst the host sends, bytes checked, with
-// enable_llq=0 and with large_llq_hdr=1. The model must refuse nothing.
+// enable_llq=0 and with large_llq_hdr=1, and last an interactive run that
+// sets the MTU to 9000 and answers an 8000-byte ping. The model must refuse
+// nothing.
 func TestDPDKENA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
 	defer cancel()
@@ -286,6 +295,29 @@ func TestDPDKENA(t *testing.T) {
 		t.Logf("%s (%s): %d frames forwarded back intact", mode.fwd, mode.llq, burst)
 		next(mode.fwd)
 	}
+	// Jumbo: testpmd's interactive "port config mtu 0 9000" (the PMD's
+	// MTU set, SET_FEATURE MTU), then icmpecho answers an 8000-byte ping.
+	wait(`GUEST-TP-RUNNING jumbo`, 4*time.Minute)
+	for seq, size := range []int{1472, 8000} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i * 3)
+		}
+		host.w.Send(icmpEcho(0x78, uint16(100+seq), data))
+		rep := host.waitFrame(func(f []byte) bool {
+			return len(f) >= 42 && binary.BigEndian.Uint16(f[12:]) == 0x0800 && f[23] == 1 && f[34] == 0 &&
+				binary.BigEndian.Uint16(f[40:]) == uint16(100+seq)
+		}, 20*time.Second)
+		if rep == nil {
+			fail("MTU 9000: no echo reply to a %d-byte ping", size)
+		}
+		if !bytes.Equal(rep[42:], data) {
+			t.Errorf("MTU 9000: echo reply to a %d-byte ping carries other data", size)
+		}
+	}
+	t.Logf("icmpecho after port config mtu 0 9000: pings of 1472 and 8000 bytes answered")
+	next("jumbo")
+
 	out := r.vm.Console()
 	if strings.Contains(out, "didn't receive a MSI-X interrupt") {
 		t.Errorf("the PMD missed an admin interrupt")
