@@ -8,9 +8,9 @@ import (
 
 // MSI-X as the proxied function presents it (PCI Local Bus 3.0 §6.8.2).
 //
-// QEMU 7.2's proxy forwards no interrupts under TCG (qemu-rig.md §1.7), so
-// the function keeps its own MSI-X table and pending-bit array in a BAR the
-// rig serves, and a delivered message leaves as a memory write of the
+// QEMU 7.2's proxy forwards INTx only, through KVM irqfds, so under TCG no
+// interrupt reaches the guest that way. The function keeps its own MSI-X
+// table and pending-bit array in a BAR the rig serves, and a delivered message leaves as a memory write of the
 // vector's data to its address through a Deliverer (qtest.go writes it into
 // the guest's APIC window). The table entries are what the guest kernel
 // programmed: under interrupt remapping they would be remappable-format
@@ -84,7 +84,8 @@ func (x *MSIX) TableOffset() uint32 { return x.tableOff }
 func (x *MSIX) PBAOffset() uint32 { return x.pbaOff }
 
 // Reset returns the function to its power-on MSI-X state: disabled, not
-// function-masked, every vector masked with nothing pending (§6.8.2.9).
+// function-masked, every vector masked with nothing pending (PCI Local Bus
+// 3.0 §6.8.2.9).
 func (x *MSIX) Reset() {
 	x.mu.Lock()
 	defer x.mu.Unlock()

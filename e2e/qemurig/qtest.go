@@ -15,8 +15,8 @@ import (
 // QTest delivers MSI messages into a TCG guest through QEMU's qtest server
 // (`-qtest unix:PATH`): the text command `writel ADDR DATA` writes guest
 // physical memory, and a write in the local APIC's MSI window 0xFEExxxxx
-// becomes an interrupt (qemu-rig.md, "Interrupts under TCG"). QEMU connects
-// to the socket as a client, so QTest listens first.
+// becomes an interrupt (the APIC's MSI region takes it as an MSI). QEMU
+// connects to the socket as a client, so QTest listens first.
 //
 // Deliver never blocks: messages queue (one per vector; a vector raised
 // again before its message went out is sent once, as the APIC would merge
