@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 )
 
-// MSI-X as the proxied function presents it (PCI Local Bus 3.0 §6.8.2).
+// MSI-X as the proxied function presents it (PCI Local Bus 3.0, section 6.8.2).
 //
 // QEMU 7.2's proxy forwards INTx only, through KVM irqfds, so under TCG no
 // interrupt reaches the guest that way. The function keeps its own MSI-X
@@ -85,7 +85,7 @@ func (x *MSIX) PBAOffset() uint32 { return x.pbaOff }
 
 // Reset returns the function to its power-on MSI-X state: disabled, not
 // function-masked, every vector masked with nothing pending (PCI Local Bus
-// 3.0 §6.8.2.9).
+// 3.0, section 6.8.2.9).
 func (x *MSIX) Reset() {
 	x.mu.Lock()
 	defer x.mu.Unlock()

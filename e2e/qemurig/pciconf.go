@@ -98,7 +98,7 @@ func (c *configSpace) read(addr uint32, n int) uint32 {
 }
 
 // addMSIX places an MSI-X capability at off as the only capability
-// (PCI Local Bus 3.0 §6.8.2): ID 0x11, Table Size N-1, table and PBA at
+// (PCI Local Bus 3.0, section 6.8.2): ID 0x11, Table Size N-1, table and PBA at
 // their BAR offsets.
 func (c *configSpace) addMSIX(off uint32, x *MSIX) {
 	le := binary.LittleEndian
