@@ -57,6 +57,7 @@ type guestSpec struct {
 	cpu      string    // -cpu
 	trace    io.Writer // the model's trace
 	memMB    int
+	profile  enasim.Profile // zero = the model's default (Nitro v3)
 }
 
 // bootENAGuest builds the image for mode, starts the proxy server with an
@@ -105,7 +106,7 @@ func bootGuest(t *testing.T, ctx context.Context, g guestSpec) *rig {
 		t.Fatal(err)
 	}
 	msix := NewENAMSIX(qt)
-	dev, err := NewENADevice(enasim.ModelConfig{Wire: g.wire, MAC: [6]byte{0x02, 0xec, 0x20, 0, 0, 0x42}, Trace: g.trace}, mem, msix)
+	dev, err := NewENADevice(enasim.ModelConfig{Profile: g.profile, Wire: g.wire, MAC: [6]byte{0x02, 0xec, 0x20, 0, 0, 0x42}, Trace: g.trace}, mem, msix)
 	if err != nil {
 		t.Fatal(err)
 	}
