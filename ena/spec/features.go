@@ -111,8 +111,11 @@ const (
 	// MaxQueuesExtVersion is ena_com.c ENA_FEATURE_MAX_QUEUE_EXT_VER; the
 	// response's version byte must equal it.
 	MaxQueuesExtVersion = 1
-	// RSSIndirectionTableVersion is what Linux and DPDK send (FreeBSD 0).
-	RSSIndirectionTableVersion = 1
+	// RSSIndirectionTableVersion is 0: Linux 6.1's ena.ko and DPDK 22.11's
+	// ENA PMD both send 0 in GET and SET RSS_INDIRECTION_TABLE_CONFIG
+	// (observed in the QEMU rig's bring-up comparison), as FreeBSD does,
+	// and ena_admin_defs.h defines no version for this feature.
+	RSSIndirectionTableVersion = 0
 	// HWTimestampVersion is ena_admin_defs.h (Linux)
 	// ENA_ADMIN_HW_TIMESTAMP_FEATURE_VERSION_1.
 	HWTimestampVersion = 1
