@@ -32,7 +32,7 @@ func (timeoutError) Is(target error) bool {
 // canceledError is a cancelled context, as package net reports it.
 type canceledError struct{}
 
-func (canceledError) Error() string          { return "operation was canceled" }
+func (canceledError) Error() string        { return "operation was canceled" }
 func (canceledError) Is(target error) bool { return target == context.Canceled }
 
 // ctxError maps a done context's error the way package net does.
