@@ -78,7 +78,7 @@ func (s *Stack) Dial(ctx context.Context, network, address string) (net.Conn, er
 	} else {
 		ips, err := s.Resolver().LookupNetIP(ctx, lookupNetwork(f), host)
 		if err != nil {
-			return nil, opError("dial", network, nil, err)
+			return nil, opError("dial", network, nil, s.dnsErrorServer(err))
 		}
 		addrs = s.sortForDial(ips)
 	}

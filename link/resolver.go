@@ -63,3 +63,20 @@ func (s *Stack) DNSServers() []netip.Addr {
 	add(s.v6.rdnss)
 	return out
 }
+
+// dnsErrorServer names our DNS server in a *net.DNSError: Go's resolver
+// fills in the server it read from the host's /etc/resolv.conf, which the
+// query never went to.
+func (s *Stack) dnsErrorServer(err error) error {
+	var de *net.DNSError
+	if !errors.As(err, &de) || de.Server == "" {
+		return err
+	}
+	servers := s.DNSServers()
+	if len(servers) == 0 {
+		return err
+	}
+	c := *de
+	c.Server = netip.AddrPortFrom(servers[0], 53).String()
+	return &c
+}
