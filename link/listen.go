@@ -32,7 +32,7 @@ func (s *Stack) Listen(network, address string) (net.Listener, error) {
 		return nil, opError("listen", network, nil, net.UnknownNetworkError(network))
 	}
 	wq := new(waiter.Queue)
-	ep, laddr, _, err := s.bindEndpoint("listen", f, address, tcp.ProtocolNumber, wq)
+	ep, laddr, proto, err := s.bindEndpoint("listen", f, address, tcp.ProtocolNumber, wq)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +40,7 @@ func (s *Stack) Listen(network, address string) (net.Listener, error) {
 		ep.Close()
 		return nil, opError("listen", network, laddr, sysError("listen", terr))
 	}
-	return &listener{TCPListener: gonet.NewTCPListener(s.Stack, wq, ep), network: network}, nil
+	return &listener{TCPListener: gonet.NewTCPListener(s.Stack, wq, ep), network: network, v6: proto == ipv6.ProtocolNumber}, nil
 }
 
 // ListenPacket announces a UDP socket as net.ListenPacket does: network is
@@ -125,7 +125,25 @@ func addrOf(udp bool, ap netip.AddrPort) net.Addr {
 type listener struct {
 	*gonet.TCPListener
 	network string
+	v6      bool
 	closed  atomic.Bool
+}
+
+// Addr is the listening address; a wildcard shows as [::] or 0.0.0.0,
+// as with package net, rather than without a host.
+func (l *listener) Addr() net.Addr {
+	a := l.TCPListener.Addr()
+	if ta, ok := a.(*net.TCPAddr); ok && len(ta.IP) == 0 {
+		return &net.TCPAddr{IP: wildcard(l.v6), Port: ta.Port}
+	}
+	return a
+}
+
+func wildcard(v6 bool) net.IP {
+	if v6 {
+		return net.IPv6unspecified
+	}
+	return net.IPv4zero.To4()
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -149,6 +167,15 @@ func (l *listener) Close() error {
 type packetConn struct {
 	*gonet.UDPConn
 	v6 bool
+}
+
+// LocalAddr is the bound address, a wildcard as [::] or 0.0.0.0.
+func (c *packetConn) LocalAddr() net.Addr {
+	a := c.UDPConn.LocalAddr()
+	if ua, ok := a.(*net.UDPAddr); ok && len(ua.IP) == 0 {
+		return &net.UDPAddr{IP: wildcard(c.v6), Port: ua.Port}
+	}
+	return a
 }
 
 func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {

@@ -103,7 +103,9 @@ func (r *RouterAdvertiser) run() {
 	defer r.wg.Done()
 	rs := r.s.Stack.Stats().ICMP.V6.PacketsReceived.RouterSolicit
 	seen := rs.Value()
-	r.send()
+	// No advertisement at start: the host's NIC is rarely up yet (a
+	// device without Rx buffers counts the frame as dropped), and it
+	// solicits one as soon as it is.
 	poll := time.NewTicker(SolicitPoll)
 	defer poll.Stop()
 	last := time.Now()
