@@ -114,6 +114,38 @@ func parseTxFragment(hdr []byte, size int) (txFragInfo, bool) {
 // all the bytes between were seen; a first fragment that completes it is
 // patched and sent at once.
 func (t *txFragSums) note(pkt *stack.PacketBuffer, segs [][]byte, size int) (hold bool, complete *stack.PacketBuffer) {
+	if len(segs) == 0 || !maybeFragment(segs[0]) {
+		return false, nil // the hot path: no copy, no allocation
+	}
+	return t.noteFragment(pkt, segs, size)
+}
+
+// maybeFragment is a quick look at a frame's first bytes: false when it is
+// certainly not an IPv4 fragment or an IPv6 packet with a Fragment header
+// or extension headers before one.
+func maybeFragment(b []byte) bool {
+	if len(b) < frame.EthernetHeaderLen+frame.IPv4MinHeaderLen {
+		return true // headers split across views: look closer
+	}
+	switch binary.BigEndian.Uint16(b[12:]) {
+	case frame.EtherTypeIPv4:
+		return binary.BigEndian.Uint16(b[frame.EthernetHeaderLen+6:])&0x3fff != 0
+	case frame.EtherTypeIPv6:
+		if len(b) < frame.EthernetHeaderLen+frame.IPv6HeaderLen {
+			return true
+		}
+		switch b[frame.EthernetHeaderLen+6] {
+		case ipv6FragmentHeader, ipv6HopByHop, ipv6Routing, ipv6DestOptions:
+			return true
+		}
+		return false
+	case frame.EtherTypeVLAN, frame.EtherTypeQinQ:
+		return true
+	}
+	return false
+}
+
+func (t *txFragSums) noteFragment(pkt *stack.PacketBuffer, segs [][]byte, size int) (hold bool, complete *stack.PacketBuffer) {
 	var hdrBuf [160]byte
 	hdr := gather(hdrBuf[:], segs, 0)
 	fi, ok := parseTxFragment(hdr, size)
