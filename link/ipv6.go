@@ -1,6 +1,7 @@
 package link
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -285,4 +286,21 @@ func (s *Stack) LinkLocal() netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// waitRouter6 waits for a Router Advertisement's default router: a DHCPv6
+// address (a /128) reaches nothing without the route the RA brings.
+func (s *Stack) waitRouter6(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, gw := s.Addr6(); gw.IsValid() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("link: IPv6: DHCPv6 gave an address but no Router Advertisement came with a default route: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
 }

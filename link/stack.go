@@ -189,6 +189,9 @@ func (st *Stack) configure(o StackOptions) error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), to)
 		l, err := st.acquire6(ctx)
+		if err == nil {
+			err = st.waitRouter6(ctx)
+		}
 		cancel()
 		if err != nil {
 			return err
