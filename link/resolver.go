@@ -80,3 +80,12 @@ func (s *Stack) dnsErrorServer(err error) error {
 	c.Server = netip.AddrPortFrom(servers[0], 53).String()
 	return &c
 }
+
+// SetDNSServers replaces the DNS servers Resolver and Dial use, as
+// StackOptions.DNS does at start; with none, those from DHCP, DHCPv6 and
+// Router Advertisements apply again.
+func (s *Stack) SetDNSServers(addrs ...netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dnsStatic = slices.Clone(addrs)
+}
