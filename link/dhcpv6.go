@@ -29,7 +29,7 @@ type Lease6 struct {
 
 // dhcp6Client opens a DHCPv6 client socket (UDP port 546) bound to the
 // NIC, so that its Solicit to ff02::1:2 leaves from the link-local
-// address (RFC 8415 §13.1).
+// address (RFC 8415 section 13.1).
 func (s *Stack) dhcp6Client() (*nclient6.Client, error) {
 	var wq waiter.Queue
 	ep, terr := s.Stack.NewEndpoint(udp.ProtocolNumber, ipv6.ProtocolNumber, &wq)

@@ -263,7 +263,7 @@ func (r *rxQueue) fragment(v *buffer.View, b []byte, p *rings.RxPacket) bool {
 }
 
 // fragment6 is fragment for IPv6: a packet with a Fragment header (RFC
-// 8200 §4.5), found after the hop-by-hop, routing and destination options
+// 8200 section 4.5), found after the hop-by-hop, routing and destination options
 // headers that may precede it, goes to the fragment verifier. Fragments
 // whose upper-layer header is not directly TCP, UDP or ICMPv6 are dropped:
 // their checksum could not be checked before the stack trusts it.

@@ -20,7 +20,7 @@ const txFragHeldMax = 16
 // for the device, also in datagrams larger than the MTU that it then cuts
 // into IP fragments; no device can checksum those (the sum spans all the
 // fragments), so they would leave with a zero checksum: no checksum at all
-// over IPv4, an invalid datagram over IPv6 (RFC 8200 §8.1). The endpoint
+// over IPv4, an invalid datagram over IPv6 (RFC 8200 section 8.1). The endpoint
 // therefore holds the first fragment, which carries the UDP header, sums
 // the payload of each fragment as it is sent, and sends the first fragment
 // last with the checksum filled in. Receivers reassemble in any order.

@@ -13,7 +13,7 @@ func (v *VPC) serveNames(cfg Config) error {
 	if v.DNS, err = ServeDNS(v.Stack); err != nil {
 		return fmt.Errorf("vpc: DNS server: %w", err)
 	}
-	router := []netip.Addr{RouterPrefix.Addr()}
+	router := []netip.Addr{v.Router()}
 	if !cfg.NoIPv6 {
 		router = append(router, RouterPrefix6.Addr())
 	}

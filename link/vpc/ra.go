@@ -44,7 +44,7 @@ type RAConfig struct {
 // SolicitPoll is how often the advertiser looks for Router Solicitations.
 const SolicitPoll = 50 * time.Millisecond
 
-// RouterAdvertiser sends ICMPv6 Router Advertisements (RFC 4861 §4.2)
+// RouterAdvertiser sends ICMPv6 Router Advertisements (RFC 4861 section 4.2)
 // from a router stack's link-local address to all nodes: periodically and
 // soon after a host solicits one. netstack does not send advertisements
 // itself, and a host stack drops solicitations without telling anyone but
@@ -122,7 +122,7 @@ func (r *RouterAdvertiser) run() {
 	}
 }
 
-// allNodesMAC is ff02::1's Ethernet multicast address (RFC 2464 §7).
+// allNodesMAC is ff02::1's Ethernet multicast address (RFC 2464 section 7).
 const allNodesMAC = tcpip.LinkAddress("\x33\x33\x00\x00\x00\x01")
 
 func (r *RouterAdvertiser) send() {
@@ -134,7 +134,7 @@ func (r *RouterAdvertiser) send() {
 }
 
 // buildRA lays out the advertisement: IPv6 header (hop limit 255, as RFC
-// 4861 §6.1.2 requires), the RA body and its options: source link-layer
+// 4861 section 6.1.2 requires), the RA body and its options: source link-layer
 // address, MTU, and prefix information.
 func buildRA(src netip.Addr, mac [6]byte, cfg RAConfig) []byte {
 	body := make([]byte, 0, 64)
