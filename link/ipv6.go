@@ -99,12 +99,21 @@ func (d *ndpEvents) OnDHCPv6Configuration(_ tcpip.NICID, c ipv6.DHCPv6Configurat
 
 // ipv6Options are the IPv6 protocol settings of a NewStack stack. DAD is
 // off: on a VPC the addresses are assigned by the VPC, and DAD would hold
-// every new address back for a second.
-func ipv6Options(disp *ndpEvents, off bool) ipv6.Options {
+// every new address back for a second. A router neither solicits nor
+// follows advertisements.
+func ipv6Options(disp *ndpEvents, off, router bool) ipv6.Options {
 	if off {
 		return ipv6.Options{NDPConfigs: ipv6.NDPConfigurations{HandleRAs: ipv6.HandlingRAsDisabled}}
 	}
 	ndp := ipv6.DefaultNDPConfigurations()
+	if router {
+		return ipv6.Options{
+			NDPConfigs:       ipv6.NDPConfigurations{HandleRAs: ipv6.HandlingRAsDisabled},
+			AutoGenLinkLocal: true,
+			NDPDisp:          disp,
+			DADConfigs:       stack.DADConfigurations{DupAddrDetectTransmits: 0},
+		}
+	}
 	ndp.HandleRAs = ipv6.HandlingRAsEnabledWhenForwardingDisabled
 	ndp.DiscoverDefaultRouters = true
 	ndp.DiscoverOnLinkPrefixes = true

@@ -47,6 +47,10 @@ type StackOptions struct {
 	DHCPv6 bool
 	// NoIPv6 leaves IPv6 off: no link-local address, RAs ignored.
 	NoIPv6 bool
+	// IPv6Router is for a stack that is itself the link's IPv6 router
+	// (the simulated VPC's): it neither solicits nor follows Router
+	// Advertisements.
+	IPv6Router bool
 	// DNS names the DNS servers Resolver and Dial use, replacing those
 	// from DHCP, DHCPv6 and Router Advertisements.
 	DNS []netip.Addr
@@ -142,7 +146,7 @@ func NewStack(nic NIC, o StackOptions) (*Stack, error) {
 		return nil, err
 	}
 	ndp := &ndpEvents{ch: make(chan ndpEvent, 64)}
-	s := newNetstack(ipv6.NewProtocolWithOptions(ipv6Options(ndp, o.NoIPv6)))
+	s := newNetstack(ipv6.NewProtocolWithOptions(ipv6Options(ndp, o.NoIPv6, o.IPv6Router)))
 
 	name := o.NICName
 	if name == "" {

@@ -179,7 +179,7 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 		Offloads: link.Offloads{TxCsumIPv4: true, TxL4CsumIPv4Partial: true, TxL4CsumIPv6Partial: true, RxCsumIPv4: true, RxCsumL4: true}})
 	var err error
 	// The router resolves through its own DNS server (dns.go).
-	ropts := link.StackOptions{Addr: cfg.Router, NICName: "vpc0", Logger: cfg.Logger, NoIPv6: cfg.NoIPv6,
+	ropts := link.StackOptions{Addr: cfg.Router, NICName: "vpc0", Logger: cfg.Logger, NoIPv6: cfg.NoIPv6, IPv6Router: true,
 		DNS: []netip.Addr{cfg.Router.Addr()}}
 	if !cfg.NoIPv6 {
 		ropts.Addr6 = RouterPrefix6
