@@ -43,7 +43,7 @@ func ExampleStack_HTTPClient() {
 	defer st.Close()
 
 	// A web server elsewhere in the VPC (here on the router's stack).
-	ln, err := v.Stack.Listen("tcp", ":80")
+	ln, err := v.Stack.Listen("tcp", ":8080")
 	if err != nil {
 		panic(err)
 	}
@@ -57,7 +57,7 @@ func ExampleStack_HTTPClient() {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	resp, err := st.HTTPClient().Get("http://" + vpc.GatewayName + "/")
+	resp, err := st.HTTPClient().Get("http://" + vpc.GatewayName + ":8080/")
 	if err != nil {
 		panic(err)
 	}
@@ -92,7 +92,7 @@ func ExampleStack_ListenPacket() {
 
 	addr, _ := st.Addr()
 	addr6, _ := st.Addr6()
-	v.AddHost("app.vpc.internal", addr.Addr(), addr6.Addr())
+	v.AddDNSName("app.vpc.internal", addr.Addr(), addr6.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, network := range []string{"udp4", "udp6"} {

@@ -31,6 +31,11 @@ func (s *Stack) Listen(network, address string) (net.Listener, error) {
 	if !ok || f.udp {
 		return nil, opError("listen", network, nil, net.UnknownNetworkError(network))
 	}
+	if f.v4 && f.v6 {
+		if host, port, err := net.SplitHostPort(address); err == nil && (host == "" || host == "::" || host == "0.0.0.0") {
+			return s.listenBoth(network, port)
+		}
+	}
 	wq := new(waiter.Queue)
 	ep, laddr, proto, err := s.bindEndpoint("listen", f, address, tcp.ProtocolNumber, wq)
 	if err != nil {

@@ -21,7 +21,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
-	"gvisor.dev/gvisor/pkg/waiter"
 )
 
 // StackOptions configure NewStack. Give an IPv4 address (Addr, static,
@@ -284,19 +283,14 @@ func (s *Stack) Lease() *Lease {
 	return s.lease
 }
 
-// ListenTCP listens at port on every address of the stack, IPv4 and IPv6
-// alike (Listen("tcp", ":port") with a gonet listener).
+// ListenTCP listens on the NIC's IPv4 addresses at port. Listen("tcp",
+// ":port") takes IPv6 too.
 func (s *Stack) ListenTCP(port uint16) (*gonet.TCPListener, error) {
-	var wq waiter.Queue
-	ep, _, _, err := s.bindEndpoint("listen", family{v4: true, v6: true, fullName: "tcp"}, fmt.Sprintf(":%d", port), tcp.ProtocolNumber, &wq)
+	ln, err := gonet.ListenTCP(s.Stack, tcpip.FullAddress{NIC: s.NICID, Port: port}, ipv4.ProtocolNumber)
 	if err != nil {
 		return nil, fmt.Errorf("link: listening on TCP port %d: %w", port, err)
 	}
-	if terr := ep.Listen(listenBacklog); terr != nil {
-		ep.Close()
-		return nil, fmt.Errorf("link: listening on TCP port %d: %w", port, sysError("listen", terr))
-	}
-	return gonet.NewTCPListener(s.Stack, &wq, ep), nil
+	return ln, nil
 }
 
 // DialTCP connects to addr through the stack.

@@ -64,7 +64,7 @@ func TestVPCDualStackByDHCPv6AndRA(t *testing.T) {
 	})
 	gw := waitGateway6(t, st)
 	assert.Equal(t, v.Stack.LinkLocal(), gw, "the default router is the router's link-local address")
-	assert.Equal(t, []netip.Addr{RouterPrefix.Addr(), RouterPrefix6.Addr()}, st.DNSServers())
+	assert.Equal(t, []netip.Addr{v.Resolver(), Resolver6Addr}, st.DNSServers())
 	assert.Len(t, v.DHCPv6.Leases(), 1)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -138,5 +138,5 @@ func TestVPCNoIPv6(t *testing.T) {
 	var de *net.DNSError
 	require.True(t, errors.As(err, &de), "%v", err)
 	assert.True(t, de.IsNotFound)
-	assert.Equal(t, net.JoinHostPort(v.Router().String(), "53"), de.Server)
+	assert.Equal(t, net.JoinHostPort(v.Resolver().String(), "53"), de.Server)
 }

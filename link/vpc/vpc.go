@@ -99,9 +99,6 @@ type VPC struct {
 	NIC *simnic.NIC
 	// DHCP is the subnet's DHCP server (leases by MAC).
 	DHCP *DHCPServer
-	// DNS answers for GatewayName, HostName and names added with AddHost,
-	// at the router's addresses (sent as DHCP option 6 and by DHCPv6).
-	DNS *DNSServer
 	// RA and DHCPv6 give the subnet IPv6 as EC2 does (nil with NoIPv6):
 	// Router Advertisements with the managed flag, addresses by DHCPv6.
 	RA     *RouterAdvertiser
@@ -178,9 +175,9 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 	v.NIC = simnic.New(wire, simnic.Config{MAC: RouterMAC, MaxMTU: 9001, MTU: cfg.MTU, RxRing: cfg.RxRing,
 		Offloads: link.Offloads{TxCsumIPv4: true, TxL4CsumIPv4Partial: true, TxL4CsumIPv6Partial: true, RxCsumIPv4: true, RxCsumL4: true}})
 	var err error
-	// The router resolves through its own DNS server (dns.go).
+	// The router resolves through the VPC resolver (services.go).
 	ropts := link.StackOptions{Addr: cfg.Router, NICName: "vpc0", Logger: cfg.Logger, NoIPv6: cfg.NoIPv6, IPv6Router: true,
-		DNS: []netip.Addr{cfg.Router.Addr()}}
+		DNS: []netip.Addr{nthAddr(cfg.Router, 2)}}
 	if !cfg.NoIPv6 {
 		ropts.Addr6 = RouterPrefix6
 	}
@@ -235,7 +232,7 @@ func (v *VPC) MAC() [6]byte { return RouterMAC }
 // Close stops the DHCP server and the router stack and closes the wire.
 // Safe on a partly built VPC.
 func (v *VPC) Close() {
-	v.closeIPv6AndDNS()
+	v.closeIPv6()
 	if v.DHCP != nil {
 		v.DHCP.Close()
 	}
