@@ -27,6 +27,7 @@ have gcc      || need_pkgs+=(gcc)
 have qemu-system-x86_64 || need_pkgs+=(qemu-system-x86)
 have xz       || need_pkgs+=(xz-utils)
 have make     || need_pkgs+=(make)
+have dnsmasq  || need_pkgs+=(dnsmasq-base)
 [ -f /usr/include/linux/vfio.h ] || need_pkgs+=(linux-libc-dev)
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${TEST_SH_PLAN:-}" ]; then
 	if [ "$(id -u)" = 0 ] && have apt-get; then

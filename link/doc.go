@@ -6,8 +6,9 @@
 //
 //	dev, err := ena.Open(hwdev, ena.Config{})            // vfio.Open(...) or enasim.New(...)
 //	st, err := link.NewStack(enanic.New(dev), link.StackOptions{DHCP: true})
-//	ln, err := st.ListenTCP(80)
+//	ln, err := st.Listen("tcp", ":80")                // IPv4 and IPv6
 //	http.Serve(ln, handler)
+//	resp, err := st.HTTPClient().Get("http://orders.internal/") // DNS through the stack
 //
 // What the endpoint does with the device:
 //   - Ethernet is built in: MAC and MTU come from the device, SetMTU goes
@@ -32,14 +33,21 @@
 //     offload for IPv4 and IPv6.
 //   - rx.go: the Rx queue, from a completed frame to DeliverNetworkPacket,
 //     with the Rx checksum checks.
-//   - frag.go: holding IPv4 fragments until their datagram's checksum is
-//     verified. pcap.go: the capture writer. stats.go: counters.
+//   - frag.go: holding IPv4 and IPv6 fragments until their datagram's
+//     checksum is verified; txfrag.go: the UDP checksum of datagrams the
+//     stack fragments on Tx. pcap.go: the capture writer. stats.go:
+//     counters.
 //   - nic.go: the NIC and Queue interfaces a device implements.
 //   - stack.go, dhcp.go: NewStack, the embedding API and the DHCP client.
+//   - dial.go, listen.go, resolver.go, ping.go, neterr.go: the net-style
+//     API (Dial, Listen, ListenPacket, Resolver, Ping, HTTPClient) with
+//     package net's errors, after tsnet and wireguard-go's tun/netstack.
+//   - ipv6.go, dhcpv6.go: IPv6 as EC2 gives it (link-local address, Router
+//     Advertisements, DHCPv6, static addresses).
 //
 // link/simnic is the same NIC in software over a frame pipe, for tests and
-// simulations; link/vpc runs the simulated VPC (router and DHCP server) on
-// the far end of the wire.
+// simulations; link/vpc runs the simulated VPC (router, DHCP and DHCPv6
+// servers, Router Advertisements, DNS) on the far end of the wire.
 //
 // In comments, "§n.m" refers to that section of docs/protocol.md.
 package link

@@ -72,6 +72,9 @@ type Endpoint struct {
 	// frags holds IPv4 fragments until their datagram's TCP/UDP checksum
 	// is verified (see fragVerifier); nil without Rx checksum offload.
 	frags *fragVerifier
+	// txFrags fills in the UDP checksum of datagrams the stack fragmented
+	// (see txFragSums); nil without Tx checksum offload.
+	txFrags *txFragSums
 
 	mtu    atomic.Uint32
 	addr   atomic.Pointer[tcpip.LinkAddress]
@@ -128,6 +131,7 @@ func New(nic NIC, opts Options) (*Endpoint, error) {
 		e.caps |= stack.CapabilityTXChecksumOffload
 		e.txOffV4 = off.TxL4CsumIPv4Partial
 		e.txOffV6 = off.TxL4CsumIPv6Partial
+		e.txFrags = newTxFragSums()
 	}
 	if !opts.NoRxChecksumOffload {
 		e.caps |= stack.CapabilityRXChecksumOffload
@@ -390,6 +394,9 @@ func (e *Endpoint) Close() {
 	}
 	if e.frags != nil {
 		e.frags.close()
+	}
+	if e.txFrags != nil {
+		e.txFrags.close()
 	}
 }
 

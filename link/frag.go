@@ -39,8 +39,9 @@ type fragVerifier struct {
 
 type fragKey struct {
 	src, dst tcpip.Address
-	id       uint16
+	id       uint32 // IPv4's 16-bit or IPv6's 32-bit identification
 	proto    uint8
+	v6       bool
 }
 
 type fragDatagram struct {
@@ -77,11 +78,18 @@ const (
 // in arrival order, for the caller to deliver.
 func (f *fragVerifier) add(v *buffer.View, ip header.IPv4) (fragResult, []*buffer.View) {
 	hl := int(ip.HeaderLength())
-	payload := ip[hl:ip.TotalLength()]
-	off := int(ip.FragmentOffset())
-	more := ip.More()
-	key := fragKey{src: ip.SourceAddress(), dst: ip.DestinationAddress(), id: ip.ID(), proto: ip.Protocol()}
+	key := fragKey{src: ip.SourceAddress(), dst: ip.DestinationAddress(), id: uint32(ip.ID()), proto: ip.Protocol()}
+	return f.addPiece(v, key, int(ip.FragmentOffset()), ip.More(), ip[hl:ip.TotalLength()])
+}
 
+// addPiece is add for any IP version: v holds a fragment whose payload
+// (what follows the IPv4 header or the IPv6 Fragment header) starts at
+// byte off of its datagram; more is the M flag.
+func (f *fragVerifier) addPiece(v *buffer.View, key fragKey, off int, more bool, payload []byte) (fragResult, []*buffer.View) {
+	maxPayload := 0xffff - header.IPv4MinimumSize
+	if key.v6 {
+		maxPayload = 0xffff - header.IPv6FragmentHeaderSize
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.expire()
@@ -94,7 +102,7 @@ func (f *fragVerifier) add(v *buffer.View, ip header.IPv4) (fragResult, []*buffe
 		d = &fragDatagram{first: f.now()}
 		f.dgram[key] = d
 	}
-	if off+len(payload) > 0xffff-header.IPv4MinimumSize || (more && len(payload)%8 != 0) ||
+	if off+len(payload) > maxPayload || (more && len(payload)%8 != 0) ||
 		f.bytes+len(payload) > fragMaxBytes || (d.lastSeen && off+len(payload) > d.end) {
 		f.drop(key, d)
 		v.Release()
@@ -147,7 +155,7 @@ func l4ChecksumOK(key fragKey, d *fragDatagram) bool {
 			return false
 		}
 		if header.UDP(first).Checksum() == 0 {
-			return true // IPv4 UDP without a checksum
+			return !key.v6 // IPv4 UDP may omit its checksum, IPv6 UDP must not
 		}
 	} else if len(first) < header.TCPMinimumSize {
 		return false

@@ -37,14 +37,20 @@ type rxQueue struct {
 	gro  gro.GRO
 	pkts [RxBudget]*stack.PacketBuffer
 	n    int
-	// fragReady are verified IPv4 fragments waiting for the next deliver.
-	fragReady []*buffer.View
+	// fragReady are verified fragments waiting for the next deliver.
+	fragReady []readyFrag
 
 	// state is rxRunning, rxDelivering while the goroutine is inside the
 	// stack (where it may wait for the stack's lock, so Wait must not wait
 	// for it) or rxExited.
 	state atomic.Int32
 	c     rxCounters
+}
+
+// readyFrag is a verified fragment's frame and its network protocol.
+type readyFrag struct {
+	v     *buffer.View
+	proto tcpip.NetworkProtocolNumber
 }
 
 // Rx goroutine states, see rxQueue.state.
@@ -149,6 +155,9 @@ func (r *rxQueue) receive(p *rings.RxPacket) {
 	if e.frags != nil && proto == header.IPv4ProtocolNumber && r.fragment(v, frame[header.EthernetMinimumSize:], p) {
 		return // held, dropped, or queued for delivery by the fragment verifier
 	}
+	if e.frags != nil && proto == header.IPv6ProtocolNumber && r.fragment6(v, frame[header.EthernetMinimumSize:]) {
+		return
+	}
 	if e.rxOffload && !r.verify(proto, frame[header.EthernetMinimumSize:], p) {
 		v.Release()
 		return
@@ -193,14 +202,14 @@ func (r *rxQueue) deliver() {
 	r.n = 0
 	// Verified fragments: one datagram's pieces, delivered one by one for
 	// netstack to reassemble (GRO has nothing to merge in them).
-	for i, v := range r.fragReady {
-		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
+	for i, f := range r.fragReady {
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(f.v)})
 		pkt.LinkHeader().Consume(header.EthernetMinimumSize)
-		pkt.NetworkProtocolNumber = header.IPv4ProtocolNumber
+		pkt.NetworkProtocolNumber = f.proto
 		pkt.RXChecksumValidated = true
-		box.d.DeliverNetworkPacket(header.IPv4ProtocolNumber, pkt)
+		box.d.DeliverNetworkPacket(f.proto, pkt)
 		pkt.DecRef()
-		r.fragReady[i] = nil
+		r.fragReady[i] = readyFrag{}
 	}
 	r.fragReady = r.fragReady[:0]
 	r.state.Store(rxRunning)
@@ -213,9 +222,9 @@ func (r *rxQueue) release() {
 		r.pkts[i] = nil
 	}
 	r.n = 0
-	for i, v := range r.fragReady {
-		v.Release()
-		r.fragReady[i] = nil
+	for i, f := range r.fragReady {
+		f.v.Release()
+		r.fragReady[i] = readyFrag{}
 	}
 	r.fragReady = r.fragReady[:0]
 }
@@ -246,10 +255,67 @@ func (r *rxQueue) fragment(v *buffer.View, b []byte, p *rings.RxPacket) bool {
 		r.c.fragDropped.Add(1)
 	case fragComplete:
 		r.c.fragVerified.Add(uint64(len(views)))
-		r.fragReady = append(r.fragReady, views...)
+		for _, fv := range views {
+			r.fragReady = append(r.fragReady, readyFrag{fv, header.IPv4ProtocolNumber})
+		}
 	}
 	return true
 }
+
+// fragment6 is fragment for IPv6: a packet with a Fragment header (RFC
+// 8200 section 4.5), found after the hop-by-hop, routing and destination options
+// headers that may precede it, goes to the fragment verifier. Fragments
+// whose upper-layer header is not directly TCP, UDP or ICMPv6 are dropped:
+// their checksum could not be checked before the stack trusts it.
+func (r *rxQueue) fragment6(v *buffer.View, b []byte) bool {
+	ip, ok := frame.ParseIPv6(b)
+	if !ok || ip.Len > len(b) {
+		return false // verify counts it as malformed
+	}
+	next, rest := ip.Proto, b[ip.HeaderLen:ip.Len]
+	for next != ipv6FragmentHeader {
+		if next != ipv6HopByHop && next != ipv6Routing && next != ipv6DestOptions {
+			return false // not a fragment
+		}
+		if len(rest) < 8 || len(rest) < (int(rest[1])+1)*8 {
+			return false
+		}
+		next, rest = rest[0], rest[(int(rest[1])+1)*8:]
+	}
+	if len(rest) < 8 {
+		r.c.malformed.Add(1)
+		v.Release()
+		return true
+	}
+	inner := rest[0]
+	if inner != frame.ProtoTCP && inner != frame.ProtoUDP && inner != ipv6ICMP {
+		r.c.fragDropped.Add(1)
+		v.Release()
+		return true
+	}
+	offFlags := binary.BigEndian.Uint16(rest[2:])
+	key := fragKey{src: tcpip.AddrFromSlice(ip.Src), dst: tcpip.AddrFromSlice(ip.Dst),
+		id: binary.BigEndian.Uint32(rest[4:]), proto: inner, v6: true}
+	switch res, views := r.e.frags.addPiece(v, key, int(offFlags>>3)*8, offFlags&1 != 0, rest[8:]); res {
+	case fragDropped:
+		r.c.fragDropped.Add(1)
+	case fragComplete:
+		r.c.fragVerified.Add(uint64(len(views)))
+		for _, fv := range views {
+			r.fragReady = append(r.fragReady, readyFrag{fv, header.IPv6ProtocolNumber})
+		}
+	}
+	return true
+}
+
+// IPv6 next-header values of the extension headers fragment6 walks.
+const (
+	ipv6HopByHop       = 0
+	ipv6Routing        = 43
+	ipv6FragmentHeader = 44
+	ipv6ICMP           = 58
+	ipv6DestOptions    = 60
+)
 
 // ipv4HeaderOK checks an IPv4 header's checksum, trusting the device's
 // verdict where it gave one: L3CsumErr means "bad or not validated", so

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -22,8 +23,9 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
-// StackOptions configure NewStack. Give either Addr (static, with Gateway
-// for a default route) or DHCP.
+// StackOptions configure NewStack. Give an IPv4 address (Addr, static,
+// with Gateway for a default route, or DHCP), an IPv6 address (Addr6 or
+// DHCPv6), or both.
 type StackOptions struct {
 	Addr    netip.Prefix // e.g. 10.0.1.5/24
 	Gateway netip.Addr   // default route; zero means on-link only
@@ -31,6 +33,26 @@ type StackOptions struct {
 	// does on EC2) and renews the lease in the background.
 	DHCP        bool
 	DHCPTimeout time.Duration // whole acquisition; 0 means 30 s
+	// Addr6 is a static IPv6 address with its on-link prefix, e.g.
+	// 2600:1f18:aaaa:bbbb::5/64; Gateway6 its default route (zero: the
+	// router from Router Advertisements). See ipv6.go.
+	Addr6    netip.Prefix
+	Gateway6 netip.Addr
+	// DHCPv6 makes NewStack wait (DHCPTimeout) for a DHCPv6 address.
+	// Without it and without Addr6 the stack still follows Router
+	// Advertisements and, when one has the managed flag (as on EC2),
+	// gets its IPv6 address by DHCPv6 in the background: dual stack
+	// wherever the VPC offers IPv6.
+	DHCPv6 bool
+	// NoIPv6 leaves IPv6 off: no link-local address, RAs ignored.
+	NoIPv6 bool
+	// IPv6Router is for a stack that is itself the link's IPv6 router
+	// (the simulated VPC's): it neither solicits nor follows Router
+	// Advertisements.
+	IPv6Router bool
+	// DNS names the DNS servers Resolver and Dial use, replacing those
+	// from DHCP, DHCPv6 and Router Advertisements.
+	DNS []netip.Addr
 	// Endpoint tunes the link endpoint (GSO, GRO, offloads, pcap).
 	Endpoint Options
 	// QueueLen is the fifo qdisc length per Tx queue; 0 means
@@ -56,9 +78,17 @@ type Stack struct {
 	addr  netip.Prefix
 	gw    netip.Addr
 	lease *Lease
+	// routes4 are Configure's IPv4 routes; installRoutesLocked merges
+	// them with the IPv6 ones.
+	routes4   []tcpip.Route
+	v6        ipv6State
+	dhcp6Auto bool // start DHCPv6 when an RA has the managed flag
+	dnsStatic []netip.Addr
+	dnsNext   atomic.Uint32
+	ndp       *ndpEvents
 
 	stop chan struct{}
-	wg   sync.WaitGroup // the DHCP renewal goroutine
+	wg   sync.WaitGroup // DHCP and DHCPv6 clients, the NDP event goroutine
 	once sync.Once
 }
 
@@ -68,8 +98,12 @@ type Stack struct {
 // benchmarks build their baselines on it so they differ from a NewStack
 // stack only in the link.
 func NewNetstack() *stack.Stack {
+	return newNetstack(ipv6.NewProtocol)
+}
+
+func newNetstack(v6 stack.NetworkProtocolFactory) *stack.Stack {
 	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, v6, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 		HandleLocal:        true,
 	})
@@ -93,8 +127,11 @@ const DefaultQueueLen = 8192
 // single feeder and frames are batched per doorbell), and the address from
 // o. The device stays the caller's to close, after Stack.Close.
 func NewStack(nic NIC, o StackOptions) (*Stack, error) {
-	if !o.DHCP && !o.Addr.IsValid() {
-		return nil, fmt.Errorf("link: NewStack: neither an address nor DHCP given")
+	if !o.DHCP && !o.Addr.IsValid() && !o.DHCPv6 && !o.Addr6.IsValid() {
+		return nil, fmt.Errorf("link: NewStack: no address given: set Addr, DHCP, Addr6 or DHCPv6")
+	}
+	if o.NoIPv6 && (o.DHCPv6 || o.Addr6.IsValid()) {
+		return nil, fmt.Errorf("link: NewStack: NoIPv6 excludes Addr6 and DHCPv6")
 	}
 	log := o.Logger
 	if log == nil {
@@ -107,7 +144,8 @@ func NewStack(nic NIC, o StackOptions) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := NewNetstack()
+	ndp := &ndpEvents{ch: make(chan ndpEvent, 64)}
+	s := newNetstack(ipv6.NewProtocolWithOptions(ipv6Options(ndp, o.NoIPv6, o.IPv6Router)))
 
 	name := o.NICName
 	if name == "" {
@@ -129,7 +167,49 @@ func NewStack(nic NIC, o StackOptions) (*Stack, error) {
 		s.Destroy()
 		return nil, fmt.Errorf("link: creating NIC %s: %s", name, err)
 	}
-	st := &Stack{Stack: s, NICID: id, Endpoint: ep, log: log, stop: make(chan struct{})}
+	st := &Stack{Stack: s, NICID: id, Endpoint: ep, log: log, stop: make(chan struct{}), ndp: ndp,
+		dnsStatic: o.DNS, dhcp6Auto: !o.NoIPv6 && !o.DHCPv6 && !o.Addr6.IsValid()}
+	st.wg.Add(1)
+	go st.runNDP()
+	if err := st.configure(o); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// configure sets NewStack's addresses: IPv4 first, then IPv6.
+func (st *Stack) configure(o StackOptions) error {
+	if err := st.configure4(o); err != nil {
+		return err
+	}
+	switch {
+	case o.Addr6.IsValid():
+		return st.Configure6(o.Addr6, o.Gateway6)
+	case o.DHCPv6:
+		to := o.DHCPTimeout
+		if to == 0 {
+			to = 30 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), to)
+		l, err := st.acquire6(ctx)
+		if err == nil {
+			err = st.waitRouter6(ctx)
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+		st.mu.Lock()
+		st.v6.dhcp6Running = true
+		st.mu.Unlock()
+		st.wg.Add(1)
+		go st.dhcp6Loop(l)
+	}
+	return nil
+}
+
+func (st *Stack) configure4(o StackOptions) error {
 	if o.DHCP {
 		to := o.DHCPTimeout
 		if to == 0 {
@@ -139,18 +219,16 @@ func NewStack(nic NIC, o StackOptions) (*Stack, error) {
 		lease, err := st.acquire(ctx)
 		cancel()
 		if err != nil {
-			st.Close()
-			return nil, err
+			return err
 		}
 		st.wg.Add(1)
 		go st.renewLoop(lease)
-		return st, nil
+		return nil
 	}
-	if err := st.Configure(o.Addr, o.Gateway); err != nil {
-		st.Close()
-		return nil, err
+	if o.Addr.IsValid() {
+		return st.Configure(o.Addr, o.Gateway)
 	}
-	return st, nil
+	return nil
 }
 
 // Configure sets the NIC's IPv4 address and routes: the subnet on-link and,
@@ -185,7 +263,8 @@ func (s *Stack) Configure(addr netip.Prefix, gw netip.Addr) error {
 		}
 		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(gw.As4()), NIC: s.NICID})
 	}
-	s.Stack.SetRouteTable(routes)
+	s.routes4 = routes
+	s.installRoutesLocked()
 	s.addr, s.gw = addr, gw
 	return nil
 }
@@ -204,7 +283,8 @@ func (s *Stack) Lease() *Lease {
 	return s.lease
 }
 
-// ListenTCP listens on the NIC's address (any address of the stack) at port.
+// ListenTCP listens on the NIC's IPv4 addresses at port. Listen("tcp",
+// ":port") takes IPv6 too.
 func (s *Stack) ListenTCP(port uint16) (*gonet.TCPListener, error) {
 	ln, err := gonet.ListenTCP(s.Stack, tcpip.FullAddress{NIC: s.NICID, Port: port}, ipv4.ProtocolNumber)
 	if err != nil {

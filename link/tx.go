@@ -94,7 +94,20 @@ func (e *Endpoint) send(tq *txQueue, pkt *stack.PacketBuffer) error {
 		segs = append(segs, b)
 		size += len(b)
 	}
-	tq.segs = segs[:0] // keep the grown backing array
+	tq.segs = segs[:0]               // keep the grown backing array
+	var complete *stack.PacketBuffer // a held first fragment, now summed
+	if e.txFrags != nil {
+		var hold bool
+		if hold, complete = e.txFrags.note(pkt, segs, size); hold {
+			return nil // sent once the datagram's last fragment went
+		}
+	}
+	if complete != nil {
+		defer func() {
+			_ = e.send(tq, complete) // lost like any frame on a full ring
+			complete.DecRef()
+		}()
+	}
 	var off rings.TxOffload
 	if e.caps&stack.CapabilityTXChecksumOffload != 0 {
 		var first []byte

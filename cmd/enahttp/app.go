@@ -90,7 +90,7 @@ func start(c config) (a *app, err error) {
 	a.stats = newStatsCache(a.dev.Stats, snapshotMaxAge)
 
 	a.serverAddr = a.host.Addr(uint16(c.port))
-	ln, err := a.st.ListenTCP(uint16(c.port))
+	ln, err := a.st.Listen("tcp", fmt.Sprintf(":%d", c.port)) // IPv4 and IPv6
 	if err != nil {
 		return a, err
 	}

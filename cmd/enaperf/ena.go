@@ -56,7 +56,7 @@ func (n *enaNet) Listen(port int) (net.Listener, error) {
 }
 
 func (n *enaNet) ListenUDP(port int) (net.PacketConn, error) {
-	return vpc.ListenUDP(n.host.Stack, uint16(port))
+	return n.host.Stack.ListenPacket("udp", ":"+strconv.Itoa(port)) // IPv4 and IPv6
 }
 
 // Expose forwards listen (TCP and UDP) on the host through the VPC to the

@@ -55,6 +55,13 @@ type Config struct {
 	// DHCP asks for DHCP explicitly (it excludes IP). A real device needs
 	// IP or DHCP; the simulated one defaults to DHCP from its VPC.
 	DHCP bool
+	// IP6 is a static IPv6 address with prefix, Gateway6 its default
+	// route ("" : from Router Advertisements); DHCP6 waits for a DHCPv6
+	// address. Without either, IPv6 follows the network's Router
+	// Advertisements (DHCPv6 in the background where they ask for it);
+	// the simulated VPC offers it, so there DHCP6 is the default.
+	IP6, Gateway6 string
+	DHCP6         bool
 	// Pcap names a file that receives a capture of the ENA's frames.
 	Pcap string
 	// Poll uses no interrupts: admin polling and busy-poll Rx.
@@ -85,6 +92,9 @@ func AddFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.IP, "ip", "", "static address with prefix, e.g. 10.0.1.5/24 (default: DHCP); with the simulated device its VPC takes this subnet (/16 to /28)")
 	fs.StringVar(&c.Gateway, "gw", "", "default gateway for --ip, in its subnet; with the simulated device the VPC router's address (without --gw: the subnet's base + 1, no default route)")
 	fs.BoolVar(&c.DHCP, "dhcp", false, "get the address by DHCP (the default when --ip is not given)")
+	fs.StringVar(&c.IP6, "ip6", "", "static IPv6 address with prefix, e.g. 2600:1f18:aaaa:bbbb::5/64 (default: from the network's Router Advertisements and DHCPv6)")
+	fs.StringVar(&c.Gateway6, "gw6", "", "IPv6 default gateway for --ip6 (default: the router that advertises itself)")
+	fs.BoolVar(&c.DHCP6, "dhcp6", false, "wait for an IPv6 address by DHCPv6 at start (the default on the simulated device)")
 	fs.StringVar(&c.Pcap, "pcap", "", "write a pcap capture of the ENA's traffic to FILE")
 	fs.StringVar(&c.VFIOMode, "vfio-mode", "auto", "VFIO IOMMU mode for a real device: auto, iommu or noiommu")
 	fs.BoolVar(&c.Poll, "poll", false, "use no interrupts: poll the admin queue and busy-poll Rx")
@@ -202,13 +212,18 @@ func Open(c Config) (h *Host, err error) {
 		}
 	case c.Gateway != "":
 		return nil, errors.New("--gw needs --ip: with DHCP the gateway comes from the lease")
+	case !sim && !c.DHCP && c.IP6 == "" && !c.DHCP6:
+		return nil, fmt.Errorf("--device %s is a real device: give it --ip ADDRESS/PREFIX (and --gw), --dhcp, --ip6 ADDRESS/PREFIX or --dhcp6", c.Device)
 	case !sim && !c.DHCP:
-		return nil, fmt.Errorf("--device %s is a real device: give it --ip ADDRESS/PREFIX (and --gw) or --dhcp", c.Device)
+		// IPv6 only.
 	default:
 		opts.DHCP = true
 		opts.DHCPTimeout = DHCPTimeout
 	}
 
+	if err := ipv6Options(c, sim, &opts); err != nil {
+		return nil, err
+	}
 	h = &Host{fatal: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -299,9 +314,40 @@ func simSubnet(ip netip.Prefix, gw netip.Addr) (netip.Prefix, error) {
 	return subnet, nil
 }
 
+// ipv6Options reads --ip6, --gw6 and --dhcp6 into opts.
+func ipv6Options(c Config, sim bool, opts *link.StackOptions) error {
+	switch {
+	case c.IP6 != "":
+		if c.DHCP6 {
+			return errors.New("--ip6 and --dhcp6 exclude each other")
+		}
+		p, err := netip.ParsePrefix(c.IP6)
+		if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+			return fmt.Errorf("--ip6 %q: want an IPv6 address with prefix, e.g. 2600:1f18:aaaa:bbbb::5/64", c.IP6)
+		}
+		opts.Addr6 = p
+	case c.Gateway6 != "":
+		return errors.New("--gw6 needs --ip6")
+	case c.DHCP6 || sim:
+		opts.DHCPv6 = true
+		opts.DHCPTimeout = DHCPTimeout
+	}
+	if c.Gateway6 != "" {
+		gw, err := netip.ParseAddr(c.Gateway6)
+		if err != nil || !gw.Is6() || gw.Is4In6() {
+			return fmt.Errorf("--gw6 %q: want an IPv6 address, e.g. fe80::1", c.Gateway6)
+		}
+		opts.Gateway6 = gw.WithZone("")
+	}
+	return nil
+}
+
 // Addr is the stack's address and port as a server address.
 func (h *Host) Addr(port uint16) netip.AddrPort {
 	addr, _ := h.Stack.Addr()
+	if !addr.IsValid() { // IPv6 only
+		addr, _ = h.Stack.Addr6()
+	}
 	return netip.AddrPortFrom(addr.Addr(), port)
 }
 

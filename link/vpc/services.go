@@ -20,6 +20,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/enanet/enanet/link"
@@ -41,6 +42,19 @@ var (
 	LinkLocalResolverAddr = netip.MustParseAddr("169.254.169.253")
 	// MetadataAddr is the instance metadata service (IMDS).
 	MetadataAddr = netip.MustParseAddr("169.254.169.254")
+	// Resolver6Addr is the resolver's IPv6 address, EC2's on Nitro
+	// (reached through the router); DHCPv6 hands it out.
+	Resolver6Addr = netip.MustParseAddr("fd00:ec2::253")
+)
+
+// Names the simulated VPC's resolver knows besides the EC2-style ones.
+// Both resolve to the router's IPv4 and IPv6 addresses: "gateway" is the
+// router itself, "host" the machine running the simulation, reached
+// through the router (Forwarder splices the router's sockets to the
+// host's).
+const (
+	GatewayName = "gateway.vpc.internal"
+	HostName    = "host.vpc.internal"
 )
 
 // MetadataInstanceID is the instance id the simulated metadata service
@@ -55,7 +69,7 @@ type services struct {
 	dns      []net.PacketConn
 	ln       net.Listener
 	http     *http.Server
-	names    sync.Map // lower-case name without trailing dot -> netip.Addr
+	names    sync.Map // lower-case name without trailing dot -> []netip.Addr
 	wg       sync.WaitGroup
 
 	tokMu  sync.Mutex
@@ -76,18 +90,13 @@ func startServices(st *link.Stack, router netip.Prefix, log *slog.Logger) (*serv
 			return nil, fmt.Errorf("vpc: adding service address %s: %s", a, err)
 		}
 	}
-	s.names.Store("instance-data", MetadataAddr)
-	s.names.Store("instance-data.ec2.internal", MetadataAddr)
+	s.names.Store("instance-data", []netip.Addr{MetadataAddr})
+	s.names.Store("instance-data.ec2.internal", []netip.Addr{MetadataAddr})
 	for _, a := range []netip.Addr{s.resolver, LinkLocalResolverAddr} {
-		// Bound to the address, so replies come from where the query went.
-		c, err := gonet.DialUDP(st.Stack, &tcpip.FullAddress{NIC: st.NICID, Addr: tcpip.AddrFrom4(a.As4()), Port: 53}, nil, ipv4.ProtocolNumber)
-		if err != nil {
+		if err := s.listenDNS(st, a); err != nil {
 			s.close()
-			return nil, fmt.Errorf("vpc: resolver on %s:53: %s", a, err)
+			return nil, err
 		}
-		s.dns = append(s.dns, c)
-		s.wg.Add(1)
-		go s.serveDNS(c)
 	}
 	ln, err := gonet.ListenTCP(st.Stack, tcpip.FullAddress{NIC: st.NICID, Addr: tcpip.AddrFrom4(MetadataAddr.As4()), Port: 80}, ipv4.ProtocolNumber)
 	if err != nil {
@@ -104,6 +113,24 @@ func startServices(st *link.Stack, router netip.Prefix, log *slog.Logger) (*serv
 		}
 	}()
 	return s, nil
+}
+
+// listenDNS answers queries to a (an address of st's NIC) on port 53,
+// from a socket bound to it so that replies come from where the query
+// went.
+func (s *services) listenDNS(st *link.Stack, a netip.Addr) error {
+	proto := ipv4.ProtocolNumber
+	if a.Is6() {
+		proto = ipv6.ProtocolNumber
+	}
+	c, err := gonet.DialUDP(st.Stack, &tcpip.FullAddress{NIC: st.NICID, Addr: tcpip.AddrFromSlice(a.AsSlice()), Port: 53}, nil, proto)
+	if err != nil {
+		return fmt.Errorf("vpc: resolver on %s: %s", netip.AddrPortFrom(a, 53), err)
+	}
+	s.dns = append(s.dns, c)
+	s.wg.Add(1)
+	go s.serveDNS(c)
+	return nil
 }
 
 func (s *services) close() {
@@ -126,10 +153,15 @@ func (s *services) close() {
 // which DHCP hands out; it also answers at LinkLocalResolverAddr.
 func (v *VPC) Resolver() netip.Addr { return v.services.resolver }
 
-// AddDNSName makes the VPC resolver answer name with addr (IPv4).
-func (v *VPC) AddDNSName(name string, addr netip.Addr) {
+// AddDNSName makes the VPC resolver answer name with addrs, IPv4 (A)
+// and IPv6 (AAAA) alike, replacing what it answered before.
+func (v *VPC) AddDNSName(name string, addrs ...netip.Addr) {
 	if v.services != nil {
-		v.services.names.Store(normName(name), addr)
+		as := make([]netip.Addr, 0, len(addrs))
+		for _, a := range addrs {
+			as = append(as, a.Unmap())
+		}
+		v.services.names.Store(normName(name), as)
 	}
 }
 
@@ -139,22 +171,22 @@ func normName(n string) string { return strings.ToLower(strings.TrimSuffix(n, ".
 // (us-east-1) and ip-172-31-0-10.<region>.compute.internal.
 var ec2Hostname = regexp.MustCompile(`^ip-(\d+)-(\d+)-(\d+)-(\d+)\.(ec2\.internal|[a-z0-9-]+\.compute\.internal)$`)
 
-// lookup resolves an A query: the names added, and the private DNS name of
+// lookup resolves a name: the names added, and the private DNS name of
 // any address in the VPC.
-func (s *services) lookup(name string) (netip.Addr, bool) {
+func (s *services) lookup(name string) ([]netip.Addr, bool) {
 	name = normName(name)
 	if a, ok := s.names.Load(name); ok {
-		return a.(netip.Addr), true
+		return a.([]netip.Addr), true
 	}
 	m := ec2Hostname.FindStringSubmatch(name)
 	if m == nil {
-		return netip.Addr{}, false
+		return nil, false
 	}
 	a, err := netip.ParseAddr(strings.Join(m[1:5], "."))
 	if err != nil || !s.subnet.Contains(a) {
-		return netip.Addr{}, false
+		return nil, false
 	}
-	return a, true
+	return []netip.Addr{a}, true
 }
 
 func (s *services) serveDNS(c net.PacketConn) {
@@ -190,18 +222,22 @@ func (s *services) answer(q []byte) []byte {
 	default:
 		q := qs[0]
 		resp.Questions = qs
-		a, ok := s.lookup(q.Name.String())
-		switch {
-		case !ok:
+		addrs, ok := s.lookup(q.Name.String())
+		if !ok {
 			resp.RCode = dnsmessage.RCodeNameError
 			resp.Authoritative = true
-		case q.Type == dnsmessage.TypeA && q.Class == dnsmessage.ClassINET:
-			resp.Answers = []dnsmessage.Resource{{
-				Header: dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 60},
-				Body:   &dnsmessage.AResource{A: a.As4()},
-			}}
-		default:
-			// The name exists but has no record of this type (no IPv6).
+			break
+		}
+		// A name without a record of the type gets an empty answer.
+		for _, a := range addrs {
+			rh := dnsmessage.ResourceHeader{Name: q.Name, Type: q.Type, Class: dnsmessage.ClassINET, TTL: 60}
+			switch {
+			case q.Class != dnsmessage.ClassINET:
+			case q.Type == dnsmessage.TypeA && a.Is4():
+				resp.Answers = append(resp.Answers, dnsmessage.Resource{Header: rh, Body: &dnsmessage.AResource{A: a.As4()}})
+			case q.Type == dnsmessage.TypeAAAA && a.Is6():
+				resp.Answers = append(resp.Answers, dnsmessage.Resource{Header: rh, Body: &dnsmessage.AAAAResource{AAAA: a.As16()}})
+			}
 		}
 	}
 	b, err := resp.Pack()

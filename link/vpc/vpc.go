@@ -82,6 +82,9 @@ type Config struct {
 	// TCPBuffer caps the router stack's TCP send and receive buffers, in
 	// bytes; 0 means DefaultTCPBuffer. See DefaultTCPBuffer for why.
 	TCPBuffer int
+	// NoIPv6 leaves the VPC IPv4-only: no Router Advertisements, no
+	// DHCPv6 (see ipv6.go for what it offers otherwise).
+	NoIPv6 bool
 	// Logger receives the router stack's events; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -96,6 +99,10 @@ type VPC struct {
 	NIC *simnic.NIC
 	// DHCP is the subnet's DHCP server (leases by MAC).
 	DHCP *DHCPServer
+	// RA and DHCPv6 give the subnet IPv6 as EC2 does (nil with NoIPv6):
+	// Router Advertisements with the managed flag, addresses by DHCPv6.
+	RA     *RouterAdvertiser
+	DHCPv6 *DHCPv6Server
 
 	router netip.Prefix
 	first  netip.Addr
@@ -168,7 +175,13 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 	v.NIC = simnic.New(wire, simnic.Config{MAC: RouterMAC, MaxMTU: 9001, MTU: cfg.MTU, RxRing: cfg.RxRing,
 		Offloads: link.Offloads{TxCsumIPv4: true, TxL4CsumIPv4Partial: true, TxL4CsumIPv6Partial: true, RxCsumIPv4: true, RxCsumL4: true}})
 	var err error
-	if v.Stack, err = link.NewStack(v.NIC, link.StackOptions{Addr: cfg.Router, NICName: "vpc0", Logger: cfg.Logger}); err != nil {
+	// The router resolves through the VPC resolver (services.go).
+	ropts := link.StackOptions{Addr: cfg.Router, NICName: "vpc0", Logger: cfg.Logger, NoIPv6: cfg.NoIPv6, IPv6Router: true,
+		DNS: []netip.Addr{nthAddr(cfg.Router, 2)}}
+	if !cfg.NoIPv6 {
+		ropts.Addr6 = RouterPrefix6
+	}
+	if v.Stack, err = link.NewStack(v.NIC, ropts); err != nil {
 		v.Close()
 		return nil, fmt.Errorf("vpc: router stack: %w", err)
 	}
@@ -197,6 +210,10 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 		v.Close()
 		return nil, err // already says "vpc: DHCP server: ..."
 	}
+	if err := v.serveNames(cfg); err != nil {
+		v.Close()
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -215,6 +232,7 @@ func (v *VPC) MAC() [6]byte { return RouterMAC }
 // Close stops the DHCP server and the router stack and closes the wire.
 // Safe on a partly built VPC.
 func (v *VPC) Close() {
+	v.closeIPv6()
 	if v.DHCP != nil {
 		v.DHCP.Close()
 	}

@@ -1,0 +1,53 @@
+package netenv
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/enanet/enanet/link/vpc"
+)
+
+// TestOpenSimulatedDualStack: on the simulated VPC the stack is dual stack
+// by default, its IPv6 address from DHCPv6.
+func TestOpenSimulatedDualStack(t *testing.T) {
+	h, err := Open(Config{Queues: 1})
+	require.NoError(t, err)
+	defer h.Close()
+	addr6, gw6 := h.Stack.Addr6()
+	assert.Equal(t, netip.PrefixFrom(vpc.FirstLease6, 128), addr6)
+	assert.Equal(t, h.VPC.Stack.LinkLocal(), gw6)
+}
+
+func TestOpenStaticIPv6(t *testing.T) {
+	var c Config
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	AddFlags(fs, &c)
+	require.NoError(t, fs.Parse([]string{"--queues", "1", "--ip6", "fd00:ec2:0:1::99/64", "--gw6", "fe80::ec:2fff:fe00:1"}))
+	h, err := Open(c)
+	require.NoError(t, err)
+	defer h.Close()
+	addr6, gw6 := h.Stack.Addr6()
+	assert.Equal(t, "fd00:ec2:0:1::99/64", addr6.String())
+	assert.Equal(t, "fe80::ec:2fff:fe00:1", gw6.String())
+	assert.Nil(t, h.Stack.Lease6())
+}
+
+func TestIPv6FlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{IP6: "fd00::1/64", DHCP6: true}, "--ip6 and --dhcp6 exclude each other"},
+		{Config{IP6: "10.0.0.1/24"}, "--ip6 \"10.0.0.1/24\": want an IPv6 address with prefix"},
+		{Config{IP6: "fd00::1"}, "want an IPv6 address with prefix"},
+		{Config{Gateway6: "fe80::1"}, "--gw6 needs --ip6"},
+		{Config{IP6: "fd00::1/64", Gateway6: "10.0.0.1"}, "--gw6 \"10.0.0.1\": want an IPv6 address"},
+	} {
+		_, err := Open(tc.c)
+		assert.ErrorContains(t, err, tc.want, "%+v", tc.c)
+	}
+}

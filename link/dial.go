@@ -1,0 +1,246 @@
+package link
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// family is what a network name ("tcp4", "udp", ...) allows.
+type family struct {
+	udp      bool // else TCP
+	v4, v6   bool
+	fullName string
+}
+
+// parseNetwork reads a network name as package net does for Dial and
+// Listen: tcp, tcp4, tcp6, udp, udp4 or udp6.
+func parseNetwork(network string) (family, bool) {
+	f := family{fullName: network}
+	switch network {
+	case "tcp", "udp":
+		f.v4, f.v6 = true, true
+	case "tcp4", "udp4":
+		f.v4 = true
+	case "tcp6", "udp6":
+		f.v6 = true
+	default:
+		return f, false
+	}
+	f.udp = strings.HasPrefix(network, "udp")
+	return f, true
+}
+
+func (f family) allows(a netip.Addr) bool {
+	if a.Is4() {
+		return f.v4
+	}
+	return f.v6
+}
+
+// Dial connects to address on the named network through the userspace
+// stack, as net.Dialer.DialContext does: network is tcp, tcp4, tcp6, udp,
+// udp4 or udp6; address is "host:port", where host is an IP literal or a
+// name resolved by Resolver (through the stack, never by the host's
+// resolver). With several addresses for a name, those of a family the
+// stack has an address in come first, IPv6 before IPv4 (RFC 6724), and
+// each is tried in turn until one connects. Errors are *net.OpError as
+// package net returns them; ctx bounds the whole dial.
+func (s *Stack) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	f, ok := parseNetwork(network)
+	if !ok {
+		return nil, opError("dial", network, nil, net.UnknownNetworkError(network))
+	}
+	host, portStr, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, opError("dial", network, nil, err)
+	}
+	port, err := lookupPort(network, portStr)
+	if err != nil {
+		return nil, opError("dial", network, nil, err)
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a.Unmap().WithZone("")}
+	} else if host == "" {
+		return nil, opError("dial", network, nil, &net.AddrError{Err: "missing host in address", Addr: address})
+	} else {
+		ips, err := s.Resolver().LookupNetIP(ctx, lookupNetwork(f), host)
+		if err != nil {
+			return nil, opError("dial", network, nil, s.dnsErrorServer(err))
+		}
+		addrs = s.sortForDial(ips)
+	}
+	var first error
+	for _, a := range addrs {
+		if !f.allows(a) {
+			continue
+		}
+		c, err := s.dialAddr(ctx, f, netip.AddrPortFrom(a, port))
+		if err == nil {
+			return c, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if first == nil {
+		return nil, opError("dial", network, nil, &net.AddrError{Err: "no suitable address found", Addr: host})
+	}
+	return nil, first
+}
+
+// DialContext is Dial, under the name http.Transport.DialContext and
+// wireguard-go's netstack use.
+func (s *Stack) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return s.Dial(ctx, network, address)
+}
+
+// HTTPClient returns an HTTP client whose connections go through the
+// userspace stack (host names resolved by Resolver), with
+// http.DefaultTransport's other settings.
+func (s *Stack) HTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil // a proxy from the host's environment is not on this network
+	tr.DialContext = s.Dial
+	return &http.Client{Transport: tr}
+}
+
+func lookupNetwork(f family) string {
+	switch {
+	case f.v4 && !f.v6:
+		return "ip4"
+	case f.v6 && !f.v4:
+		return "ip6"
+	}
+	return "ip"
+}
+
+// lookupPort reads a port number or a service name (from the host's
+// services database, as package net does).
+func lookupPort(network, s string) (uint16, error) {
+	if n, err := strconv.ParseUint(s, 10, 16); err == nil {
+		return uint16(n), nil
+	}
+	n, err := net.LookupPort(network, s)
+	if err != nil {
+		return 0, err
+	}
+	return uint16(n), nil
+}
+
+// sortForDial orders a name's addresses: families the stack has a usable
+// (non-link-local) address in first, IPv6 before IPv4 within them.
+func (s *Stack) sortForDial(ips []netip.Addr) []netip.Addr {
+	has4, has6 := s.hasFamily()
+	rank := func(a netip.Addr) int {
+		switch {
+		case a.Is6() && has6:
+			return 0
+		case a.Is4() && has4:
+			return 1
+		case a.Is6():
+			return 2
+		}
+		return 3
+	}
+	out := make([]netip.Addr, 0, len(ips))
+	for r := 0; r < 4; r++ {
+		for _, a := range ips {
+			if a = a.Unmap(); rank(a) == r {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// hasFamily reports whether the NIC has an IPv4 address and a global
+// (not link-local) IPv6 address.
+func (s *Stack) hasFamily() (v4, v6 bool) {
+	for _, pa := range s.Stack.AllAddresses()[s.NICID] {
+		a := pa.AddressWithPrefix.Address
+		switch {
+		case a.Len() == 4 && a != (tcpip.Address{}) && !a.Unspecified():
+			v4 = true
+		case a.Len() == 16 && !a.Unspecified() && !netip.AddrFrom16(a.As16()).IsLinkLocalUnicast():
+			v6 = true
+		}
+	}
+	return v4, v6
+}
+
+func protoOf(a netip.Addr) tcpip.NetworkProtocolNumber {
+	if a.Is4() {
+		return ipv4.ProtocolNumber
+	}
+	return ipv6.ProtocolNumber
+}
+
+func tcpipAddr(a netip.Addr) tcpip.Address {
+	if a.Is4() {
+		return tcpip.AddrFrom4(a.As4())
+	}
+	return tcpip.AddrFrom16(a.As16())
+}
+
+// dialAddr connects one endpoint to ap. The NIC is named in the address so
+// that link-local destinations (fe80::/10) work without a zone.
+func (s *Stack) dialAddr(ctx context.Context, f family, ap netip.AddrPort) (net.Conn, error) {
+	network := f.fullName
+	var raddr net.Addr = net.TCPAddrFromAddrPort(ap)
+	trans := tcp.ProtocolNumber
+	if f.udp {
+		raddr, trans = net.UDPAddrFromAddrPort(ap), udp.ProtocolNumber
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, opError("dial", network, raddr, ctxError(err))
+	}
+	var wq waiter.Queue
+	ep, terr := s.Stack.NewEndpoint(trans, protoOf(ap.Addr()), &wq)
+	if terr != nil {
+		return nil, opError("dial", network, raddr, sysError("socket", terr))
+	}
+	fa := tcpip.FullAddress{NIC: s.NICID, Addr: tcpipAddr(ap.Addr()), Port: ap.Port()}
+	if f.udp {
+		if terr := ep.Connect(fa); terr != nil {
+			ep.Close()
+			return nil, opError("dial", network, raddr, sysError("connect", terr))
+		}
+		return gonet.NewUDPConn(&wq, ep), nil
+	}
+	we, ready := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&we)
+	defer wq.EventUnregister(&we)
+	// A deadline is enforced by a timer rather than left to TCP's SYN
+	// retries, so the error is the timeout package net gives.
+	terr = ep.Connect(fa)
+	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
+		select {
+		case <-ctx.Done():
+			ep.Close()
+			return nil, opError("dial", network, raddr, ctxError(ctx.Err()))
+		case <-ready:
+		}
+		terr = ep.LastError()
+	}
+	if terr != nil {
+		ep.Close()
+		return nil, opError("dial", network, raddr, sysError("connect", terr))
+	}
+	return gonet.NewTCPConn(&wq, ep), nil
+}
