@@ -42,6 +42,7 @@ func (d *Device) bringUpSteps() []func(bootMode) error {
 		d.readLLQ,                    // §6 step 18
 		anyMode(d.configureAENQ),     // §6 step 20
 		d.configureLLQ,               // §6 step 21, §8.1
+		anyMode(d.readModeration),    // §6 step 22
 		d.sizeQueues,                 // driver knobs against the limits of §6 steps 14 and 21
 		// Phase D: interrupts, AENQ enable, RSS.
 		anyMode(d.enableAdminInterrupt), // §6 steps 23-24
@@ -376,6 +377,7 @@ func (d *Device) sizeQueues(mode bootMode) error {
 		return fmt.Errorf("ena: config: MTU %d exceeds the device maximum %d", mtu, d.attrs.MaxMTU)
 	}
 	d.mtu.Store(int32(mtu))
+	d.chooseRxBuf(mtu)
 	return nil
 }
 

@@ -58,6 +58,9 @@ type Config struct {
 	// MTU is the L3 MTU; 0 means 1500 (or max_mtu if that is smaller).
 	// A value above the device's max_mtu is an error.
 	MTU int
+	// RxBufSize is the Rx buffer size: RxBuf2K, RxBuf4K or RxBuf9K; 0
+	// (RxBufAuto) picks the smallest that holds a whole frame of the MTU.
+	RxBufSize int
 	// RSSKey is the 40-byte Toeplitz key (§10); nil means a random key.
 	RSSKey []byte
 	// PollMode disables I/O interrupts: WaitRx sleeps briefly instead.
@@ -135,6 +138,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("ena: config: unknown LLQ policy %d (want LLQDefault, LLQNormal, LLQLarge or LLQOff)", int(c.LLQ))
 	case c.RSSKey != nil && len(c.RSSKey) != spec.RSSKeySize:
 		return c, fmt.Errorf("ena: config: RSS key is %d bytes, the device takes exactly %d (§10)", len(c.RSSKey), spec.RSSKeySize)
+	case checkRxBufSize(c.RxBufSize) != nil:
+		return c, fmt.Errorf("ena: config: %w", checkRxBufSize(c.RxBufSize))
 	case c.MTU < 0 || c.MTU != 0 && c.MTU < 576:
 		return c, fmt.Errorf("ena: config: MTU %d is below the minimum 576", c.MTU)
 	case c.WatchdogInterval < 0 || c.KeepAliveTimeout < 0 || c.MissingTxTimeout < 0 || c.MissingTxThreshold < 0:

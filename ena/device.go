@@ -67,6 +67,7 @@ type Device struct {
 	lifecycle
 	health
 	notifications
+	liveSettings // runtime reconfiguration (reconfig.go), under resetMu
 
 	counters driverCounters // atomics; bumped by whoever sees the event
 }
@@ -83,7 +84,7 @@ type firstBootFacts struct {
 	llq      *llqChoice            // §6 step 21: nil means host placement
 	llqWhy   string                // why LLQ is not used
 	ioIntr   bool                  // per-queue interrupts in use
-	rssKey   [spec.RSSKeySize]byte // set by Open, programmed by every bring-up
+	rssKey   [spec.RSSKeySize]byte // set by Open and SetRSSKey (resetMu), programmed by every bring-up
 }
 
 // bringUpState is what every bring-up (first boot and each recovery)

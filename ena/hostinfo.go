@@ -29,9 +29,10 @@ const (
 const hostOSType = spec.OSDPDK
 
 // hostSupportedFeatures: we configure the RSS function and key ourselves
-// (bit 4). We do not advertise rx_offset: the Rx path expects packet data
-// at offset 0 of each buffer.
-const hostSupportedFeatures = spec.HostFeatRSSConfigurableFunctionKey
+// (bit 4) and send interrupt moderation delays in the unmask word (bit 2,
+// moderation.go). We do not advertise rx_offset: the Rx path expects
+// packet data at offset 0 of each buffer.
+const hostSupportedFeatures = spec.HostFeatRSSConfigurableFunctionKey | spec.HostFeatInterruptModeration
 
 // fillHostInfo writes the host-info page (§4.8 HOST_ATTR_CONFIG) into a
 // zeroed 4 KiB DMA page.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/enanet/enanet/ena/spec"
@@ -26,12 +27,17 @@ type QueuePair struct {
 	rxMu sync.Mutex
 	tx   *rings.TxQueue
 	rx   *rings.RxQueue
+	// published mirrors tx and rx for readers that take neither lock
+	// (Stats, the watchdog's Rx progress check); reconfiguration replaces
+	// the rings.
+	published atomic.Pointer[ringPair]
 
 	// Device indexes from the CREATE responses (§4.7); under both locks.
 	txCQIdx, txSQIdx, rxCQIdx, rxSQIdx uint16
 	unmaskOff                          uint32 // 0: none
 	created                            bool
 
+	dim   dimState      // adaptive moderation, under rxMu
 	wake  chan struct{} // poll-mode Wake
 	timer *time.Timer   // poll-mode WaitRx sleep, owned by the Rx goroutine
 }
@@ -42,55 +48,66 @@ const pollSleep = 200 * time.Microsecond
 
 // allocQueues builds the host side of every queue pair (§7.1).
 func (d *Device) allocQueues() error {
-	dma, bar0 := d.dev.DMA(), d.dev.Registers()
-	maxFrame := min(int(d.attrs.MaxMTU)+18, 65535)
 	for i := range d.cfg.Queues {
 		p := &QueuePair{d: d, idx: i, vector: -1, wake: make(chan struct{}, 1)}
 		if d.ioIntr {
 			p.vector = 1 + i
 		}
-		tc := rings.TxConfig{
-			Name:        fmt.Sprintf("tx %d", i),
-			Depth:       d.cfg.TxDepth,
-			DMA:         dma,
-			Regs:        bar0,
-			MaxDescs:    min(d.limits.maxTxDescs, maxSGL),
-			MetaCaching: true,
-			BufSize:     rings.DefaultTxBufSize,
-			MaxHeader:   0, // host mode: no header_length hint, as FreeBSD (§7.9)
-			CheckMBZ:    spec.CapCDescMBZ.In(d.attrs.Capabilities),
-			MaxFrame:    max(maxFrame, rings.DefaultMaxTxFrame),
-		}
-		if d.limits.maxTxDescs == 0 {
-			tc.MaxDescs = 0
-		}
-		if d.llq != nil {
-			tc.LLQ = d.bar2
-			tc.Layout = d.llq.layout
-			tc.BurstEntries = d.llq.burst
-			tc.MetaCaching = d.llq.metaCaching
-		}
-		tx, err := rings.NewTx(tc)
+		tx, rx, err := d.newRings(i, d.cfg.TxDepth, d.cfg.RxDepth, d.rxBufSize)
 		if err != nil {
-			return fmt.Errorf("ena: queue %d: %w", i, err)
-		}
-		rx, err := rings.NewRx(rings.RxConfig{
-			Name:     fmt.Sprintf("rx %d", i),
-			Depth:    d.cfg.RxDepth,
-			DMA:      dma,
-			Regs:     bar0,
-			BufSize:  rings.DefaultRxBufSize,
-			MaxDescs: d.limits.maxRxDescs,
-			CheckMBZ: tc.CheckMBZ,
-		})
-		if err != nil {
-			_ = tx.Close()
-			return fmt.Errorf("ena: queue %d: %w", i, err)
+			return err
 		}
 		p.tx, p.rx = tx, rx
+		p.published.Store(&ringPair{tx, rx})
 		d.queues = append(d.queues, p)
 	}
 	return nil
+}
+
+// newRings allocates queue pair i's Tx and Rx rings with the given depths
+// and Rx buffer size; the device-side queues are created later (create).
+func (d *Device) newRings(i, txDepth, rxDepth, rxBufSize int) (*rings.TxQueue, *rings.RxQueue, error) {
+	dma, bar0 := d.dev.DMA(), d.dev.Registers()
+	maxFrame := min(int(d.attrs.MaxMTU)+18, 65535)
+	tc := rings.TxConfig{
+		Name:        fmt.Sprintf("tx %d", i),
+		Depth:       txDepth,
+		DMA:         dma,
+		Regs:        bar0,
+		MaxDescs:    min(d.limits.maxTxDescs, maxSGL),
+		MetaCaching: true,
+		BufSize:     rings.DefaultTxBufSize,
+		MaxHeader:   0, // host mode: no header_length hint, as FreeBSD (§7.9)
+		CheckMBZ:    spec.CapCDescMBZ.In(d.attrs.Capabilities),
+		MaxFrame:    max(maxFrame, rings.DefaultMaxTxFrame),
+	}
+	if d.limits.maxTxDescs == 0 {
+		tc.MaxDescs = 0
+	}
+	if d.llq != nil {
+		tc.LLQ = d.bar2
+		tc.Layout = d.llq.layout
+		tc.BurstEntries = d.llq.burst
+		tc.MetaCaching = d.llq.metaCaching
+	}
+	tx, err := rings.NewTx(tc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ena: queue %d: %w", i, err)
+	}
+	rx, err := rings.NewRx(rings.RxConfig{
+		Name:     fmt.Sprintf("rx %d", i),
+		Depth:    rxDepth,
+		DMA:      dma,
+		Regs:     bar0,
+		BufSize:  rxBufSize,
+		MaxDescs: d.limits.maxRxDescs,
+		CheckMBZ: tc.CheckMBZ,
+	})
+	if err != nil {
+		_ = tx.Close()
+		return nil, nil, fmt.Errorf("ena: queue %d: %w", i, err)
+	}
+	return tx, rx, nil
 }
 
 // create makes the four device queues, CQ before SQ, Tx before Rx
@@ -189,13 +206,13 @@ func (p *QueuePair) destroy() {
 	p.created = false
 }
 
-// unmask re-arms the pair's vector (§7.8, bit 30 with delays unchanged).
+// unmask re-arms the pair's vector (§7.8, bit 30), with the moderation
+// delays when moderation was negotiated (unmaskWord).
 func (p *QueuePair) unmask() {
 	if p.vector < 0 || !p.created {
 		return
 	}
-	w := spec.UnmaskWord{Unmask: true, NoModerationUpdate: true}
-	p.d.regs.write(p.unmaskOff, w.Encode())
+	p.d.regs.write(p.unmaskOff, p.unmaskWord())
 }
 
 func (p *QueuePair) lock()   { p.txMu.Lock(); p.rxMu.Lock() }
@@ -348,4 +365,12 @@ func (p *QueuePair) Wake() {
 	case p.wake <- struct{}{}:
 	default:
 	}
+}
+
+// ringStats reads the current rings' counters without the pair's locks.
+// Counters restart from zero when SetRings or SetRxBufSize replaces the
+// rings.
+func (p *QueuePair) ringStats() (rings.TxStats, rings.RxStats) {
+	r := p.published.Load()
+	return r.tx.Stats(), r.rx.Stats()
 }

@@ -91,6 +91,9 @@ func (d *Device) resetAndRebuild(reason spec.ResetReason) error {
 // discarded the device's queues (§9.3 step 3), and createQueues makes them
 // again.
 func (d *Device) releaseRings() {
+	if d.installNewRings() { // a reconfiguration's new rings start fresh
+		return
+	}
 	for _, p := range d.queues {
 		p.tx.Reset()
 		p.rx.Reset()

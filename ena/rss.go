@@ -68,14 +68,16 @@ func (d *Device) setupRSS() error {
 		return err
 	}
 	fn := spec.DecodeRSSHashFunction(p)
-	if fn.SupportedFunc&spec.HashToeplitz.Bit() == 0 {
-		return fmt.Errorf("ena: RSS: device does not support Toeplitz (supported_func 0x%x)", fn.SupportedFunc)
+	d.rss.supportedFuncs = fn.SupportedFunc
+	want := d.rss.function()
+	if fn.SupportedFunc&want.Bit() == 0 {
+		return fmt.Errorf("ena: RSS: device does not support %v (supported_func 0x%x)", want, fn.SupportedFunc)
 	}
 	// The key goes out unreversed, as Linux sends it; §10 records that the
 	// BSD drivers reverse it and the sources disagree.
 	key := spec.RSSHashKey{KeyParts: spec.RSSKeyParts, Key: d.rssKey}
 	key.Encode(d.ctrl.Bytes)
-	set := spec.RSSHashFunction{SelectedFunc: spec.HashToeplitz.Bit(), InitVal: 0xFFFFFFFF}
+	set := spec.RSSHashFunction{SelectedFunc: want.Bit(), InitVal: 0xFFFFFFFF}
 	if err := d.setFeature("set RSS hash function", spec.FeatRSSHashFunction, 0, d.ctrlBuf(spec.RSSHashKeySize), set.Encode); err != nil {
 		return err
 	}
@@ -86,21 +88,23 @@ func (d *Device) setupRSS() error {
 		return err
 	}
 	sup := spec.DecodeRSSHashControl(d.ctrl.Bytes)
-	want := spec.DefaultRSSHashFields()
+	d.rss.supportedFields = sup.Supported
+	fields := d.rss.hashFields()
 	ctl := spec.RSSHashControl{Supported: sup.Supported}
-	for i := range want {
-		if want[i]&^sup.Supported[i] != 0 {
-			return fmt.Errorf("ena: RSS: hash fields 0x%x for protocol %d not supported (device offers 0x%x)", want[i], i, sup.Supported[i])
+	for i := range fields {
+		if fields[i]&^sup.Supported[i] != 0 {
+			return fmt.Errorf("ena: RSS: hash fields 0x%x for protocol %d not supported (device offers 0x%x)", fields[i], i, sup.Supported[i])
 		}
-		ctl.Selected[i] = want[i]
+		ctl.Selected[i] = fields[i]
 	}
 	ctl.Encode(d.ctrl.Bytes)
 	in := spec.RSSHashInput{EnabledInputSort: spec.RSSDefaultInputSort}
 	return d.setFeature("set RSS hash inputs", spec.FeatRSSHashInput, 0, d.ctrlBuf(spec.RSSHashControlSize), in.Encode)
 }
 
-// setRSSTable fills the indirection table round-robin with the Rx SQ
-// indexes (§10: the field named cq_idx holds the Rx sq_idx) (§6 step 29).
+// setRSSTable fills the indirection table with the Rx SQ indexes (§10: the
+// field named cq_idx holds the Rx sq_idx) (§6 step 29): round-robin over
+// the queues, or the table SetRSSTable chose if it still fits.
 func (d *Device) setRSSTable() error {
 	if !d.rssSupported() || len(d.queues) == 0 {
 		return nil
@@ -108,8 +112,16 @@ func (d *Device) setRSSTable() error {
 	d.ctrlMu.Lock()
 	defer d.ctrlMu.Unlock()
 	n := 1 << d.rssLog
+	table := d.rss.table
+	if len(table) != n {
+		table = nil
+	}
 	for i := range n {
-		e := spec.RSSIndEntry{CQIdx: d.queues[i%len(d.queues)].rxSQIdx}
+		q := i % len(d.queues)
+		if table != nil && table[i] < len(d.queues) {
+			q = table[i]
+		}
+		e := spec.RSSIndEntry{CQIdx: d.queues[q].rxSQIdx}
 		e.Encode(d.ctrl.Bytes[i*spec.RSSIndEntrySize:])
 	}
 	t := spec.RSSIndirectionTable{Size: uint16(d.rssLog), InlineIndex: spec.RSSIndTableNoInlineIndex}

@@ -95,7 +95,8 @@ func (d *Device) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	s.Driver = d.driverStats()
 	for _, p := range d.queues {
-		s.Queues = append(s.Queues, QueueStats{Tx: p.tx.Stats(), Rx: p.rx.Stats()})
+		tx, rx := p.ringStats()
+		s.Queues = append(s.Queues, QueueStats{Tx: tx, Rx: rx})
 	}
 	if err := ctx.Err(); err != nil {
 		return s, err
@@ -301,6 +302,7 @@ func (d *Device) publishInfo() error {
 		aenqGroups:   d.aenqGroups,
 		rssLog:       d.rssLog,
 	})
+	d.publishRings()
 	return nil
 }
 
@@ -324,8 +326,8 @@ func (d *Device) Info() Info {
 		LLQReason:         d.llqWhy,
 		Queues:            len(d.queues),
 		MaxQueues:         d.limits.queues,
-		TxDepth:           d.cfg.TxDepth,
-		RxDepth:           d.cfg.RxDepth,
+		TxDepth:           d.Rings().TxDepth,
+		RxDepth:           d.Rings().RxDepth,
 		MaxTxDepth:        d.limits.txDepth,
 		MaxRxDepth:        d.limits.rxDepth,
 		AdminInterrupts:   d.adminIntr.Load(),

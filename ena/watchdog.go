@@ -115,7 +115,8 @@ func (d *Device) rxStalled() bool {
 	var packets uint64
 	healthyRing := true
 	for _, p := range d.queues {
-		packets += p.rx.Stats().Packets
+		_, rx := p.ringStats()
+		packets += rx.Packets
 		if !p.rxMu.TryLock() {
 			healthyRing = false // being polled: progress is likely
 			continue

@@ -67,6 +67,7 @@ type Endpoint struct {
 	txOffV4   bool // seed + offload TCP/UDP over IPv4
 	txOffV6   bool // seed + offload TCP/UDP over IPv6
 	rxOffload bool // we promised the stack verified checksums
+	rxHash    bool // the device reports the RSS hash in Rx completions
 	devL3OK   bool // device validates IPv4 header checksums
 	devL4OK   bool // device validates TCP/UDP checksums
 	// frags holds IPv4 fragments until their datagram's TCP/UDP checksum
@@ -140,6 +141,7 @@ func New(nic NIC, opts Options) (*Endpoint, error) {
 		e.devL4OK = off.RxCsumL4
 		e.frags = newFragVerifier()
 	}
+	e.rxHash = off.RxHash
 	e.gso = !opts.NoGSO
 	e.gro = !opts.NoGRO && e.rxOffload
 	e.mtu.Store(uint32(nic.MTU()))

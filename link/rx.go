@@ -166,6 +166,12 @@ func (r *rxQueue) receive(p *rings.RxPacket) {
 	pkt.LinkHeader().Consume(header.EthernetMinimumSize)
 	pkt.NetworkProtocolNumber = proto
 	pkt.RXChecksumValidated = e.rxOffload
+	if e.rxHash {
+		// The device's RSS hash of the flow (§10): gVisor keeps it in
+		// PacketBuffer.Hash, the field its queueing disciplines and
+		// endpoints read for flow affinity.
+		pkt.Hash = p.Hash
+	}
 	r.pkts[r.n] = pkt
 	r.n++
 	r.c.packets.Add(1)

@@ -1,0 +1,255 @@
+package ena
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/enanet/enanet/ena/spec"
+	"github.com/enanet/enanet/rings"
+)
+
+// Runtime reconfiguration: what `ethtool -G` does on Linux and the
+// rx_queue_size / enable_9k_mbufs sysctls on FreeBSD. A change that needs
+// new rings is the recovery rebuild (§9.3) with new parameters: the data
+// path is stopped, the device reset, the rings replaced, and bring-up
+// re-run, so QueuePair handles stay valid and TCP sees at most a few
+// retransmissions. Changes the device takes with one admin command (RSS,
+// interrupt moderation) do not rebuild anything.
+
+// Rx buffer sizes SetRxBufSize and Config.RxBufSize accept. 9 KiB holds a
+// 9001-byte MTU frame in one buffer, as FreeBSD's enable_9k_mbufs does.
+const (
+	RxBufAuto = 0    // chosen from the MTU (rxBufForMTU)
+	RxBuf2K   = 2048 // the default: one page-half, as Linux posts
+	RxBuf4K   = 4096
+	RxBuf9K   = 9216
+)
+
+// RingParams are the ring sizes in use (ethtool -g).
+type RingParams struct {
+	TxDepth   int `json:"tx_depth"`
+	RxDepth   int `json:"rx_depth"`
+	RxBufSize int `json:"rx_buf_size"`
+	// RxBufAuto is true when RxBufSize follows the MTU.
+	RxBufAuto bool `json:"rx_buf_auto"`
+	// MaxTxDepth and MaxRxDepth are the device's limits (§6 step 14, LLQ).
+	MaxTxDepth int `json:"max_tx_depth"`
+	MaxRxDepth int `json:"max_rx_depth"`
+}
+
+// liveSettings is what the runtime setters change. All fields are written
+// under resetMu; rings is also published for lock-free readers (Rings,
+// Info).
+type liveSettings struct {
+	rxBufSize int  // bytes per Rx buffer in the current rings
+	rxBufAuto bool // rxBufSize follows the MTU
+	// pendingRings, when set, replaces each pair's rings at the next
+	// releaseRings (the rebuild's §9.3 step 3), after the device reset
+	// has stopped all DMA into the old ones.
+	pendingRings []ringPair
+	rings        atomic.Pointer[RingParams]
+
+	rss rssSettings
+	mod moderation
+}
+
+type ringPair struct {
+	tx *rings.TxQueue
+	rx *rings.RxQueue
+}
+
+// rxBufForMTU is the automatic Rx buffer size: the smallest of 2, 4 and
+// 9 KiB that holds a whole frame of the MTU (Ethernet header and one VLAN
+// tag included), so a 9001-byte frame lands in one buffer.
+func rxBufForMTU(mtu int) int {
+	frame := mtu + 18
+	switch {
+	case frame <= RxBuf2K:
+		return RxBuf2K
+	case frame <= RxBuf4K:
+		return RxBuf4K
+	}
+	return RxBuf9K
+}
+
+func checkRxBufSize(n int) error {
+	switch n {
+	case RxBufAuto, RxBuf2K, RxBuf4K, RxBuf9K:
+		return nil
+	}
+	return fmt.Errorf("ena: Rx buffer size %d is not one of 2048, 4096, 9216 (or 0 for automatic from the MTU)", n)
+}
+
+// chooseRxBuf fills rxBufSize from Config.RxBufSize on first boot.
+func (d *Device) chooseRxBuf(mtu int) {
+	d.rxBufAuto = d.cfg.RxBufSize == RxBufAuto
+	d.rxBufSize = d.cfg.RxBufSize
+	if d.rxBufAuto {
+		d.rxBufSize = rxBufForMTU(mtu)
+	}
+}
+
+// maxDepths are the deepest Tx and Rx rings the device takes (§6 step 14;
+// LLQ caps Tx, §8.1).
+func (d *Device) maxDepths() (tx, rx int) {
+	tx, rx = d.limits.txDepth, d.limits.rxDepth
+	if d.llq != nil {
+		tx = min(tx, d.llq.maxDepth)
+	}
+	return tx, rx
+}
+
+// publishRings makes the current ring parameters visible to Rings.
+func (d *Device) publishRings() {
+	mt, mr := d.maxDepths()
+	p := &RingParams{MaxTxDepth: mt, MaxRxDepth: mr, RxBufSize: d.rxBufSize, RxBufAuto: d.rxBufAuto}
+	if len(d.queues) > 0 {
+		p.TxDepth, p.RxDepth = d.queues[0].tx.Depth(), d.queues[0].rx.Depth()
+	}
+	d.rings.Store(p)
+}
+
+// Rings returns the ring sizes in use.
+func (d *Device) Rings() RingParams {
+	if p := d.rings.Load(); p != nil {
+		return *p
+	}
+	return RingParams{}
+}
+
+// SetRings changes the Tx and Rx ring depths on the running device (0
+// keeps a depth). Depths are powers of two from 64 to the device's
+// maximum. The device is reset and its queues rebuilt with the new rings;
+// frames in flight are lost and TCP retransmits them.
+func (d *Device) SetRings(txDepth, rxDepth int) error {
+	cur := d.Rings()
+	if txDepth == 0 {
+		txDepth = cur.TxDepth
+	}
+	if rxDepth == 0 {
+		rxDepth = cur.RxDepth
+	}
+	for _, c := range []struct {
+		what       string
+		depth, max int
+	}{{"Tx", txDepth, cur.MaxTxDepth}, {"Rx", rxDepth, cur.MaxRxDepth}} {
+		switch {
+		case !isPow2(c.depth):
+			return fmt.Errorf("ena: %s ring size %d is not a power of two", c.what, c.depth)
+		case c.depth < minDepth:
+			return fmt.Errorf("ena: %s ring size %d is below the minimum %d", c.what, c.depth, minDepth)
+		case c.depth > c.max:
+			return fmt.Errorf("ena: %s ring size %d exceeds the device maximum %d", c.what, c.depth, c.max)
+		}
+	}
+	return d.rebuildRings(txDepth, rxDepth, cur.RxBufSize, cur.RxBufAuto)
+}
+
+// SetRxBufSize changes the Rx buffer size on the running device: 2048,
+// 4096 or 9216 bytes, or RxBufAuto to follow the MTU. Like SetRings it
+// rebuilds the queues.
+func (d *Device) SetRxBufSize(n int) error {
+	if err := checkRxBufSize(n); err != nil {
+		return err
+	}
+	cur := d.Rings()
+	auto := n == RxBufAuto
+	if auto {
+		n = rxBufForMTU(d.MTU())
+	}
+	return d.rebuildRings(cur.TxDepth, cur.RxDepth, n, auto)
+}
+
+// rebuildRings allocates new rings first (a failure changes nothing), then
+// runs the recovery rebuild, which installs them after the device reset.
+func (d *Device) rebuildRings(txDepth, rxDepth, bufSize int, auto bool) error {
+	return d.reconfigure("rings", func() error {
+		built := make([]ringPair, 0, len(d.queues))
+		for i := range d.queues {
+			tx, rx, err := d.newRings(i, txDepth, rxDepth, bufSize)
+			if err != nil {
+				for _, r := range built {
+					_ = r.tx.Close()
+					_ = r.rx.Close()
+				}
+				return fmt.Errorf("ena: set rings: %w (nothing changed)", err)
+			}
+			built = append(built, ringPair{tx, rx})
+		}
+		d.pendingRings = built
+		d.rxBufSize, d.rxBufAuto = bufSize, auto
+		err := d.rebuild("rings")
+		d.log.Info("ena: rings changed", "tx_depth", txDepth, "rx_depth", rxDepth, "rx_buf", bufSize, "err", err)
+		return err
+	})
+}
+
+// reconfigure runs change under resetMu with the device in the resetting
+// state (the data path sees ErrResetting, the watchdog stays out) and
+// back to running afterwards unless change killed it; the fatal handler
+// runs after resetMu is released.
+func (d *Device) reconfigure(what string, change func() error) error {
+	d.resetMu.Lock()
+	if err := d.enterReconfig(); err != nil {
+		d.resetMu.Unlock()
+		return err
+	}
+	err := change()
+	d.state.CompareAndSwap(stateResetting, stateRunning)
+	d.resetMu.Unlock()
+	if err != nil && d.state.Load() == stateDead {
+		d.callFatal(err)
+	}
+	return err
+}
+
+// enterReconfig moves a running device to resetting; resetMu held.
+func (d *Device) enterReconfig() error {
+	if d.state.CompareAndSwap(stateRunning, stateResetting) {
+		return nil
+	}
+	switch d.state.Load() {
+	case stateDead:
+		return ErrDeviceDead
+	case stateClosed:
+		return ErrClosed
+	}
+	return ErrResetting
+}
+
+// rebuild is recover's body with reason NORMAL and without counting a
+// fault: stop the data path, reset, rebuild with the current parameters,
+// resume. resetMu held, state resetting.
+func (d *Device) rebuild(what string) error {
+	d.tr.printf("reconfigure %s\n", what)
+	d.stopForReset()
+	defer d.resumeDataPath()
+	err := d.resetAndRebuild(spec.ResetNormal)
+	d.pendingReset.Store(0)
+	if err != nil {
+		d.state.Store(stateDead)
+		return fmt.Errorf("ena: rebuild for new %s failed: %w", what, err)
+	}
+	d.lastKeepAlive.Store(time.Now().UnixNano())
+	d.state.Store(stateRunning)
+	return nil
+}
+
+// installNewRings swaps in the rings rebuildRings allocated, freeing the
+// old ones; called by releaseRings after the reset, with every pair
+// locked. It reports whether it did.
+func (d *Device) installNewRings() bool {
+	if d.pendingRings == nil {
+		return false
+	}
+	for i, p := range d.queues {
+		_ = p.tx.Close()
+		_ = p.rx.Close()
+		p.tx, p.rx = d.pendingRings[i].tx, d.pendingRings[i].rx
+		p.published.Store(&d.pendingRings[i])
+		p.created = false
+	}
+	d.pendingRings = nil
+	return true
+}
