@@ -634,6 +634,7 @@ func (m *Model) setHostAttr(h spec.HostAttrConfig, raw []byte) spec.Status {
 	}
 	m.cfg.hostAttrSet = true
 	m.cfg.hostInfo = page[:spec.HostInfoSize]
+	m.cfg.hostModeration = spec.DecodeHostInfo(page).DriverSupportedFeatures&spec.HostFeatInterruptModeration != 0
 	if m.tr != nil {
 		hi := spec.DecodeHostInfo(page)
 		m.tr.printf("    host info: %+v", hi)

@@ -32,9 +32,7 @@ type vecState struct {
 	// pending records completions written while masked.
 	pending bool
 	// rxDelay and txDelay are the moderation delays last programmed
-	// (units of intr_delay_resolution µs). The model records them but
-	// delivers immediately: with a single in-process consumer, delaying an
-	// interrupt only adds latency to tests.
+	// (units of intr_delay_resolution µs); moderation.go applies them.
 	rxDelay, txDelay uint16
 	// delivered counts interrupts delivered on this vector since reset.
 	delivered uint64
@@ -68,6 +66,9 @@ func (m *Model) cqNotify(cq *ioCQ) {
 		v.pending = true
 		return
 	}
+	if m.holdIRQ(cq.vector, v, cq.sq != nil && cq.sq.rx != nil) {
+		return
+	}
 	v.unmasked, v.pending = false, false
 	v.delivered++
 	m.io.raise.add(cq.vector)
@@ -80,13 +81,17 @@ func (m *Model) writeUnmask(vec int, val uint32) {
 	w := spec.DecodeUnmaskWord(val)
 	v := &m.io.vecs[vec]
 	if !w.NoModerationUpdate {
-		v.rxDelay, v.txDelay = w.RxDelay, w.TxDelay
+		m.setDelays(v, w)
 	}
 	if !w.Unmask {
 		return
 	}
 	if v.pending {
 		v.pending = false
+		if m.holdIRQ(vec, v, true) {
+			v.unmasked = true
+			return
+		}
 		v.delivered++
 		m.io.raise.add(vec)
 		return

@@ -161,7 +161,8 @@ type featureState struct {
 	rssInputs    [16]uint16        // I/O: selected fields per protocol index
 	rssInputSort uint16            // I/O: enabled_input_sort (bit1 L3 swap, bit2 L4 swap)
 
-	hostAttrSet bool // HOST_ATTR_CONFIG accepted
+	hostAttrSet    bool // HOST_ATTR_CONFIG accepted
+	hostModeration bool // I/O: host-info advertises interrupt_moderation (moderation.go)
 	hostInfo    []byte
 
 	aenqRegistered bool   // AENQ base and caps written in time (not a ghost)

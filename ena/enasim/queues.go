@@ -141,6 +141,7 @@ type ioState struct {
 
 	vecs  [maxVectors]vecState
 	raise raiseSet
+	mod   modState // interrupt moderation (moderation.go)
 
 	// bar2 is the LLQ memory BAR's content; allocated on first use.
 	bar2 []byte
@@ -504,6 +505,7 @@ func (m *Model) resetIO() {
 	io.rxSQs = [maxQueueIdx]*ioSQ{}
 	io.nCQ, io.nTx, io.nRx, io.nLLQ = 0, 0, 0, 0
 	io.vecs = [maxVectors]vecState{}
+	io.mod.vecs = [maxVectors]heldIRQ{}
 	io.raise.clearAll()
 	clear(io.bar2)
 	// A stalled receive engine is what a reset cures: the injected stall

@@ -18,6 +18,8 @@ type rxState struct {
 	descs []spec.RxDesc // scratch: the descriptors of the frame being written
 	raw   [spec.RxDescSize]byte
 	cbuf  [spec.RxCompletionExtSize]byte
+	// lastBufLen is the length of the last Rx buffer used (State).
+	lastBufLen int
 }
 
 func (m *Model) newRxState() *rxState {
@@ -168,6 +170,7 @@ func (m *Model) rxDeliver(sq *ioSQ, f []byte, fi *frameInfo, hash uint32) {
 			return
 		}
 		rs.descs = append(rs.descs, d)
+		rs.lastBufLen = d.BufferLen()
 		got += d.BufferLen()
 	}
 	// Step 2: the parse results that go into the LAST completion (§7.7).
