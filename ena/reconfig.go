@@ -161,28 +161,45 @@ func (d *Device) SetRxBufSize(n int) error {
 	return d.rebuildRings(cur.TxDepth, cur.RxDepth, n, auto)
 }
 
-// rebuildRings allocates new rings first (a failure changes nothing), then
-// runs the recovery rebuild, which installs them after the device reset.
+// rebuildRings allocates new rings first, while traffic still flows (a
+// failure changes nothing), then runs the recovery rebuild, which installs
+// them after the device reset.
 func (d *Device) rebuildRings(txDepth, rxDepth, bufSize int, auto bool) error {
-	return d.reconfigure("rings", func() error {
-		built := make([]ringPair, 0, len(d.queues))
-		for i := range d.queues {
-			tx, rx, err := d.newRings(i, txDepth, rxDepth, bufSize)
-			if err != nil {
-				for _, r := range built {
-					_ = r.tx.Close()
-					_ = r.rx.Close()
-				}
-				return fmt.Errorf("ena: set rings: %w (nothing changed)", err)
-			}
-			built = append(built, ringPair{tx, rx})
+	t0 := time.Now()
+	built := make([]ringPair, 0, len(d.queues))
+	release := func() {
+		for _, r := range built {
+			_ = r.tx.Close()
+			_ = r.rx.Close()
 		}
+	}
+	for i := range d.queues {
+		tx, rx, err := d.newRings(i, txDepth, rxDepth, bufSize)
+		if err != nil {
+			release()
+			return fmt.Errorf("ena: set rings: %w (nothing changed)", err)
+		}
+		built = append(built, ringPair{tx, rx})
+	}
+	alloc := time.Since(t0)
+	ran := false
+	err := d.reconfigure("rings", func() error {
+		ran = true
 		d.pendingRings = built
 		d.rxBufSize, d.rxBufAuto = bufSize, auto
 		err := d.rebuild("rings")
-		d.log.Info("ena: rings changed", "tx_depth", txDepth, "rx_depth", rxDepth, "rx_buf", bufSize, "err", err)
+		if d.pendingRings != nil { // the reset failed before releaseRings
+			release()
+			d.pendingRings = nil
+		}
 		return err
 	})
+	if !ran {
+		release()
+	}
+	d.log.Info("ena: rings changed", "tx_depth", txDepth, "rx_depth", rxDepth, "rx_buf", bufSize,
+		"alloc", alloc, "outage", time.Since(t0)-alloc, "err", err)
+	return err
 }
 
 // reconfigure runs change under resetMu with the device in the resetting

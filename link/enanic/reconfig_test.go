@@ -1,0 +1,182 @@
+package enanic
+
+import (
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/enanet/enanet/ena"
+	"github.com/enanet/enanet/ena/enasim"
+	"github.com/enanet/enanet/ena/spec"
+)
+
+// Each runtime change is made in the middle of a byte-checked TCP echo
+// (echo compares every byte, both ways) and then read back from the device
+// model, not from the driver.
+
+func pair(t *testing.T) (a, b *side) {
+	wa, wb := enasim.NewPair()
+	return open(t, wa, "10.1.0.1/24", ""), open(t, wb, "10.1.0.2/24", "")
+}
+
+// echoPort gives each echo its own port: a closed listener's port stays
+// taken while its last connection winds down.
+var echoPort atomic.Uint32
+
+// across runs change halfway through a 4 MiB echo from a to b.
+func across(t *testing.T, a, b *side, change func() error) {
+	t.Helper()
+	n := 4 << 20
+	port := uint16(1000 + echoPort.Add(1))
+	got := echo(t, a.st, b.st, netip.AddrPortFrom(netip.MustParseAddr("10.1.0.2"), port), n, func() {
+		if err := change(); err != nil {
+			t.Errorf("change: %v", err)
+		}
+	})
+	require.Equal(t, n, got)
+}
+
+func TestSetRingsUnderTransfer(t *testing.T) {
+	a, b := pair(t)
+	across(t, a, b, func() error { return a.dev.SetRings(512, 1024) })
+	st := a.sim.State()
+	require.Len(t, st.TxSQs, 2)
+	for _, sq := range st.TxSQs {
+		assert.Equal(t, 512, sq.Depth)
+	}
+	for _, sq := range st.RxSQs {
+		assert.Equal(t, 1024, sq.Depth)
+		assert.Equal(t, 1024, sq.CQDepth)
+	}
+	assert.Equal(t, 512, a.dev.Rings().TxDepth)
+}
+
+func TestSetRxBufSizeUnderTransfer(t *testing.T) {
+	a, b := pair(t)
+	require.Equal(t, ena.RxBuf2K, a.dev.Rings().RxBufSize, "automatic size at MTU 1500")
+	across(t, a, b, func() error { return a.dev.SetRxBufSize(ena.RxBuf9K) })
+	// The echo came back through a's Rx queues after the change.
+	used := 0
+	for _, sq := range a.sim.State().RxSQs {
+		if sq.LastRxBufLen != 0 {
+			assert.Equal(t, ena.RxBuf9K, sq.LastRxBufLen)
+			used++
+		}
+	}
+	assert.NotZero(t, used, "no Rx buffer used after the change")
+}
+
+func TestRSSUnderTransfer(t *testing.T) {
+	a, b := pair(t)
+	key := make([]byte, 40)
+	for i := range key {
+		key[i] = byte(i*7 + 1)
+	}
+	across(t, a, b, func() error { return a.dev.SetRSSKey(key) })
+	st := a.sim.State()
+	assert.Equal(t, key, st.RSSKey[:])
+
+	across(t, a, b, func() error { return a.dev.SetRSSFunction(ena.RSSCRC32) })
+	assert.Equal(t, spec.HashCRC32, a.sim.State().RSSFunction)
+
+	across(t, a, b, func() error { return a.dev.SetRSSFields(spec.RSSTCP4, spec.RSSFieldL3SA|spec.RSSFieldL3DA) })
+	assert.Equal(t, uint16(spec.RSSFieldL3SA|spec.RSSFieldL3DA), a.sim.State().RSSInputs[spec.RSSTCP4])
+
+	// Whole table: everything to queue 1.
+	cfg, err := a.dev.RSS()
+	require.NoError(t, err)
+	all1 := make([]int, len(cfg.Table))
+	for i := range all1 {
+		all1[i] = 1
+	}
+	before := a.sim.State().RSSTable
+	require.Len(t, slices.Compact(slices.Sorted(slices.Values(before))), 2, "default table spreads over both queues")
+	across(t, a, b, func() error { return a.dev.SetRSSTable(all1) })
+	tab := a.sim.State().RSSTable
+	require.Len(t, tab, len(all1))
+	q1 := tab[0]
+	for _, e := range tab {
+		assert.Equal(t, q1, e)
+	}
+	// index:queue pairs: entry 3 back to queue 0.
+	across(t, a, b, func() error { return a.dev.SetRSSEntries(map[int]int{3: 0}) })
+	tab = a.sim.State().RSSTable
+	assert.NotEqual(t, q1, tab[3])
+	assert.Equal(t, q1, tab[2])
+
+	// The settings survive a reset (the rebuild programs them again).
+	require.NoError(t, a.dev.Reset(spec.ResetNormal))
+	st = a.sim.State()
+	assert.Equal(t, key, st.RSSKey[:])
+	assert.Equal(t, spec.HashCRC32, st.RSSFunction)
+	assert.Equal(t, tab, st.RSSTable)
+}
+
+func TestModerationUnderTransfer(t *testing.T) {
+	a, b := pair(t)
+	st := a.sim.State()
+	require.True(t, st.ModerationNegotiated, "host-info must advertise interrupt_moderation")
+	info := a.dev.Coalesce()
+	require.True(t, info.Supported)
+
+	across(t, a, b, func() error { return a.dev.SetCoalesce(ena.Coalesce{RxDelay: 50 * time.Microsecond}) })
+	st = a.sim.State()
+	res := time.Duration(st.IntrDelayResolution) * time.Microsecond
+	want := uint16((50*time.Microsecond + res - 1) / res)
+	for v, vs := range st.Vectors {
+		if v >= 1 {
+			assert.Equal(t, want, vs.RxDelay, "vector %d", v)
+		}
+	}
+	assert.NotZero(t, st.InterruptsHeld, "the device held no interrupt")
+
+	across(t, a, b, func() error { return a.dev.SetCoalesce(ena.Coalesce{Adaptive: true}) })
+	st = a.sim.State()
+	for v, vs := range st.Vectors {
+		if v >= 1 {
+			assert.Contains(t, []uint16{1, 8, 64, 128, 256}, vs.RxDelay*st.IntrDelayResolution, "vector %d: not a net_dim profile delay", v)
+		}
+	}
+
+	across(t, a, b, func() error { return a.dev.SetCoalesce(ena.Coalesce{}) })
+	for v, vs := range a.sim.State().Vectors {
+		if v >= 1 {
+			assert.Zero(t, vs.RxDelay, "vector %d", v)
+		}
+	}
+}
+
+// TestInvalidReconfigChangesNothing: every refused request names the
+// problem and leaves the device as it was.
+func TestInvalidReconfigChangesNothing(t *testing.T) {
+	a, _ := pair(t)
+	before := a.sim.State()
+	rings := a.dev.Rings()
+	for name, err := range map[string]error{
+		"not a power of two":         a.dev.SetRings(1000, 0),
+		"exceeds":                    a.dev.SetRings(0, 1<<20),
+		"below the minimum":          a.dev.SetRings(16, 0),
+		"not one of":                 a.dev.SetRxBufSize(3000),
+		"exactly 40":                 a.dev.SetRSSKey(make([]byte, 39)),
+		"names queue 2":              a.dev.SetRSSEntries(map[int]int{0: 2}),
+		"outside":                    a.dev.SetRSSEntries(map[int]int{100000: 0}),
+		"entries":                    a.dev.SetRSSTable([]int{0, 1}),
+		"unknown RSS hash":           a.dev.SetRSSFunction(7),
+		"exceeds the device maximum": a.dev.SetCoalesce(ena.Coalesce{RxDelay: time.Hour}),
+		"negative":                   a.dev.SetCoalesce(ena.Coalesce{RxDelay: -1}),
+	} {
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), name)
+	}
+	after := a.sim.State()
+	assert.Equal(t, before.RSSKey, after.RSSKey)
+	assert.Equal(t, before.RSSTable, after.RSSTable)
+	assert.Equal(t, before.TxSQs, after.TxSQs)
+	assert.Equal(t, before.RxSQs, after.RxSQs)
+	assert.Equal(t, rings, a.dev.Rings())
+}
