@@ -163,7 +163,7 @@ type featureState struct {
 
 	hostAttrSet    bool // HOST_ATTR_CONFIG accepted
 	hostModeration bool // I/O: host-info advertises interrupt_moderation (moderation.go)
-	hostInfo    []byte
+	hostInfo       []byte
 
 	aenqRegistered bool   // AENQ base and caps written in time (not a ghost)
 	aenqGroups     uint32 // enabled groups (SET AENQ_CONFIG)
