@@ -235,9 +235,13 @@ func (p *QueuePair) stateErr() error {
 // returns rings.ErrNoSpace when the ring stays full after reclaiming
 // completions, and ErrResetting while the device is being reset.
 func (p *QueuePair) Send(segs [][]byte, off rings.TxOffload) error {
-	if err := p.stateErr(); err != nil {
+	if err := p.stateErr(); err != nil && !p.d.reconfiguring() {
 		return err
 	}
+	// During a reconfiguration (a rebuild the user asked for, bounded
+	// by the admin timeouts) the sender waits for the pair instead of
+	// losing a whole congestion window, which TCP would recover from
+	// only by timeouts: the queue is stopped, as a NIC's Tx queue is.
 	p.txMu.Lock()
 	defer p.txMu.Unlock()
 	if err := p.stateErr(); err != nil {

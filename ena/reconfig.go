@@ -52,7 +52,12 @@ type liveSettings struct {
 
 	rss rssSettings
 	mod moderation
+	// planned is set while a reconfiguration holds the device in the
+	// resetting state: Send then waits for the queue instead of failing.
+	planned atomic.Bool
 }
+
+func (d *Device) reconfiguring() bool { return d.planned.Load() }
 
 type ringPair struct {
 	tx *rings.TxQueue
@@ -212,8 +217,10 @@ func (d *Device) reconfigure(what string, change func() error) error {
 		d.resetMu.Unlock()
 		return err
 	}
+	d.planned.Store(true)
 	err := change()
 	d.state.CompareAndSwap(stateResetting, stateRunning)
+	d.planned.Store(false)
 	d.resetMu.Unlock()
 	if err != nil && d.state.Load() == stateDead {
 		d.callFatal(err)
