@@ -365,8 +365,8 @@ func (d *Device) sizeQueues(mode bootMode) error {
 	if err := d.cfg.sizeQueues(maxQ, maxTx, d.limits.rxDepth); err != nil {
 		return err
 	}
-	if d.ioIntr && d.cfg.Queues > nv-1 {
-		d.log.Warn("ena: fewer interrupt vectors than queues; polling I/O queues", "vectors", nv, "queues", d.cfg.Queues)
+	if d.ioIntr && d.cfg.MaxQueues > nv-1 {
+		d.log.Warn("ena: fewer interrupt vectors than queues; polling I/O queues", "vectors", nv, "queues", d.cfg.MaxQueues)
 		d.ioIntr = false
 	}
 	mtu := d.cfg.MTU
@@ -420,7 +420,7 @@ func (d *Device) createQueues(mode bootMode) error {
 			return err
 		}
 	}
-	for _, p := range d.queues {
+	for _, p := range d.activeQueues() {
 		if err := p.create(); err != nil {
 			return err
 		}
@@ -436,7 +436,7 @@ func (d *Device) restoreMTU() error {
 
 // postRxBuffers fills every Rx ring and rings its doorbell (§6 step 30).
 func (d *Device) postRxBuffers() error {
-	for _, p := range d.queues {
+	for _, p := range d.activeQueues() {
 		p.rx.Refill()
 	}
 	return nil

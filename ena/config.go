@@ -49,6 +49,12 @@ type Config struct {
 	// Queues is the number of I/O queue pairs; 0 means min(device maximum,
 	// GOMAXPROCS). More than the device offers is an error.
 	Queues int
+	// MaxQueues is how many queue pairs NumQueues reports and SetChannels
+	// may enable: the handles a link endpoint holds are fixed at Open, so
+	// the channel count can change at runtime between 1 and MaxQueues.
+	// Pairs beyond the enabled count have host rings but no device queues
+	// and hand their Tx to an enabled pair. 0 means Queues.
+	MaxQueues int
 	// TxDepth and RxDepth are ring sizes, powers of two no larger than the
 	// device maxima; 0 means 1024 for Tx and 4096 for Rx, capped at the
 	// maxima.
@@ -126,8 +132,8 @@ func (c Config) withDefaults() (Config, error) {
 		c.MissingTxThreshold = defaultMissingTxThreshold
 	}
 	switch {
-	case c.Queues < 0:
-		return c, fmt.Errorf("ena: config: queue count %d is negative", c.Queues)
+	case c.Queues < 0 || c.MaxQueues < 0:
+		return c, fmt.Errorf("ena: config: queue count %d (max %d) is negative", c.Queues, c.MaxQueues)
 	case c.TxDepth < 0 || c.TxDepth != 0 && !isPow2(c.TxDepth):
 		return c, fmt.Errorf("ena: config: Tx depth %d is not a power of two", c.TxDepth)
 	case c.RxDepth < 0 || c.RxDepth != 0 && !isPow2(c.RxDepth):
@@ -159,6 +165,14 @@ func (c *Config) sizeQueues(maxQueues, maxTx, maxRx int) error {
 		c.Queues = min(maxQueues, runtime.GOMAXPROCS(0))
 	case c.Queues > maxQueues:
 		return fmt.Errorf("ena: config: %d queue pairs requested, the device offers %d", c.Queues, maxQueues)
+	}
+	switch {
+	case c.MaxQueues == 0:
+		c.MaxQueues = c.Queues
+	case c.MaxQueues > maxQueues:
+		return fmt.Errorf("ena: config: MaxQueues %d exceeds the %d queue pairs the device offers", c.MaxQueues, maxQueues)
+	case c.MaxQueues < c.Queues:
+		return fmt.Errorf("ena: config: MaxQueues %d is below Queues %d", c.MaxQueues, c.Queues)
 	}
 	if c.TxDepth == 0 {
 		c.TxDepth = min(defaultDepth, floorPow2(maxTx))

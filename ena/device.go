@@ -68,6 +68,7 @@ type Device struct {
 	health
 	notifications
 	liveSettings // runtime reconfiguration (reconfig.go), under resetMu
+	channelState // enabled queue pairs (channels.go)
 
 	counters driverCounters // atomics; bumped by whoever sees the event
 }

@@ -48,7 +48,8 @@ const pollSleep = 200 * time.Microsecond
 
 // allocQueues builds the host side of every queue pair (§7.1).
 func (d *Device) allocQueues() error {
-	for i := range d.cfg.Queues {
+	d.active.Store(int32(d.cfg.Queues))
+	for i := range d.cfg.MaxQueues {
 		p := &QueuePair{d: d, idx: i, vector: -1, wake: make(chan struct{}, 1)}
 		if d.ioIntr {
 			p.vector = 1 + i
@@ -235,6 +236,9 @@ func (p *QueuePair) stateErr() error {
 // returns rings.ErrNoSpace when the ring stays full after reclaiming
 // completions, and ErrResetting while the device is being reset.
 func (p *QueuePair) Send(segs [][]byte, off rings.TxOffload) error {
+	if t := p.txTarget(); t != p {
+		return t.Send(segs, off)
+	}
 	if err := p.stateErr(); err != nil && !p.d.reconfiguring() {
 		return err
 	}
@@ -246,6 +250,9 @@ func (p *QueuePair) Send(segs [][]byte, off rings.TxOffload) error {
 	defer p.txMu.Unlock()
 	if err := p.stateErr(); err != nil {
 		return err
+	}
+	if !p.enabled() { // SetChannels disabled p since txTarget looked
+		return ErrResetting
 	}
 	err := p.tx.Send(segs, off)
 	if errors.Is(err, rings.ErrNoSpace) {
@@ -259,12 +266,16 @@ func (p *QueuePair) Send(segs [][]byte, off rings.TxOffload) error {
 // Flush rings the Tx doorbell for everything queued and reclaims finished
 // frames.
 func (p *QueuePair) Flush() {
+	if t := p.txTarget(); t != p {
+		t.Flush()
+		return
+	}
 	if p.stateErr() != nil {
 		return
 	}
 	p.txMu.Lock()
 	defer p.txMu.Unlock()
-	if p.stateErr() != nil {
+	if p.stateErr() != nil || !p.enabled() {
 		return
 	}
 	p.tx.Flush()
@@ -294,6 +305,9 @@ func (p *QueuePair) deviceError(err error) {
 // Poll delivers up to budget received frames to fn (valid only during the
 // call) and re-posts their buffers. During a reset it returns 0, nil.
 func (p *QueuePair) Poll(budget int, fn func(*rings.RxPacket)) (int, error) {
+	if !p.enabled() {
+		return 0, nil
+	}
 	if err := p.stateErr(); err != nil {
 		if errors.Is(err, ErrResetting) {
 			return 0, nil
@@ -302,7 +316,7 @@ func (p *QueuePair) Poll(budget int, fn func(*rings.RxPacket)) (int, error) {
 	}
 	p.rxMu.Lock()
 	defer p.rxMu.Unlock()
-	if p.stateErr() != nil {
+	if p.stateErr() != nil || !p.enabled() {
 		return 0, nil
 	}
 	n, err := p.rx.Poll(budget, fn)
@@ -338,6 +352,17 @@ func (p *QueuePair) WaitRx(ctx context.Context) error {
 		_, err := p.d.intr.Wait(ctx, p.vector)
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
+		}
+		return nil
+	}
+	if !p.enabled() {
+		// A disabled pair has no device queue: sleep until SetChannels
+		// enables it (resumeDataPath wakes every pair) or the caller stops.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.wake:
+		case <-p.d.stop:
 		}
 		return nil
 	}

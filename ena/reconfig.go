@@ -48,6 +48,9 @@ type liveSettings struct {
 	// releaseRings (the rebuild's §9.3 step 3), after the device reset
 	// has stopped all DMA into the old ones.
 	pendingRings []ringPair
+	// pendingChannels, when non-zero, becomes the enabled pair count at
+	// the same point.
+	pendingChannels int
 	rings        atomic.Pointer[RingParams]
 
 	rss rssSettings
@@ -264,6 +267,10 @@ func (d *Device) rebuild(what string) error {
 // old ones; called by releaseRings after the reset, with every pair
 // locked. It reports whether it did.
 func (d *Device) installNewRings() bool {
+	if d.pendingChannels != 0 {
+		d.active.Store(int32(d.pendingChannels))
+		d.pendingChannels = 0
+	}
 	if d.pendingRings == nil {
 		return false
 	}

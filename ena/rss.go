@@ -106,7 +106,8 @@ func (d *Device) setupRSS() error {
 // field named cq_idx holds the Rx sq_idx) (§6 step 29): round-robin over
 // the queues, or the table SetRSSTable chose if it still fits.
 func (d *Device) setRSSTable() error {
-	if !d.rssSupported() || len(d.queues) == 0 {
+	active := d.activeQueues()
+	if !d.rssSupported() || len(active) == 0 {
 		return nil
 	}
 	d.ctrlMu.Lock()
@@ -117,11 +118,11 @@ func (d *Device) setRSSTable() error {
 		table = nil
 	}
 	for i := range n {
-		q := i % len(d.queues)
-		if table != nil && table[i] < len(d.queues) {
+		q := i % len(active)
+		if table != nil && table[i] < len(active) {
 			q = table[i]
 		}
-		e := spec.RSSIndEntry{CQIdx: d.queues[q].rxSQIdx}
+		e := spec.RSSIndEntry{CQIdx: active[q].rxSQIdx}
 		e.Encode(d.ctrl.Bytes[i*spec.RSSIndEntrySize:])
 	}
 	t := spec.RSSIndirectionTable{Size: uint16(d.rssLog), InlineIndex: spec.RSSIndTableNoInlineIndex}

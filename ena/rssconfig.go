@@ -95,7 +95,7 @@ func (d *Device) currentTable() []int {
 	}
 	t := make([]int, n)
 	for i := range t {
-		t[i] = i % max(len(d.queues), 1)
+		t[i] = i % max(len(d.activeQueues()), 1)
 	}
 	return t
 }
@@ -170,8 +170,8 @@ func (d *Device) setRSSEntries(build func(size int) ([]int, error)) error {
 			return err
 		}
 		for i, q := range table {
-			if q < 0 || q >= len(d.queues) {
-				return fmt.Errorf("ena: RSS table entry %d names queue %d; the device has queues 0..%d", i, q, len(d.queues)-1)
+			if n := len(d.activeQueues()); q < 0 || q >= n {
+				return fmt.Errorf("ena: RSS table entry %d names queue %d; the device has queues 0..%d", i, q, n-1)
 			}
 		}
 		return nil

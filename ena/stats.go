@@ -324,7 +324,7 @@ func (d *Device) Info() Info {
 		MTU:               d.MTU(),
 		MaxMTU:            d.MaxMTU(),
 		LLQReason:         d.llqWhy,
-		Queues:            len(d.queues),
+		Queues:            d.Channels(),
 		MaxQueues:         d.limits.queues,
 		TxDepth:           d.Rings().TxDepth,
 		RxDepth:           d.Rings().RxDepth,

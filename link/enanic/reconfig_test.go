@@ -180,3 +180,27 @@ func TestInvalidReconfigChangesNothing(t *testing.T) {
 	assert.Equal(t, before.RxSQs, after.RxSQs)
 	assert.Equal(t, rings, a.dev.Rings())
 }
+
+func TestSetChannelsUnderTransfer(t *testing.T) {
+	a, b := pair(t)
+	require.Equal(t, 2, a.dev.MaxChannels())
+	across(t, a, b, func() error { return a.dev.SetChannels(1) })
+	st := a.sim.State()
+	assert.Len(t, st.TxSQs, 1)
+	assert.Len(t, st.RxSQs, 1)
+	for _, e := range st.RSSTable {
+		assert.Equal(t, st.RxSQs[0].Idx, e, "RSS must only name the enabled queue")
+	}
+	assert.Equal(t, 1, a.dev.Channels())
+
+	across(t, a, b, func() error { return a.dev.SetChannels(2) })
+	st = a.sim.State()
+	assert.Len(t, st.TxSQs, 2)
+	assert.Len(t, st.RxSQs, 2)
+	assert.Len(t, slices.Compact(slices.Sorted(slices.Values(st.RSSTable))), 2)
+
+	for _, n := range []int{0, 3} {
+		require.Error(t, a.dev.SetChannels(n))
+	}
+	assert.Len(t, a.sim.State().RxSQs, 2)
+}
