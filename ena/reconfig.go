@@ -51,7 +51,7 @@ type liveSettings struct {
 	// pendingChannels, when non-zero, becomes the enabled pair count at
 	// the same point.
 	pendingChannels int
-	rings        atomic.Pointer[RingParams]
+	rings           atomic.Pointer[RingParams]
 
 	rss rssSettings
 	mod moderation
