@@ -49,6 +49,7 @@ var commands = []command{
 	{"info", "print a device's attributes and features", cmdInfo},
 	{"stats", "print a device's counters (ethtool -S names), once or --watch", cmdStats},
 	{"reset", "reset a device a running process holds", cmdReset},
+	{"set", "change channels, rings, RSS or interrupt moderation of a held device", cmdSet},
 	{"trace", "bring a device up and trace admin commands and events", cmdTrace},
 	{"doctor", "qualify this machine for enanet and write a report", cmdDoctor},
 }

@@ -89,17 +89,23 @@ func (c *Client) Path() string { return c.path }
 // Do sends one request and reads its response. A server-side failure is
 // returned as *Error.
 func (c *Client) Do(ctx context.Context, op string) (*Response, error) {
+	return c.do(ctx, Request{Version: Version, Op: op})
+}
+
+// do sends req and reads its response.
+func (c *Client) do(ctx context.Context, req Request) (*Response, error) {
+	op := req.Op
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(StatsTimeout + 5*time.Second)
-		if op == OpReset {
+		if op == OpReset || op == OpSet {
 			deadline = time.Now().Add(ResetTimeout)
 		}
 	}
 	c.conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	b, _ := json.Marshal(Request{Version: Version, Op: op})
+	b, _ := json.Marshal(req)
 	_, werr := c.conn.Write(append(b, '\n'))
 	// Read even after a failed write: a server that refuses a client
 	// says why before it closes.

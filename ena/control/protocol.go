@@ -23,8 +23,9 @@
 //	{"version":1,"op":"stats","ok":true,"stats":{"device":"sim0","time":"…","counters":[…]}}
 //
 // Operations: "hello" (who serves the socket: program, pid, device),
-// "info" (observe.Info), "stats" (observe.Snapshot) and "reset" (reset
-// and rebuild the device, as the watchdog would). A failure answers
+// "info" (observe.Info), "stats" (observe.Snapshot), "reset" (reset
+// and rebuild the device, as the watchdog would) and "set" (change
+// channels, rings, RSS or moderation; set.go). A failure answers
 // {"version":1,"ok":false,"error":{"code":"…","message":"…"}} with one of
 // the Code* codes. Keys are snake_case; a client must ignore keys it does
 // not know, and a server answers a request of another version with
@@ -92,8 +93,9 @@ func DirFor(getenv func(string) string, euid int) string {
 
 // Request is one request line.
 type Request struct {
-	Version int    `json:"version"`
-	Op      string `json:"op"`
+	Version int       `json:"version"`
+	Op      string    `json:"op"`
+	Set     *Settings `json:"set,omitempty"` // op "set" (set.go)
 }
 
 // Response is one response line; exactly one of the result fields is set
@@ -107,6 +109,7 @@ type Response struct {
 	Info    *observe.Info     `json:"info,omitempty"`
 	Stats   *observe.Snapshot `json:"stats,omitempty"`
 	Reset   *ResetResult      `json:"reset,omitempty"`
+	Set     *SetResult        `json:"set_result,omitempty"`
 }
 
 // Error is a failed request, as the server reports it.

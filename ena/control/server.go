@@ -348,8 +348,18 @@ func (s *Server) handle(line []byte) *Response {
 		}
 		s.log.Info("control: device reset on request", "took", d)
 		resp.Reset = &ResetResult{Reason: spec.ResetUserTrigger.String(), DurationMs: float64(d.Microseconds()) / 1000}
+	case OpSet:
+		s.resetMu.Lock()
+		r, err := applySettings(s.dev, req.Set)
+		s.resetMu.Unlock()
+		if err != nil {
+			resp.Error = errorf(CodeDeviceError, "%v", err)
+			return resp
+		}
+		s.log.Info("control: settings changed on request", "applied", r.Applied)
+		resp.Set = &r
 	default:
-		resp.Error = errorf(CodeUnknownOp, "unknown op %q: want hello, info, stats or reset", req.Op)
+		resp.Error = errorf(CodeUnknownOp, "unknown op %q: want hello, info, stats, reset or set", req.Op)
 		return resp
 	}
 	resp.OK = true
