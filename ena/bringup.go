@@ -362,6 +362,7 @@ func (d *Device) sizeQueues(mode bootMode) error {
 	if d.ioIntr && d.cfg.Queues == 0 {
 		maxQ = min(maxQ, nv-1)
 	}
+	defaultRx := d.cfg.RxDepth == 0
 	if err := d.cfg.sizeQueues(maxQ, maxTx, d.limits.rxDepth); err != nil {
 		return err
 	}
@@ -378,6 +379,9 @@ func (d *Device) sizeQueues(mode bootMode) error {
 	}
 	d.mtu.Store(int32(mtu))
 	d.chooseRxBuf(mtu)
+	if defaultRx {
+		d.cfg.RxDepth = scaleRxDepth(d.cfg.RxDepth, d.rxBufSize)
+	}
 	return nil
 }
 

@@ -66,6 +66,8 @@ type Config struct {
 	MTU int
 	// RxBufSize is the Rx buffer size: RxBuf2K, RxBuf4K or RxBuf9K; 0
 	// (RxBufAuto) picks the smallest that holds a whole frame of the MTU.
+	// With larger buffers the default Rx depth shrinks to keep the ring's
+	// memory near 8 MiB (4 KiB: 2048 entries, 9 KiB: 1024).
 	RxBufSize int
 	// RSSKey is the 40-byte Toeplitz key (§10); nil means a random key.
 	RSSKey []byte

@@ -81,6 +81,19 @@ func rxBufForMTU(mtu int) int {
 	return RxBuf9K
 }
 
+// scaleRxDepth keeps the default Rx ring's memory near that of 4096 × 2 KiB
+// when the buffers are larger: 4 KiB buffers get half the entries, 9 KiB a
+// quarter (1024 × 9 KiB still holds more frame bytes than 4096 × 2 KiB).
+func scaleRxDepth(depth, bufSize int) int {
+	switch {
+	case bufSize >= RxBuf9K:
+		depth /= 4
+	case bufSize >= RxBuf4K:
+		depth /= 2
+	}
+	return max(depth, minDepth)
+}
+
 func checkRxBufSize(n int) error {
 	switch n {
 	case RxBufAuto, RxBuf2K, RxBuf4K, RxBuf9K:

@@ -1,6 +1,7 @@
 package enanic
 
 import (
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -203,4 +204,20 @@ func TestSetChannelsUnderTransfer(t *testing.T) {
 		require.Error(t, a.dev.SetChannels(n))
 	}
 	assert.Len(t, a.sim.State().RxSQs, 2)
+}
+
+// TestAutoRxBufFromMTU: at MTU 9001 the automatic Rx buffer holds a whole
+// frame, and the default ring shrinks to keep its memory.
+func TestAutoRxBufFromMTU(t *testing.T) {
+	sim, err := enasim.New(enasim.Config{})
+	require.NoError(t, err)
+	defer sim.Close()
+	dev, err := ena.Open(sim, ena.Config{Queues: 1, MTU: 9001, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer dev.Close()
+	r := dev.Rings()
+	assert.Equal(t, ena.RxBuf9K, r.RxBufSize)
+	assert.True(t, r.RxBufAuto)
+	assert.Equal(t, 1024, r.RxDepth)
+	assert.Equal(t, 1024, sim.State().RxSQs[0].Depth)
 }
