@@ -132,6 +132,7 @@ type health struct {
 	pendingReset     atomic.Uint32 // reason+1 requested from a data path or event
 	resetKick        chan struct{}
 	stall            rxStallState
+	mgmtIRQ          mgmtIRQ // the management goroutine's missed-interrupt count
 }
 
 // notifications is what the device tells the host between commands and

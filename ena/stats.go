@@ -22,6 +22,8 @@ type driverCounters struct {
 	// (metricsKnown set once discovered); customerMetrics clears it when a
 	// read fails, so the next one asks again.
 	metricsMask atomic.Uint64
+	// missedIntr and missedAdminIntr count missed interrupts (missintr.go).
+	missedIntr, missedAdminIntr atomic.Uint64
 }
 
 // metricsKnown marks metricsMask as discovered.
@@ -48,6 +50,11 @@ type DriverStats struct {
 	// KeepAliveRxDrops, KeepAliveTxDrops and KeepAliveRxOverruns are the
 	// device's cumulative counters from the last KEEP_ALIVE event (§5.3).
 	KeepAliveRxDrops, KeepAliveTxDrops, KeepAliveRxOverruns uint64
+	// MissedInterrupts counts Rx completions the watchdog found waiting
+	// with no interrupt (each one switched its queue to polling);
+	// MissedAdminInterrupts counts management-vector waits that ended
+	// without the interrupt although admin or AENQ work was waiting.
+	MissedInterrupts, MissedAdminInterrupts uint64
 }
 
 // QueueStats are one queue pair's ring counters.
@@ -202,17 +209,19 @@ func (d *Device) customerMetrics(ctx context.Context) (CustomerMetrics, error) {
 func (d *Device) driverStats() DriverStats {
 	c := &d.counters
 	s := DriverStats{
-		Resets:              map[spec.ResetReason]uint64{},
-		AdminCommands:       d.admin.submitted.Load(),
-		AdminFailures:       d.admin.failed.Load(),
-		AdminTimeouts:       d.admin.timeouts.Load(),
-		AdminOutOfSpace:     d.admin.outOfSpace.Load(),
-		AENQEvents:          c.aenqEvents.Load(),
-		KeepAlives:          c.keepAlives.Load(),
-		LinkChanges:         c.linkChanges.Load(),
-		KeepAliveRxDrops:    c.kaRxDrops.Load(),
-		KeepAliveTxDrops:    c.kaTxDrops.Load(),
-		KeepAliveRxOverruns: c.kaRxOverruns.Load(),
+		Resets:                map[spec.ResetReason]uint64{},
+		AdminCommands:         d.admin.submitted.Load(),
+		AdminFailures:         d.admin.failed.Load(),
+		AdminTimeouts:         d.admin.timeouts.Load(),
+		AdminOutOfSpace:       d.admin.outOfSpace.Load(),
+		AENQEvents:            c.aenqEvents.Load(),
+		KeepAlives:            c.keepAlives.Load(),
+		LinkChanges:           c.linkChanges.Load(),
+		KeepAliveRxDrops:      c.kaRxDrops.Load(),
+		KeepAliveTxDrops:      c.kaTxDrops.Load(),
+		KeepAliveRxOverruns:   c.kaRxOverruns.Load(),
+		MissedInterrupts:      c.missedIntr.Load(),
+		MissedAdminInterrupts: c.missedAdminIntr.Load(),
 	}
 	for i := range c.resets {
 		if n := c.resets[i].Load(); n != 0 {

@@ -79,6 +79,9 @@ func (d *Device) healthCheck() (spec.ResetReason, bool) {
 			return spec.ResetMissTxCmpl, true
 		}
 	}
+	if reason, bad := d.checkMissedInterrupts(); bad {
+		return reason, true
+	}
 	if d.rxStalled() {
 		d.log.Error("ena: Rx stalled: the device reports dropped frames (rx_overruns) while buffers are posted and no Rx completion arrives",
 			"overruns", d.stall.overruns, "ticks", d.stall.ticks)

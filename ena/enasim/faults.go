@@ -102,3 +102,33 @@ func (f *Faults) SendHints(h spec.HWHints) {
 	m.tracef("fault: hints notification %+v", h)
 	m.post(&ev)
 }
+
+// DropInterrupts makes the device lose every MSI-X message on vector for d
+// (UntilReset: until the driver resets the device; 0 ends the fault now).
+// Vector 0 is the management vector (admin completions and AENQ events,
+// §1.2); vector 1+q is I/O queue pair q. The device behaves as if it had
+// delivered each lost message: an I/O vector auto-masks (§7.8), so the
+// driver sees completions pile up with no interrupt, the case vendor
+// drivers detect as MISS_INTERRUPT (§9.2).
+func (f *Faults) DropInterrupts(vector int, d time.Duration) {
+	if vector < 0 || vector >= maxVectors {
+		return
+	}
+	f.m.intrDrop.set(vector, d)
+	f.m.mu.Lock()
+	f.m.tracef("fault: interrupts on vector %d dropped for %v", vector, d)
+	f.m.mu.Unlock()
+}
+
+// DropIOInterrupts is DropInterrupts on every I/O vector (1 and up).
+func (f *Faults) DropIOInterrupts(d time.Duration) {
+	for v := 1; v < maxVectors; v++ {
+		f.m.intrDrop.set(v, d)
+	}
+	f.m.mu.Lock()
+	f.m.tracef("fault: all I/O interrupts dropped for %v", d)
+	f.m.mu.Unlock()
+}
+
+// DroppedInterrupts is how many MSI-X messages the fault has swallowed.
+func (f *Faults) DroppedInterrupts() uint64 { return f.m.intrDrop.dropped.Load() }

@@ -122,6 +122,9 @@ type Model struct {
 	linkUp      bool
 
 	faults faultState
+	// intrDrop is the lost-interrupt fault (intr.go); atomics, read on
+	// raise paths that run without mu.
+	intrDrop intrDropState
 	gen    uint64 // bumped by every reset; stale timers compare it
 
 	// score counts every refusal, by rule (refusals.go).
@@ -462,7 +465,7 @@ func (m *Model) coreWrite(off, val uint32) string {
 		m.intrMask = val
 		if val&spec.IntrMaskAdmin == 0 && m.mgmtPending {
 			m.mgmtPending = false
-			m.irq.Raise(0)
+			m.raise(0)
 			return "pending management interrupt delivered"
 		}
 	case spec.RegRSSIndEntryUpdate, spec.RegPHCDB:
@@ -483,7 +486,7 @@ func (m *Model) raiseMgmt() {
 		m.mgmtPending = true
 		return
 	}
-	m.irq.Raise(0)
+	m.raise(0)
 }
 
 // ---------------------------------------------------------------------------
@@ -519,6 +522,7 @@ func (m *Model) writeDevCtl(val uint32) string {
 // queues, RSS/LLQ/feature configuration and the MMIO_RESP address).
 func (m *Model) discardAll() {
 	m.gen++
+	m.intrDrop.clearUntilReset()
 	m.resetIO()
 	m.aqBaseLo, m.aqBaseHi, m.acqBaseLo, m.acqBaseHi = 0, 0, 0, 0
 	m.aenqBaseLo, m.aenqBaseHi = 0, 0
