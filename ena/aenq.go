@@ -132,6 +132,10 @@ func (d *Device) handleAENQ(e spec.AENQEntry) {
 		d.counters.linkChanges.Add(1)
 		if d.linkUp.Swap(up) != up {
 			d.log.Info("ena: link changed", "up", up)
+		}
+		// While the device recovers the link reads down; notifyHealth
+		// reports the device's state when recovery ends.
+		if d.state.Load() == stateRunning && d.linkShown.Swap(up) != up {
 			d.hmu.Lock()
 			h := d.linkHandler
 			d.hmu.Unlock()

@@ -70,6 +70,9 @@ func anyMode(step func() error) func(bootMode) error {
 // (§9.3 step 4).
 func (d *Device) bringUp(mode bootMode) error {
 	for _, step := range d.bringUpSteps() {
+		if mode == recovery && d.state.Load() == stateClosed {
+			return ErrClosed // Close does not wait for a doomed attempt
+		}
 		if err := step(mode); err != nil {
 			return err
 		}
@@ -90,6 +93,9 @@ func (d *Device) resetDevice(reason spec.ResetReason) error {
 		return err
 	}
 	caps, err := d.regs.read(spec.RegCaps)
+	if (err != nil || caps == 0xFFFFFFFF) && d.regs.gone() {
+		return fmt.Errorf("ena: reset: %w", ErrDeviceGone)
+	}
 	if err != nil {
 		return fmt.Errorf("ena: reset: read CAPS: %w", err)
 	}
@@ -481,6 +487,9 @@ func (d *Device) applyHints(h spec.HWHints) {
 // checkFatal reads DEV_STS and reports FATAL_ERROR (§2.2).
 func (d *Device) checkFatal() error {
 	v, err := d.regs.read(spec.RegDevSts)
+	if (err != nil || v == 0xFFFFFFFF) && d.regs.gone() {
+		return ErrDeviceGone
+	}
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ type faultState struct {
 	noKeepAlive bool          // StopKeepAlive(true)
 	dropAdmin   int           // completions still to drop
 	delayAdmin  time.Duration // delay before each completion is written
+	removed     bool          // SurpriseRemove: gone for good
 }
 
 // Faults injects device failures so tests can exercise a driver's error
@@ -132,3 +133,15 @@ func (f *Faults) DropIOInterrupts(d time.Duration) {
 
 // DroppedInterrupts is how many MSI-X messages the fault has swallowed.
 func (f *Faults) DroppedInterrupts() uint64 { return f.m.intrDrop.dropped.Load() }
+
+// SurpriseRemove makes the device vanish as a hot-unplugged PCIe function
+// does: register reads return all-ones, register writes are lost, and the
+// device never writes memory or interrupts again. Nothing undoes it.
+func (f *Faults) SurpriseRemove() {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tracef("fault: surprise removal")
+	m.fatal("surprise removal")
+	m.faults.removed = true
+}

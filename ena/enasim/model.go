@@ -263,6 +263,9 @@ func (m *Model) FatalReason() string {
 func (m *Model) RegRead(off uint32) uint32 {
 	m.mu.Lock()
 	v := m.regValue(off)
+	if m.faults.removed {
+		v = 0xFFFFFFFF // what a PCIe read of a removed function returns
+	}
 	if m.tr != nil {
 		m.tr.regRead(off, v)
 	}
@@ -275,6 +278,10 @@ func (m *Model) RegRead(off uint32) uint32 {
 // tracing.
 func (m *Model) RegWrite(off uint32, val uint32) {
 	m.mu.Lock()
+	if m.faults.removed {
+		m.mu.Unlock()
+		return
+	}
 	if off >= ioRegBase && off < m.prof.BAR0Size && off&3 == 0 {
 		handled := false
 		if m.fatalReason == "" && !m.resetting {
