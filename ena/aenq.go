@@ -155,7 +155,14 @@ func (d *Device) handleAENQ(e spec.AENQEntry) {
 			d.applyHints(spec.DecodeHWHints(e.Payload[:]))
 			d.log.Info("ena: device updated its hints")
 		} else {
-			d.log.Warn("ena: unknown notification from the device", "syndrome", e.Syndrome)
+			switch e.Syndrome {
+			case spec.AENQSyndromeSuspend:
+				d.log.Warn("ena: device suspended traffic; frames may be dropped until it resumes")
+			case spec.AENQSyndromeResume:
+				d.log.Info("ena: device resumed traffic")
+			default:
+				d.log.Warn("ena: unknown notification from the device", "syndrome", e.Syndrome)
+			}
 		}
 	case spec.AENQConfNotifications:
 		bm := spec.DecodeAENQConfNotificationsPayload(e.Payload[:]).Bitmap

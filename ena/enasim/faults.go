@@ -145,3 +145,25 @@ func (f *Faults) SurpriseRemove() {
 	m.fatal("surprise removal")
 	m.faults.removed = true
 }
+
+// Notify posts a NOTIFICATION event with syndrome and no payload (§5.2),
+// such as spec.AENQSyndromeSuspend and spec.AENQSyndromeResume, which
+// drivers only log.
+func (f *Faults) Notify(syndrome uint16) {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tracef("fault: notification syndrome %d", syndrome)
+	ev := aenqEvent{group: spec.AENQNotification, syndrome: syndrome}
+	m.post(&ev)
+}
+
+// InjectIOMMUFault makes the device DMA outside every mapping, as a device
+// with a corrupted address would: the IOMMU refuses the access and the
+// device goes FATAL_ERROR until reset (§2.2).
+func (f *Faults) InjectIOMMUFault() {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dmaFault("injected DMA write", &IOMMUFault{Addr: 0xdead0000, Len: 64, Write: true})
+}
