@@ -129,6 +129,7 @@ func (d *Device) waitReady() error {
 // waitDevSts polls DEV_STS until bit is set (want) or clear, backing off
 // from 100 µs to 5 ms (§6 step 3.5).
 func (d *Device) waitDevSts(bit uint32, want bool, timeout time.Duration) error {
+	timeout = d.capWait(timeout)
 	deadline := time.Now().Add(timeout)
 	delay := 100 * time.Microsecond
 	for {
@@ -190,7 +191,7 @@ func (d *Device) initAdminQueues() error {
 		return err
 	}
 	d.admin.reinit()
-	d.admin.setTimeout(d.caps.AdminTimeout())
+	d.admin.setTimeout(d.capWait(d.caps.AdminTimeout()))
 	d.admin.polling.Store(true)
 	d.aenq.reinit()
 	d.admin.register()
@@ -462,8 +463,11 @@ func (d *Device) applyHints(h spec.HWHints) {
 	d.hints = h
 	d.hmu.Unlock()
 	d.regs.setReadTimeout(h.MMIOReadTimeout)
+	if d.hooks.maxWait > 0 {
+		d.regs.timeout.Store(int64(d.capWait(time.Duration(d.regs.timeout.Load()))))
+	}
 	if h.AdminCompletionTxTimeout != 0 {
-		d.admin.setTimeout(time.Duration(h.AdminCompletionTxTimeout) * time.Millisecond)
+		d.admin.setTimeout(d.capWait(time.Duration(h.AdminCompletionTxTimeout) * time.Millisecond))
 	}
 	switch h.DriverWatchdogTimeout {
 	case 0:

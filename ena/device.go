@@ -159,6 +159,18 @@ type testHooks struct {
 	// so the device's reaction and the error that explains it can be
 	// checked.
 	lateAENQ bool
+	// maxWait, if positive, caps every device wait (admin commands,
+	// readless reads, DEV_STS polls) so fuzz targets facing a hostile
+	// device run many inputs a second.
+	maxWait time.Duration
+}
+
+// capWait applies testHooks.maxWait to a device wait.
+func (d *Device) capWait(t time.Duration) time.Duration {
+	if m := d.hooks.maxWait; m > 0 && (t <= 0 || t > m) {
+		return m
+	}
+	return t
 }
 
 // Open brings the device up in ena-com's order (§6), creates the queue
@@ -199,6 +211,10 @@ func open(dev hw.Device, cfg Config, hooks testHooks) (*Device, error) {
 	if err := d.allocControl(); err != nil {
 		d.freeControl()
 		return nil, err
+	}
+	if hooks.maxWait > 0 {
+		d.admin.setTimeout(hooks.maxWait)
+		d.regs.timeout.Store(int64(hooks.maxWait))
 	}
 	// The management goroutine serves admin completions once the admin
 	// interrupt is on (§6 step 24), which happens in the middle of bring-up.

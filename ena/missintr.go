@@ -25,15 +25,21 @@ import (
 //     itself. Traffic keeps flowing at polling latency; the first interrupt
 //     that does arrive ends degraded mode. The management goroutine does
 //     the same for the admin completion queue and the AENQ.
-//  2. Reset. When missIntrResetTicks watchdog ticks in a row saw completions
-//     found without an interrupt and no interrupt at all, the vector is
-//     considered dead and the device is reset with MISS_INTERRUPT (I/O) or
-//     MISSING_ADMIN_INTERRUPT (management vector).
+//  2. Reset. When missIntrResetTicks watchdog ticks in a row, spanning at
+//     least missIntrMinStreak, saw completions found without an interrupt
+//     and no interrupt at all, the vector is considered dead and the device
+//     is reset with MISS_INTERRUPT (I/O) or MISSING_ADMIN_INTERRUPT
+//     (management vector). The time floor keeps a short watchdog interval
+//     on a busy machine (a waiter not scheduled for a few ticks) from
+//     resetting a healthy device.
 
 // missIntrResetTicks is how many consecutive watchdog ticks (or management
 // polls) with missed interrupts and none delivered lead to a reset; Linux
 // and FreeBSD use 3 timer rounds.
 const missIntrResetTicks = 3
+
+// missIntrMinStreak is the shortest streak of missed interrupts that resets.
+const missIntrMinStreak = 300 * time.Millisecond
 
 // degradedWait bounds WaitRx's wait for an interrupt while the queue's
 // interrupt is known to go missing.
@@ -54,6 +60,7 @@ type queueIRQ struct {
 	lastFired   uint64
 	lastMissed  uint64
 	missTicks   int
+	missSince   time.Time // first tick of the current streak
 }
 
 // waitIntr waits for the pair's interrupt after WaitRx unmasked it. In
@@ -125,13 +132,16 @@ func (d *Device) checkMissedInterrupts() (spec.ResetReason, bool) {
 		case fired != ir.lastFired:
 			ir.missTicks = 0
 		case missed != ir.lastMissed:
+			if ir.missTicks == 0 {
+				ir.missSince = time.Now()
+			}
 			ir.missTicks++
 		}
 		ir.lastFired, ir.lastMissed = fired, missed
-		if ir.missTicks >= missIntrResetTicks {
+		if ir.missTicks >= missIntrResetTicks && time.Since(ir.missSince) >= missIntrMinStreak {
 			ir.missTicks = 0
 			d.log.Error("ena: Rx interrupt keeps going missing", "queue", p.idx, "vector", p.vector,
-				"ticks", missIntrResetTicks, "missed", missed)
+				"ticks", missIntrResetTicks, "missed", missed, "for", time.Since(ir.missSince).Round(time.Millisecond))
 			return spec.ResetMissInterrupt, true
 		}
 	}
