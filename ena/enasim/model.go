@@ -125,7 +125,7 @@ type Model struct {
 	// intrDrop is the lost-interrupt fault (intr.go); atomics, read on
 	// raise paths that run without mu.
 	intrDrop intrDropState
-	gen    uint64 // bumped by every reset; stale timers compare it
+	gen      uint64 // bumped by every reset; stale timers compare it
 
 	// score counts every refusal, by rule (refusals.go).
 	score refusalScore
