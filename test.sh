@@ -69,3 +69,20 @@ echo "== go vet (arm64)"
 GOARCH=arm64 go vet ./...
 echo "== ${test_cmd[*]}"
 "${test_cmd[@]}"
+
+# Fuzz the targets that face device-written bytes for a few seconds each
+# (go test above already ran their seeds and committed corpus). Only on a
+# full run; FUZZTIME=10m ./test.sh fuzzes longer.
+if [ $# -eq 0 ]; then
+	echo "== fuzz (${FUZZTIME:-5s} per target)"
+	while read -r pkg target; do
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-5s}" -parallel 2 "$pkg"
+	done <<'TARGETS'
+./ena/ FuzzHostileDevice
+./rings/ FuzzTxCompletions
+./rings/ FuzzRxCompletions
+./ena/spec/ FuzzDecodeACQEntry
+./ena/spec/ FuzzDecodeAENQEntry
+./ena/spec/ FuzzDecodeCompletions
+TARGETS
+fi
