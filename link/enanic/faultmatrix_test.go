@@ -37,7 +37,7 @@ import (
 
 // matrixHints are the device hints every matrix device announces.
 var matrixHints = spec.HWHints{
-	DriverWatchdogTimeout:       300, // keep-alive timeout, ms (keep-alive period 50 ms)
+	DriverWatchdogTimeout:       1000, // keep-alive timeout, ms (keep-alive period 50 ms)
 	MissingTxCompletionTimeout:  100, // ms
 	MissedTxCompletionThreshold: 2,
 	AdminCompletionTxTimeout:    200, // ms
@@ -233,7 +233,7 @@ func matrixCases() []matrixCase {
 		{"fatal-error", r(spec.ResetGeneric), "", func(a *faultSide) { a.sim.Faults().InjectFatal("matrix") }},
 		{"keep-alive-loss", r(spec.ResetKeepAliveTO), "", func(a *faultSide) {
 			a.sim.Faults().StopKeepAlive(true)
-			time.AfterFunc(600*time.Millisecond, func() { a.sim.Faults().StopKeepAlive(false) })
+			time.AfterFunc(1500*time.Millisecond, func() { a.sim.Faults().StopKeepAlive(false) })
 		}},
 		{"admin-completion-dropped", r(spec.ResetAdminTO), "", func(a *faultSide) {
 			a.sim.Faults().DropAdminCompletions(1)
