@@ -15,7 +15,11 @@ type collect struct {
 }
 
 func (c *collect) fn(f []byte) { c.mu.Lock(); c.got = append(c.got, f[0]); c.mu.Unlock() }
-func (c *collect) all() []byte  { c.mu.Lock(); defer c.mu.Unlock(); return append([]byte(nil), c.got...) }
+func (c *collect) all() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.got...)
+}
 
 func TestImpairedWire(t *testing.T) {
 	t.Run("loss", func(t *testing.T) {

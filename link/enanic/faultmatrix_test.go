@@ -38,7 +38,7 @@ import (
 // matrixHints are the device hints every matrix device announces.
 var matrixHints = spec.HWHints{
 	DriverWatchdogTimeout:       1000, // keep-alive timeout, ms (keep-alive period 50 ms)
-	MissingTxCompletionTimeout:  100, // ms
+	MissingTxCompletionTimeout:  100,  // ms
 	MissedTxCompletionThreshold: 2,
 	AdminCompletionTxTimeout:    200, // ms
 }
