@@ -32,7 +32,7 @@ func TestConnectionsSurviveAdminOutage(t *testing.T) {
 		}
 	})
 	du := startDuplex(t, a, b, 6000)
-	for du.total() < matrixBytes/2 {
+	for du.total() < int64(transferBytes())/2 {
 		time.Sleep(time.Millisecond)
 	}
 	const outage = 8 * time.Second
