@@ -4,8 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
+	"github.com/enanet/enanet/ena/hw/dmamem"
 	"github.com/enanet/enanet/ena/spec"
 )
 
@@ -181,6 +181,6 @@ func (q *adminQueue) completionWaiting() bool {
 		return false
 	}
 	slot := q.cq.Bytes[int(q.head&(q.depth-1))*spec.ACQEntrySize:][:spec.ACQEntrySize]
-	w0 := atomic.LoadUint32((*uint32)(unsafe.Pointer(&slot[0])))
+	w0 := dmamem.Acquire32(slot, 0)
 	return (w0>>24)&spec.ACQFlagPhase != 0 == q.cqPhase
 }
