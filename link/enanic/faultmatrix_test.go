@@ -31,7 +31,7 @@ import (
 // both byte streams arrive intact (SHA-256), and logs how long recovery
 // took. Timings are logged, never asserted: the machine is shared.
 //
-// The device's HW hints (§4.8) shorten the watchdog timings so the whole
+// The device's HW hints shorten the watchdog timings so the whole
 // matrix takes a couple of minutes; matrixHints lists them and the README
 // table quotes them.
 
