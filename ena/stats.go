@@ -81,6 +81,9 @@ type Stats struct {
 	// device has capability ENA_SRD_INFO; SRDValid says so.
 	SRD      spec.SRDStats
 	SRDValid bool
+	// Health is the device's state: running, or recovering with the
+	// attempt and last error (see Device.Health).
+	Health Health
 }
 
 // CustomerMetrics are the values of GET_STATS CUSTOMER_METRICS, indexed by
@@ -101,6 +104,7 @@ func (m CustomerMetrics) Has(id int) bool { return id < len(m.Values) && m.Repor
 func (d *Device) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	s.Driver = d.driverStats()
+	s.Health = d.Health()
 	for _, p := range d.queues {
 		s.Queues = append(s.Queues, QueueStats{Tx: p.tx.Stats(), Rx: p.rx.Stats()})
 	}
