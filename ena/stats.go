@@ -210,6 +210,10 @@ func (d *Device) customerMetrics(ctx context.Context) (CustomerMetrics, error) {
 	return m, nil
 }
 
+// DriverStats returns the driver's own counters without asking the device
+// (no admin command), so it is safe to call while the device is sick.
+func (d *Device) DriverStats() DriverStats { return d.driverStats() }
+
 func (d *Device) driverStats() DriverStats {
 	c := &d.counters
 	s := DriverStats{
