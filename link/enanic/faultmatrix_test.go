@@ -378,6 +378,7 @@ func runMatrixCase(t *testing.T, prof string, c matrixCase, port uint16) {
 	case <-du.done:
 	case <-time.After(time.Second):
 	}
+	res.postRate = -1 // the transfer ended too soon to tell
 	if el := time.Since(w0).Seconds(); el > 0.05 {
 		res.postRate = float64(du.total()-b0) / el
 	}
@@ -419,7 +420,7 @@ func printMatrix(t *testing.T) func() {
 				how = spec.ResetReason(c.reason).String()
 			}
 			ratio := "-"
-			if r.preRate > 0 && r.postRate > 0 {
+			if r.preRate > 0 && r.postRate >= 0 {
 				ratio = fmt.Sprintf("%.0f%%", 100*r.postRate/r.preRate)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.profile, r.fault, how, fmtDur(r.detect), fmtDur(r.recover), fmtDur(r.flow), ratio)
