@@ -114,7 +114,9 @@ func TestRecoveryKeepsTryingUntilTheDeviceIsBack(t *testing.T) {
 	for _, h := range hl.all() {
 		attempts = max(attempts, h.Attempt)
 	}
-	require.GreaterOrEqual(t, attempts, 3, "backoff should allow several attempts in 2 s")
+	// Each attempt waits out the CAPS admin timeout before the hints are
+	// read again, so 2 s hold at least two.
+	require.GreaterOrEqual(t, attempts, 2, "recovery did not retry")
 	lmu.Lock()
 	require.Equal(t, []bool{false, true}, links, "the link reads down while recovering, up after")
 	lmu.Unlock()
