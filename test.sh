@@ -70,3 +70,25 @@ echo "== go vet (arm64)"
 GOARCH=arm64 go vet ./...
 echo "== ${test_cmd[*]}"
 "${test_cmd[@]}"
+
+# Only on a full run: the full fault matrix, then a few seconds of fuzzing
+# for each target that faces device-written bytes (go test above already
+# ran their seeds and committed corpus; FUZZTIME=10m ./test.sh for longer).
+if [ $# -eq 0 ]; then
+	# The race run above did each fault on one profile with small
+	# transfers; the full matrix (every fault, every profile, 16 MiB each
+	# way) runs here, without the detector's tenfold slowdown.
+	echo "== fault matrix under TCP"
+	go test -count=1 -timeout 15m -run '^TestFaultMatrixUnderTCP$' ./link/enanic/
+	echo "== fuzz (${FUZZTIME:-5s} per target)"
+	while read -r pkg target; do
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-5s}" -parallel 2 "$pkg"
+	done <<'TARGETS'
+./ena/ FuzzHostileDevice
+./rings/ FuzzTxCompletions
+./rings/ FuzzRxCompletions
+./ena/spec/ FuzzDecodeACQEntry
+./ena/spec/ FuzzDecodeAENQEntry
+./ena/spec/ FuzzDecodeCompletions
+TARGETS
+fi

@@ -132,6 +132,10 @@ func (d *Device) handleAENQ(e spec.AENQEntry) {
 		d.counters.linkChanges.Add(1)
 		if d.linkUp.Swap(up) != up {
 			d.log.Info("ena: link changed", "up", up)
+		}
+		// While the device recovers the link reads down; notifyHealth
+		// reports the device's state when recovery ends.
+		if d.state.Load() == stateRunning && d.linkShown.Swap(up) != up {
 			d.hmu.Lock()
 			h := d.linkHandler
 			d.hmu.Unlock()
@@ -151,7 +155,14 @@ func (d *Device) handleAENQ(e spec.AENQEntry) {
 			d.applyHints(spec.DecodeHWHints(e.Payload[:]))
 			d.log.Info("ena: device updated its hints")
 		} else {
-			d.log.Warn("ena: unknown notification from the device", "syndrome", e.Syndrome)
+			switch e.Syndrome {
+			case spec.AENQSyndromeSuspend:
+				d.log.Warn("ena: device suspended traffic; frames may be dropped until it resumes")
+			case spec.AENQSyndromeResume:
+				d.log.Info("ena: device resumed traffic")
+			default:
+				d.log.Warn("ena: unknown notification from the device", "syndrome", e.Syndrome)
+			}
 		}
 	case spec.AENQConfNotifications:
 		bm := spec.DecodeAENQConfNotificationsPayload(e.Payload[:]).Bitmap

@@ -71,6 +71,9 @@ func anyMode(step func() error) func(bootMode) error {
 // (§9.3 step 4).
 func (d *Device) bringUp(mode bootMode) error {
 	for _, step := range d.bringUpSteps() {
+		if mode == recovery && d.state.Load() == stateClosed {
+			return ErrClosed // Close does not wait for a doomed attempt
+		}
 		if err := step(mode); err != nil {
 			return err
 		}
@@ -91,6 +94,9 @@ func (d *Device) resetDevice(reason spec.ResetReason) error {
 		return err
 	}
 	caps, err := d.regs.read(spec.RegCaps)
+	if (err != nil || caps == 0xFFFFFFFF) && d.regs.gone() {
+		return fmt.Errorf("ena: reset: %w", ErrDeviceGone)
+	}
 	if err != nil {
 		return fmt.Errorf("ena: reset: read CAPS: %w", err)
 	}
@@ -124,6 +130,7 @@ func (d *Device) waitReady() error {
 // waitDevSts polls DEV_STS until bit is set (want) or clear, backing off
 // from 100 µs to 5 ms (§6 step 3.5).
 func (d *Device) waitDevSts(bit uint32, want bool, timeout time.Duration) error {
+	timeout = d.capWait(timeout)
 	deadline := time.Now().Add(timeout)
 	delay := 100 * time.Microsecond
 	for {
@@ -185,7 +192,7 @@ func (d *Device) initAdminQueues() error {
 		return err
 	}
 	d.admin.reinit()
-	d.admin.setTimeout(d.caps.AdminTimeout())
+	d.admin.setTimeout(d.capWait(d.caps.AdminTimeout()))
 	d.admin.polling.Store(true)
 	d.aenq.reinit()
 	d.admin.register()
@@ -462,8 +469,11 @@ func (d *Device) applyHints(h spec.HWHints) {
 	d.hints = h
 	d.hmu.Unlock()
 	d.regs.setReadTimeout(h.MMIOReadTimeout)
+	if d.hooks.maxWait > 0 {
+		d.regs.timeout.Store(int64(d.capWait(time.Duration(d.regs.timeout.Load()))))
+	}
 	if h.AdminCompletionTxTimeout != 0 {
-		d.admin.setTimeout(time.Duration(h.AdminCompletionTxTimeout) * time.Millisecond)
+		d.admin.setTimeout(d.capWait(time.Duration(h.AdminCompletionTxTimeout) * time.Millisecond))
 	}
 	switch h.DriverWatchdogTimeout {
 	case 0:
@@ -487,6 +497,9 @@ func (d *Device) applyHints(h spec.HWHints) {
 // checkFatal reads DEV_STS and reports FATAL_ERROR (§2.2).
 func (d *Device) checkFatal() error {
 	v, err := d.regs.read(spec.RegDevSts)
+	if (err != nil || v == 0xFFFFFFFF) && d.regs.gone() {
+		return ErrDeviceGone
+	}
 	if err != nil {
 		return err
 	}

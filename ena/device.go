@@ -15,14 +15,15 @@ import (
 
 // Device states.
 const (
-	stateRunning int32 = iota
-	stateResetting
-	stateDead // recovery failed for good; the fatal handler was called
+	stateRunning   int32 = iota
+	stateResetting       // recovering, possibly retrying (recovery.go)
+	stateDead            // gone for good; the fatal handler was called
 	stateClosed
 )
 
-// ErrDeviceDead is returned by queue operations after recovery failed.
-var ErrDeviceDead = errors.New("ena: device failed and could not be recovered")
+// ErrDeviceDead is returned by queue operations once the device is gone
+// for good (see ErrDeviceGone).
+var ErrDeviceDead = errors.New("ena: device failed and cannot be recovered")
 
 // Device is an ENA function brought up by Open: admin and event queues, the
 // negotiated features, and NumQueues I/O queue pairs with Rx buffers posted.
@@ -134,6 +135,8 @@ type health struct {
 	pendingReset     atomic.Uint32 // reason+1 requested from a data path or event
 	resetKick        chan struct{}
 	stall            rxStallState
+	rec              recoveryState // the recovery in progress (recovery.go)
+	mgmtIRQ          mgmtIRQ       // the management goroutine's missed-interrupt count
 }
 
 // notifications is what the device tells the host between commands and
@@ -141,11 +144,13 @@ type health struct {
 // management goroutine (LINK_CHANGE); the handlers (set by the user) and
 // the latest HW hints (bring-up and HW hints events) are under hmu.
 type notifications struct {
-	linkUp       atomic.Bool
-	hmu          sync.Mutex
-	linkHandler  func(bool)
-	fatalHandler func(error)
-	hints        spec.HWHints // §4.8, §5.2
+	linkUp        atomic.Bool
+	linkShown     atomic.Bool // what the link handler was last told
+	hmu           sync.Mutex
+	linkHandler   func(bool)
+	fatalHandler  func(error)
+	healthHandler func(Health)
+	hints         spec.HWHints // §4.8, §5.2
 }
 
 // testHooks change bring-up in ways only tests want. Open leaves them zero;
@@ -156,6 +161,18 @@ type testHooks struct {
 	// so the device's reaction and the error that explains it can be
 	// checked.
 	lateAENQ bool
+	// maxWait, if positive, caps every device wait (admin commands,
+	// readless reads, DEV_STS polls) so fuzz targets facing a hostile
+	// device run many inputs a second.
+	maxWait time.Duration
+}
+
+// capWait applies testHooks.maxWait to a device wait.
+func (d *Device) capWait(t time.Duration) time.Duration {
+	if m := d.hooks.maxWait; m > 0 && (t <= 0 || t > m) {
+		return m
+	}
+	return t
 }
 
 // Open brings the device up in ena-com's order (§6), creates the queue
@@ -197,6 +214,10 @@ func open(dev hw.Device, cfg Config, hooks testHooks) (*Device, error) {
 		d.freeControl()
 		return nil, err
 	}
+	if hooks.maxWait > 0 {
+		d.admin.setTimeout(hooks.maxWait)
+		d.regs.timeout.Store(int64(hooks.maxWait))
+	}
 	// The management goroutine serves admin completions once the admin
 	// interrupt is on (§6 step 24), which happens in the middle of bring-up.
 	d.wg.Add(1)
@@ -208,6 +229,7 @@ func open(dev hw.Device, cfg Config, hooks testHooks) (*Device, error) {
 		return nil, err
 	}
 	d.lastKeepAlive.Store(time.Now().UnixNano())
+	d.linkShown.Store(d.linkUp.Load())
 	d.wg.Add(1)
 	go d.watchdogLoop()
 	d.log.Info("ena: device up", "id", id.String(), "mac", fmtMAC(d.attrs.MAC), "queues", len(d.queues),
@@ -266,17 +288,27 @@ func (d *Device) Close() error {
 			break
 		}
 	}
+	if _, retrying := d.recoveryDue(); retrying {
+		// End the attempt's admin wait now rather than at its timeout.
+		d.admin.stop(ErrClosed)
+	}
 	d.stopGoroutines()
 	d.resetMu.Lock()
 	defer d.resetMu.Unlock()
-	for _, p := range d.queues {
-		p.lock()
+	// A recovery that was still retrying left the queue pairs locked and
+	// the device's queues gone.
+	recovering := d.rec.dataStopped
+	if !recovering {
+		for _, p := range d.queues {
+			p.lock()
+		}
 	}
+	d.rec.dataStopped = false
 	// The management goroutine is gone: poll the admin queue from here on.
 	d.regs.write(spec.RegIntrMask, spec.IntrMaskAdmin)
 	d.admin.polling.Store(true)
 	d.adminIntr.Store(false)
-	if _, broken := d.admin.broken(); !broken && d.state.Load() != stateDead {
+	if _, broken := d.admin.broken(); !broken && !recovering && d.state.Load() != stateDead {
 		for _, p := range d.queues {
 			p.destroy()
 		}
@@ -360,8 +392,9 @@ func (d *Device) SetLinkHandler(fn func(up bool)) {
 	d.hmu.Unlock()
 }
 
-// SetFatalHandler registers fn to be called once if the device cannot be
-// recovered; the Device is unusable afterwards. fn runs on the watchdog
+// SetFatalHandler registers fn to be called once if the device is gone for
+// good (ErrDeviceGone); the Device is unusable afterwards. Failed recovery
+// attempts are retried and reported through Health, not here. fn runs on the watchdog
 // goroutine (or the caller of Reset): it must not call Close itself, but
 // may hand that to another goroutine.
 func (d *Device) SetFatalHandler(fn func(error)) {

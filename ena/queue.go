@@ -37,7 +37,9 @@ type QueuePair struct {
 	unmaskOff                          uint32 // 0: none
 	created                            bool
 
-	dim   dimState      // adaptive moderation, under rxMu
+	dim dimState // adaptive moderation, under rxMu
+	irq queueIRQ // missing-interrupt bookkeeping (missintr.go)
+
 	wake  chan struct{} // poll-mode Wake
 	timer *time.Timer   // poll-mode WaitRx sleep, owned by the Rx goroutine
 }
@@ -328,7 +330,9 @@ func (p *QueuePair) Poll(budget int, fn func(*rings.RxPacket)) (int, error) {
 
 // WaitRx blocks until received frames may be waiting: with interrupts it
 // unmasks the pair's vector and waits for it (§7.8); in poll mode it
-// sleeps briefly. It also returns on Wake, on ctx, and on Close.
+// sleeps briefly. It also returns on Wake, on ctx, and on Close. The wait
+// is bounded when completions are waiting: the watchdog wakes a waiter
+// whose interrupt went missing (missintr.go).
 func (p *QueuePair) WaitRx(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -349,11 +353,7 @@ func (p *QueuePair) WaitRx(ctx context.Context) error {
 		if pending {
 			return nil
 		}
-		_, err := p.d.intr.Wait(ctx, p.vector)
-		if err != nil && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return nil
+		return p.waitIntr(ctx)
 	}
 	if !p.enabled() {
 		// A disabled pair has no device queue: sleep until SetChannels

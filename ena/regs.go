@@ -128,3 +128,13 @@ func (r *regs) setReadTimeout(ms uint16) {
 		r.timeout.Store(int64(time.Duration(ms) * time.Millisecond))
 	}
 }
+
+// gone reports a device that no longer answers: a plain load of VERSION
+// returns all-ones, as every PCIe read of a removed function does. The
+// plain load is used even in readless mode, where the device would not
+// write a response at all.
+func (r *regs) gone() bool {
+	v := r.bar.Read32(spec.RegVersion)
+	r.tr.reg('R', spec.RegVersion, v)
+	return v == 0xFFFFFFFF
+}

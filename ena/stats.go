@@ -22,6 +22,8 @@ type driverCounters struct {
 	// (metricsKnown set once discovered); customerMetrics clears it when a
 	// read fails, so the next one asks again.
 	metricsMask atomic.Uint64
+	// missedIntr and missedAdminIntr count missed interrupts (missintr.go).
+	missedIntr, missedAdminIntr atomic.Uint64
 }
 
 // metricsKnown marks metricsMask as discovered.
@@ -48,6 +50,11 @@ type DriverStats struct {
 	// KeepAliveRxDrops, KeepAliveTxDrops and KeepAliveRxOverruns are the
 	// device's cumulative counters from the last KEEP_ALIVE event (§5.3).
 	KeepAliveRxDrops, KeepAliveTxDrops, KeepAliveRxOverruns uint64
+	// MissedInterrupts counts Rx completions the watchdog found waiting
+	// with no interrupt (each one switched its queue to polling);
+	// MissedAdminInterrupts counts management-vector waits that ended
+	// without the interrupt although admin or AENQ work was waiting.
+	MissedInterrupts, MissedAdminInterrupts uint64
 }
 
 // QueueStats are one queue pair's ring counters.
@@ -74,6 +81,9 @@ type Stats struct {
 	// device has capability ENA_SRD_INFO; SRDValid says so.
 	SRD      spec.SRDStats
 	SRDValid bool
+	// Health is the device's state: running, or recovering with the
+	// attempt and last error (see Device.Health).
+	Health Health
 }
 
 // CustomerMetrics are the values of GET_STATS CUSTOMER_METRICS, indexed by
@@ -94,6 +104,7 @@ func (m CustomerMetrics) Has(id int) bool { return id < len(m.Values) && m.Repor
 func (d *Device) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	s.Driver = d.driverStats()
+	s.Health = d.Health()
 	for _, p := range d.queues {
 		tx, rx := p.ringStats()
 		s.Queues = append(s.Queues, QueueStats{Tx: tx, Rx: rx})
@@ -200,20 +211,26 @@ func (d *Device) customerMetrics(ctx context.Context) (CustomerMetrics, error) {
 	return m, nil
 }
 
+// DriverStats returns the driver's own counters without asking the device
+// (no admin command), so it is safe to call while the device is sick.
+func (d *Device) DriverStats() DriverStats { return d.driverStats() }
+
 func (d *Device) driverStats() DriverStats {
 	c := &d.counters
 	s := DriverStats{
-		Resets:              map[spec.ResetReason]uint64{},
-		AdminCommands:       d.admin.submitted.Load(),
-		AdminFailures:       d.admin.failed.Load(),
-		AdminTimeouts:       d.admin.timeouts.Load(),
-		AdminOutOfSpace:     d.admin.outOfSpace.Load(),
-		AENQEvents:          c.aenqEvents.Load(),
-		KeepAlives:          c.keepAlives.Load(),
-		LinkChanges:         c.linkChanges.Load(),
-		KeepAliveRxDrops:    c.kaRxDrops.Load(),
-		KeepAliveTxDrops:    c.kaTxDrops.Load(),
-		KeepAliveRxOverruns: c.kaRxOverruns.Load(),
+		Resets:                map[spec.ResetReason]uint64{},
+		AdminCommands:         d.admin.submitted.Load(),
+		AdminFailures:         d.admin.failed.Load(),
+		AdminTimeouts:         d.admin.timeouts.Load(),
+		AdminOutOfSpace:       d.admin.outOfSpace.Load(),
+		AENQEvents:            c.aenqEvents.Load(),
+		KeepAlives:            c.keepAlives.Load(),
+		LinkChanges:           c.linkChanges.Load(),
+		KeepAliveRxDrops:      c.kaRxDrops.Load(),
+		KeepAliveTxDrops:      c.kaTxDrops.Load(),
+		KeepAliveRxOverruns:   c.kaRxOverruns.Load(),
+		MissedInterrupts:      c.missedIntr.Load(),
+		MissedAdminInterrupts: c.missedAdminIntr.Load(),
 	}
 	for i := range c.resets {
 		if n := c.resets[i].Load(); n != 0 {

@@ -1,30 +1,52 @@
 package ena
 
 import (
+	"errors"
 	"time"
 
 	"github.com/enanet/enanet/ena/spec"
 )
 
-// watchdogLoop runs the health checks every WatchdogInterval (§9.1) and
-// performs resets that other goroutines request.
+// watchdogLoop runs the health checks every WatchdogInterval (§9.1),
+// performs resets that other goroutines request, and retries a failed
+// recovery when its backoff has passed (recovery.go).
 func (d *Device) watchdogLoop() {
 	defer d.wg.Done()
 	t := time.NewTicker(d.cfg.WatchdogInterval)
 	defer t.Stop()
+	var retry *time.Timer
 	for {
+		var retryC <-chan time.Time
+		if next, due := d.recoveryDue(); due {
+			if retry == nil {
+				retry = time.NewTimer(time.Until(next))
+				defer retry.Stop()
+			} else {
+				retry.Reset(time.Until(next))
+			}
+			retryC = retry.C
+		}
 		select {
 		case <-d.stop:
 			return
 		case <-d.resetKick:
 		case <-t.C:
+		case <-retryC:
+		}
+		if next, due := d.recoveryDue(); due {
+			if time.Now().Before(next) {
+				continue
+			}
+			if err := d.retryRecovery(); err != nil {
+				d.callFatal(err)
+			}
+			continue
 		}
 		if d.state.Load() != stateRunning {
 			continue
 		}
 		if reason, bad := d.healthCheck(); bad {
 			if err := d.recover(reason); err != nil {
-				d.log.Error("ena: recovery failed", "err", err)
 				d.callFatal(err)
 			}
 		}
@@ -53,6 +75,10 @@ func (d *Device) healthCheck() (spec.ResetReason, bool) {
 	}
 	if err := d.checkFatal(); err != nil {
 		d.log.Error("ena: device fatal", "err", err)
+		if errors.Is(err, ErrDeviceGone) {
+			d.declareGone()
+			return 0, false
+		}
 		return spec.ResetGeneric, true
 	}
 	ticks := uint32(0)
@@ -78,6 +104,9 @@ func (d *Device) healthCheck() (spec.ResetReason, bool) {
 			d.log.Error("ena: Tx completions missing", "queue", p.idx, "missing", missing, "threshold", th)
 			return spec.ResetMissTxCmpl, true
 		}
+	}
+	if reason, bad := d.checkMissedInterrupts(); bad {
+		return reason, true
 	}
 	if d.rxStalled() {
 		d.log.Error("ena: Rx stalled: the device reports dropped frames (rx_overruns) while buffers are posted and no Rx completion arrives",

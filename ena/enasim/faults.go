@@ -11,6 +11,7 @@ type faultState struct {
 	noKeepAlive bool          // StopKeepAlive(true)
 	dropAdmin   int           // completions still to drop
 	delayAdmin  time.Duration // delay before each completion is written
+	removed     bool          // SurpriseRemove: gone for good
 }
 
 // Faults injects device failures so tests can exercise a driver's error
@@ -101,4 +102,68 @@ func (f *Faults) SendHints(h spec.HWHints) {
 	h.Encode(ev.payload[:])
 	m.tracef("fault: hints notification %+v", h)
 	m.post(&ev)
+}
+
+// DropInterrupts makes the device lose every MSI-X message on vector for d
+// (UntilReset: until the driver resets the device; 0 ends the fault now).
+// Vector 0 is the management vector (admin completions and AENQ events,
+// §1.2); vector 1+q is I/O queue pair q. The device behaves as if it had
+// delivered each lost message: an I/O vector auto-masks (§7.8), so the
+// driver sees completions pile up with no interrupt, the case vendor
+// drivers detect as MISS_INTERRUPT (§9.2).
+func (f *Faults) DropInterrupts(vector int, d time.Duration) {
+	if vector < 0 || vector >= maxVectors {
+		return
+	}
+	f.m.intrDrop.set(vector, d)
+	f.m.mu.Lock()
+	f.m.tracef("fault: interrupts on vector %d dropped for %v", vector, d)
+	f.m.mu.Unlock()
+}
+
+// DropIOInterrupts is DropInterrupts on every I/O vector (1 and up).
+func (f *Faults) DropIOInterrupts(d time.Duration) {
+	for v := 1; v < maxVectors; v++ {
+		f.m.intrDrop.set(v, d)
+	}
+	f.m.mu.Lock()
+	f.m.tracef("fault: all I/O interrupts dropped for %v", d)
+	f.m.mu.Unlock()
+}
+
+// DroppedInterrupts is how many MSI-X messages the fault has swallowed.
+func (f *Faults) DroppedInterrupts() uint64 { return f.m.intrDrop.dropped.Load() }
+
+// SurpriseRemove makes the device vanish as a hot-unplugged PCIe function
+// does: register reads return all-ones, register writes are lost, and the
+// device never writes memory or interrupts again. Nothing undoes it.
+func (f *Faults) SurpriseRemove() {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tracef("fault: surprise removal")
+	m.fatal("surprise removal")
+	m.faults.removed = true
+}
+
+// Notify posts a NOTIFICATION event with syndrome and no payload (§5.2),
+// such as spec.AENQSyndromeSuspend and spec.AENQSyndromeResume, which
+// drivers only log.
+func (f *Faults) Notify(syndrome uint16) {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tracef("fault: notification syndrome %d", syndrome)
+	ev := aenqEvent{group: spec.AENQNotification, syndrome: syndrome}
+	m.post(&ev)
+}
+
+// InjectIOMMUFault makes the device DMA outside every mapping, as a device
+// with a corrupted address would: the IOMMU refuses the access and the
+// device goes FATAL_ERROR until reset (§2.2).
+func (f *Faults) InjectIOMMUFault() {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dmaFault("injected DMA write", &IOMMUFault{Addr: 0xdead0000, Len: 64, Write: true})
 }

@@ -1,7 +1,10 @@
 package enasim
 
 import (
+	"math"
 	"math/bits"
+	"sync/atomic"
+	"time"
 
 	"github.com/enanet/enanet/ena/spec"
 )
@@ -113,7 +116,65 @@ func (m *Model) deliverRaises(r *raiseSet) {
 		for w != 0 {
 			b := bits.TrailingZeros64(w)
 			w &^= 1 << b
-			m.irq.Raise(i*64 + b)
+			m.raise(i*64 + b)
 		}
 	}
+}
+
+// UntilReset, as the duration of DropInterrupts, drops interrupts until the
+// driver resets the device: a wedged interrupt path that only a reset
+// (which reprograms the device's MSI-X state) clears.
+const UntilReset time.Duration = -1
+
+// intrDropState is the lost-interrupt fault: per vector, the time until
+// which raises are dropped (UnixNano), dropForever for "until reset", 0 for
+// none. Atomic because raises are delivered without mu.
+type intrDropState struct {
+	until   [maxVectors]atomic.Int64
+	dropped atomic.Uint64
+}
+
+const dropForever = math.MaxInt64
+
+func (s *intrDropState) set(v int, d time.Duration) {
+	switch {
+	case d == 0:
+		s.until[v].Store(0)
+	case d < 0:
+		s.until[v].Store(dropForever)
+	default:
+		s.until[v].Store(time.Now().Add(d).UnixNano())
+	}
+}
+
+// clearUntilReset ends every UntilReset drop; mu held (device reset).
+func (s *intrDropState) clearUntilReset() {
+	for i := range s.until {
+		s.until[i].CompareAndSwap(dropForever, 0)
+	}
+}
+
+// drops reports whether a raise on v is lost now.
+func (s *intrDropState) drops(v int) bool {
+	u := s.until[v].Load()
+	if u == 0 {
+		return false
+	}
+	if u != dropForever && time.Now().UnixNano() >= u {
+		s.until[v].CompareAndSwap(u, 0)
+		return false
+	}
+	s.dropped.Add(1)
+	return true
+}
+
+// raise sends one MSI-X message on vector v unless the lost-interrupt fault
+// swallows it. A swallowed I/O interrupt still auto-masks its vector, as a
+// message lost between device and CPU would: the vector stays masked until
+// the driver writes the unmask register.
+func (m *Model) raise(v int) {
+	if v >= 0 && v < maxVectors && m.intrDrop.drops(v) {
+		return
+	}
+	m.irq.Raise(v)
 }

@@ -122,7 +122,10 @@ type Model struct {
 	linkUp      bool
 
 	faults faultState
-	gen    uint64 // bumped by every reset; stale timers compare it
+	// intrDrop is the lost-interrupt fault (intr.go); atomics, read on
+	// raise paths that run without mu.
+	intrDrop intrDropState
+	gen      uint64 // bumped by every reset; stale timers compare it
 
 	// score counts every refusal, by rule (refusals.go).
 	score refusalScore
@@ -261,6 +264,9 @@ func (m *Model) FatalReason() string {
 func (m *Model) RegRead(off uint32) uint32 {
 	m.mu.Lock()
 	v := m.regValue(off)
+	if m.faults.removed {
+		v = 0xFFFFFFFF // what a PCIe read of a removed function returns
+	}
 	if m.tr != nil {
 		m.tr.regRead(off, v)
 	}
@@ -273,6 +279,10 @@ func (m *Model) RegRead(off uint32) uint32 {
 // tracing.
 func (m *Model) RegWrite(off uint32, val uint32) {
 	m.mu.Lock()
+	if m.faults.removed {
+		m.mu.Unlock()
+		return
+	}
 	if off >= ioRegBase && off < m.prof.BAR0Size && off&3 == 0 {
 		handled := false
 		if m.fatalReason == "" && !m.resetting {
@@ -463,7 +473,7 @@ func (m *Model) coreWrite(off, val uint32) string {
 		m.intrMask = val
 		if val&spec.IntrMaskAdmin == 0 && m.mgmtPending {
 			m.mgmtPending = false
-			m.irq.Raise(0)
+			m.raise(0)
 			return "pending management interrupt delivered"
 		}
 	case spec.RegRSSIndEntryUpdate, spec.RegPHCDB:
@@ -484,7 +494,7 @@ func (m *Model) raiseMgmt() {
 		m.mgmtPending = true
 		return
 	}
-	m.irq.Raise(0)
+	m.raise(0)
 }
 
 // ---------------------------------------------------------------------------
@@ -520,6 +530,7 @@ func (m *Model) writeDevCtl(val uint32) string {
 // queues, RSS/LLQ/feature configuration and the MMIO_RESP address).
 func (m *Model) discardAll() {
 	m.gen++
+	m.intrDrop.clearUntilReset()
 	m.resetIO()
 	m.aqBaseLo, m.aqBaseHi, m.acqBaseLo, m.acqBaseHi = 0, 0, 0, 0
 	m.aenqBaseLo, m.aenqBaseHi = 0, 0

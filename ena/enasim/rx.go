@@ -221,6 +221,16 @@ func (m *Model) rxDeliver(sq *ioSQ, f []byte, fi *frameInfo, hash uint32) {
 			c.Encode(rs.cbuf[:])
 		}
 		m.writeIOCompletion(cq, rs.cbuf[:size], "Rx completion")
+		if corrupt == CompletionOverrun && i == nd-1 {
+			c.Phase = cq.phase() // the copy is valid in its own slot
+			if size == spec.RxCompletionExtSize {
+				e := spec.RxCompletionExt{RxCompletion: c, BufAddr: d.BufAddr}
+				e.Encode(rs.cbuf[:])
+			} else {
+				c.Encode(rs.cbuf[:])
+			}
+			m.writeIOCompletion(cq, rs.cbuf[:size], "Rx completion (overrun copy)")
+		}
 		if m.fatalReason != "" {
 			return
 		}

@@ -46,6 +46,12 @@ const (
 	// frame, or, for a one-buffer frame, clears its LAST so the next frame's
 	// FIRST arrives in the middle of a packet (RX_DESCRIPTOR_MALFORMED).
 	CompletionUnexpectedFirst
+	// CompletionOverrun (Rx only) writes the frame's last completion twice,
+	// the second copy into a CQ slot the driver never made room for, as a
+	// device that lost track of the CQ head would: the copy names a buffer
+	// the device no longer owns (INV_RX_REQ_ID), or, for a multi-buffer
+	// frame, starts a frame without FIRST (RX_DESCRIPTOR_MALFORMED).
+	CompletionOverrun
 )
 
 // String names the fault for test output.
@@ -59,6 +65,8 @@ func (f CompletionFault) String() string {
 		return "MBZ bits set"
 	case CompletionUnexpectedFirst:
 		return "unexpected FIRST"
+	case CompletionOverrun:
+		return "CQ overrun"
 	}
 	return "CompletionFault(?)"
 }

@@ -76,6 +76,15 @@ const AENQGroupsLinux = 1<<AENQLinkChange | 1<<AENQFatalError | 1<<AENQWarning |
 // HWHints. ena_admin_defs.h ENA_ADMIN_UPDATE_HINTS.
 const AENQSyndromeUpdateHints = 2
 
+// AENQSyndromeSuspend and AENQSyndromeResume are the NOTIFICATION syndromes
+// older ena_admin_defs.h named ENA_ADMIN_SUSPEND and ENA_ADMIN_RESUME: the
+// device pauses and resumes traffic (no payload). Current drivers only log
+// them.
+const (
+	AENQSyndromeSuspend = 0
+	AENQSyndromeResume  = 1
+)
+
 // AENQEntry is one 64-byte AENQ entry (§5.1).
 // ena_admin_defs.h struct ena_admin_aenq_entry / ena_admin_aenq_common_desc.
 type AENQEntry struct {

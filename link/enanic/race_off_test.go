@@ -1,0 +1,5 @@
+//go:build !race
+
+package enanic
+
+const raceOn = false
