@@ -125,6 +125,8 @@ type LinkResult struct {
 	RTTP50  Cell // MTU 1500 (or the first MTU), 64-byte ping-pong
 	RTTP99  Cell
 	Skipped string // the whole row was not run, and why
+	// Attr is where the CPU went during the goodput runs ((b) rows only).
+	Attr map[GoodputKey]Attribution
 }
 
 // Machine describes where the numbers come from.
@@ -195,14 +197,30 @@ func Run(ctx context.Context, cfg Config) *Results {
 			}
 			for _, s := range cfg.Streams {
 				c := Cell{}
+				var attr Attribution
 				for run := 0; run < cfg.Runs && ctx.Err() == nil; run++ {
 					port++
-					bps, err := Goodput(ctx, p, port, GoodputOptions{Streams: s, Warmup: cfg.Warmup, Duration: cfg.Duration})
+					o := GoodputOptions{Streams: s, Warmup: cfg.Warmup, Duration: cfg.Duration}
+					bps, a, err := goodput(ctx, p, port, o, l.Group == "b")
 					if err != nil {
 						c.Err = "not measured: " + err.Error()
 						break
 					}
 					c.Samples = append(c.Samples, bps)
+					if a.Err != "" {
+						attr.Err = a.Err
+					}
+					attr.add(a)
+				}
+				if l.Group == "b" {
+					if lr.Attr == nil {
+						lr.Attr = map[GoodputKey]Attribution{}
+					}
+					if attr.Err == "" && attr.Samples == 0 {
+						attr.Err = "not measured: no profiled run"
+					}
+					lr.Attr[GoodputKey{mtu, s}] = attr
+					logf("%s mtu %d streams %d: %s", l.ID, mtu, s, attr.summary())
 				}
 				if c.Err == "" && len(c.Samples) > 0 {
 					c.Value = median(append([]float64(nil), c.Samples...))
