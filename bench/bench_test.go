@@ -143,12 +143,15 @@ func fakeResults() *Results {
 					{9001, 1}: {Err: "not measured: CPU profile: cpu profiling already in use"},
 				}
 			}
+			lr.Requests = map[int]RequestCell{1024: {RPS: float64(1000 * (i + 1)), P50: time.Duration(i+1) * time.Millisecond, P99: time.Duration(i+1) * 4 * time.Millisecond},
+				65536: {Err: "not measured: bench: GET failed"}}
 			lr.RTTP50 = Cell{Value: float64(i+1) * 10e-6}
 			lr.RTTP99 = Cell{Value: float64(i+1) * 40e-6}
 		}
 		r.Links = append(r.Links, lr)
 	}
 	r.Driver = DriverBench{Results: parseDriverBench([]byte(benchOut)), Command: "go test ..."}
+	r.Demo = &LinkResult{Link: DemoLink, Requests: map[int]RequestCell{1024: {RPS: 500, P50: 8 * time.Millisecond, P99: 20 * time.Millisecond}}}
 	r.Lifecycle = Lifecycle{Open: []time.Duration{time.Millisecond}, Reset: []time.Duration{2 * time.Millisecond}}
 	return r
 }
@@ -171,7 +174,10 @@ func TestWriters(t *testing.T) {
 	for _, want := range []string{"| `b-gso` |", "| CPU | test CPU |", "`kernel`: not measured: needs root",
 		"| (b-gso)/(a-gso) | 2.00 |", "llq128 | 1514 B", "MISSED", "![goodput and RTT](enabench.png)",
 		"| `b-gso` | 1500 | 1 | 400 | 1.00 | 0.50 | 2.00 | 0.40 | 0.10 | 4.00 |", "| `b-gso` | 1500 | 1 | 500 | 512 | 12 % |",
-		"`b-gso` MTU 9001 ×1: not measured: CPU profile", "enanet's own share of CPU in b-gso, MTU 1500 ×1: 12.5 %"} {
+		"`b-gso` MTU 9001 ×1: not measured: CPU profile", "enanet's own share of CPU in b-gso, MTU 1500 ×1: 12.5 %",
+		"| `b-gso` | 4000 | 4000 | 16000 | — | — | — |", "| `demo` | 500 | 8000 | 20000 | — | — | — |",
+		"| (b-gso)/(a-gso) | 2.00 | 2.00 | 2.00 | — | — | — | 1 KiB req/s >= 0.80 |", "`b-gso` 64 KiB: not measured: bench: GET failed",
+		"request rate (b-gso)/(a-gso), 1 KiB bodies: 2.00 (target >= 0.80: met)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
@@ -282,5 +288,27 @@ func TestClassify(t *testing.T) {
 		{st("runtime/pprof.profileWriter"), CatOther},
 	} {
 		assert.Equal(t, tc.want, classify(tc.s), "%v", tc.s.Stack)
+	}
+}
+
+// TestRequestRate: a short request-rate run over (b) and over the demo
+// path, both body sizes.
+func TestRequestRate(t *testing.T) {
+	for name, mk := range map[string]func() (Pair, error){
+		"b-gso": func() (Pair, error) { return NewENAPair(ENASettings{GSO: true, GRO: true, MTU: 1500}) },
+		"demo":  NewDemoPair,
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := mk()
+			require.NoError(t, err)
+			defer p.Close()
+			for i, body := range []int{1 << 10, 64 << 10} {
+				res, err := RequestRate(context.Background(), p, uint16(7010+i), RequestOptions{Conns: 4, Body: body, Warmup: 50 * time.Millisecond, Duration: 250 * time.Millisecond})
+				require.NoError(t, err)
+				require.Positive(t, res.N)
+				require.LessOrEqual(t, res.P50, res.P99)
+				t.Logf("%d B: %.0f req/s, p50 %v, p99 %v", body, res.RPS, res.P50, res.P99)
+			}
+		})
 	}
 }

@@ -55,7 +55,7 @@ func (r *Results) WritePlot(w io.Writer) error {
 	attrRows := r.attrRows()
 	attrH := 0
 	if len(attrRows) > 0 {
-		attrH = attrTop + len(attrRows)*attrBand
+		attrH = attrTop + len(attrRows)*attrBand + 16
 	}
 	height := top + len(r.Links)*band + bottom + attrH
 	img := image.NewRGBA(image.Rect(0, 0, width, height))

@@ -105,6 +105,7 @@ func (r *Results) Targets() []Target {
 		out = append(out, Target{What: "driver Tx+Rx at batch 32", Want: "<= 40 ns/pkt (host, 64 B), 0 allocs", Got: r.Driver.Missing})
 	}
 	out = append(out, r.attributionTargets()...)
+	out = append(out, r.requestTargets()...)
 	for _, d := range r.Driver.Results {
 		// The host-placement 64 B cell is the one compared with ixy's C
 		// driver (about 36 ns per forwarded packet): 40 ns; the others 50.
@@ -284,6 +285,7 @@ func (r *Results) Markdown(plotName string) string {
 	}
 
 	b.WriteString(r.AttributionMarkdown())
+	b.WriteString(r.RequestMarkdown())
 	fmt.Fprintf(&b, "\n### Ratios\n\n%s\n### Targets\n\n", r.RatioTable())
 	for _, t := range r.Targets() {
 		fmt.Fprintf(&b, "- %s\n", oneLine(t.String()))
