@@ -256,16 +256,24 @@ func TestAttribution(t *testing.T) {
 	p, err := NewENAPair(ENASettings{GSO: true, GRO: true, MTU: 1500})
 	require.NoError(t, err)
 	defer p.Close()
-	bps, a, err := GoodputAttributed(context.Background(), p, 7005, GoodputOptions{Streams: 1, Warmup: 50 * time.Millisecond, Duration: 400 * time.Millisecond})
-	require.NoError(t, err)
-	require.Empty(t, a.Err)
-	require.Positive(t, bps)
+	// A loaded machine may give the process few profile ticks in one short
+	// window: accumulate up to three windows.
+	var a Attribution
+	var bps float64
+	for run := 0; run < 3 && a.Samples < 10; run++ {
+		var r Attribution
+		bps, r, err = GoodputAttributed(context.Background(), p, uint16(7005+run), GoodputOptions{Streams: 1, Warmup: 50 * time.Millisecond, Duration: 400 * time.Millisecond})
+		require.NoError(t, err)
+		require.Empty(t, r.Err)
+		require.Positive(t, bps)
+		a.add(r)
+	}
 	require.Positive(t, a.Packets, "no wire frames counted")
 	require.Positive(t, a.Bytes)
 	require.Positive(t, a.Samples, "no profile samples")
 	assert.InDelta(t, a.Total(), a.CPU[CatSim]+a.CPU[CatENANet]+a.CPU[CatGVisor]+a.CPU[CatRuntime]+a.CPU[CatOther], 1e-9)
 	assert.Positive(t, a.CPU[CatSim]+a.CPU[CatENANet]+a.CPU[CatGVisor], "no CPU attributed to the model, enanet or gVisor")
-	t.Logf("%.2f Gbit/s, %d samples, %.0f frames; %s", bps/1e9, a.Samples, a.Packets, a.summary())
+	t.Logf("%d samples, %.0f frames; %s", a.Samples, a.Packets, a.summary())
 }
 
 func TestClassify(t *testing.T) {
@@ -292,7 +300,8 @@ func TestClassify(t *testing.T) {
 }
 
 // TestRequestRate: a short request-rate run over (b) and over the demo
-// path, both body sizes.
+// path, both body sizes (a window of a second: under -race on a loaded
+// machine a 64 KiB GET can take a quarter of one).
 func TestRequestRate(t *testing.T) {
 	for name, mk := range map[string]func() (Pair, error){
 		"b-gso": func() (Pair, error) { return NewENAPair(ENASettings{GSO: true, GRO: true, MTU: 1500}) },
@@ -303,7 +312,7 @@ func TestRequestRate(t *testing.T) {
 			require.NoError(t, err)
 			defer p.Close()
 			for i, body := range []int{1 << 10, 64 << 10} {
-				res, err := RequestRate(context.Background(), p, uint16(7010+i), RequestOptions{Conns: 4, Body: body, Warmup: 50 * time.Millisecond, Duration: 250 * time.Millisecond})
+				res, err := RequestRate(context.Background(), p, uint16(7010+i), RequestOptions{Conns: 4, Body: body, Warmup: 50 * time.Millisecond, Duration: time.Second})
 				require.NoError(t, err)
 				require.Positive(t, res.N)
 				require.LessOrEqual(t, res.P50, res.P99)
