@@ -178,6 +178,7 @@ var transparentRuntime = []string{
 	"runtime.vdsoCall", "runtime.mapaccess", "runtime.mapassign", "runtime.mapdelete", "runtime.aeshash",
 	"runtime.memhash", "runtime.strhash", "runtime.typedmemmove", "runtime.efaceeq", "runtime.ifaceeq",
 	"runtime.typeAssert", "runtime.assertE2I", "runtime.getitab", "runtime.procyield", "runtime.add", "runtime.procPin", "runtime.procUnpin",
+	"runtime.race", // -race instrumentation does the caller's work
 	"internal/runtime/maps.", "internal/bytealg.", "runtime.time_now", "runtime.nanotime1",
 }
 
