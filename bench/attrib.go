@@ -119,7 +119,7 @@ func startProfile(p Pair) *profiler {
 // the samples' categories.
 func (pr *profiler) stop(bytes int64) Attribution {
 	if !pr.started {
-		return Attribution{Err: fmt.Sprintf("not measured: CPU profile: %v", pr.startErr)}
+		return Attribution{Err: fmt.Sprintf("not measured: another CPU profile is running (Go has one profiler per process; drop -cpuprofile): %v", pr.startErr)}
 	}
 	cpu := processCPU() - pr.cpu0
 	var pkts uint64

@@ -174,7 +174,7 @@ func TestWriters(t *testing.T) {
 	for _, want := range []string{"| `b-gso` |", "| CPU | test CPU |", "`kernel`: not measured: needs root",
 		"| (b-gso)/(a-gso) | 2.00 |", "llq128 | 1514 B", "MISSED", "![goodput and RTT](enabench.png)",
 		"| `b-gso` | 1500 | 1 | 400 | 1.00 | 0.50 | 2.00 | 0.40 | 0.10 | 4.00 |", "| `b-gso` | 1500 | 1 | 500 | 512 | 12 % |",
-		"`b-gso` MTU 9001 ×1: not measured: CPU profile", "enanet's own share of CPU in b-gso, MTU 1500 ×1: 12.5 %",
+		"`b-gso` MTU 9001 ×1: not measured: CPU profile: cpu profiling already in use", "enanet's own share of CPU in b-gso, MTU 1500 ×1: 12.5 %",
 		"| `b-gso` | 4000 | 4000 | 16000 | — | — | — |", "| `demo` | 500 | 8000 | 20000 | — | — | — |",
 		"| (b-gso)/(a-gso) | 2.00 | 2.00 | 2.00 | — | — | — | 1 KiB req/s >= 0.80 |", "`b-gso` 64 KiB: not measured: bench: GET failed",
 		"request rate (b-gso)/(a-gso), 1 KiB bodies: 2.00 (target >= 0.80: met)"} {
