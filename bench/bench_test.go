@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/enanet/enanet/internal/testenv"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // smoke runs one tiny goodput and one tiny ping-pong over p.
@@ -135,12 +137,21 @@ func fakeResults() *Results {
 					lr.Goodput[GoodputKey{mtu, s}] = Cell{Value: float64(i+1) * float64(mtu) * float64(s) * 1e5}
 				}
 			}
+			if l.Group == "b" {
+				lr.Attr = map[GoodputKey]Attribution{
+					{1500, 1}: {CPU: [numCats]float64{1, 0.5, 2, 0.4, 0.1}, Samples: 400, Bytes: 1e9, Packets: 1e6},
+					{9001, 1}: {Err: "not measured: CPU profile: cpu profiling already in use"},
+				}
+			}
+			lr.Requests = map[int]RequestCell{1024: {RPS: float64(1000 * (i + 1)), P50: time.Duration(i+1) * time.Millisecond, P99: time.Duration(i+1) * 4 * time.Millisecond},
+				65536: {Err: "not measured: bench: GET failed"}}
 			lr.RTTP50 = Cell{Value: float64(i+1) * 10e-6}
 			lr.RTTP99 = Cell{Value: float64(i+1) * 40e-6}
 		}
 		r.Links = append(r.Links, lr)
 	}
 	r.Driver = DriverBench{Results: parseDriverBench([]byte(benchOut)), Command: "go test ..."}
+	r.Demo = &LinkResult{Link: DemoLink, Requests: map[int]RequestCell{1024: {RPS: 500, P50: 8 * time.Millisecond, P99: 20 * time.Millisecond}}}
 	r.Lifecycle = Lifecycle{Open: []time.Duration{time.Millisecond}, Reset: []time.Duration{2 * time.Millisecond}}
 	return r
 }
@@ -161,7 +172,12 @@ func TestWriters(t *testing.T) {
 
 	md := r.Markdown("enabench.png")
 	for _, want := range []string{"| `b-gso` |", "| CPU | test CPU |", "`kernel`: not measured: needs root",
-		"| (b-gso)/(a-gso) | 2.00 |", "llq128 | 1514 B", "MISSED", "![goodput and RTT](enabench.png)"} {
+		"| (b-gso)/(a-gso) | 2.00 |", "llq128 | 1514 B", "MISSED", "![goodput and RTT](enabench.png)",
+		"| `b-gso` | 1500 | 1 | 400 | 1.00 | 0.50 | 2.00 | 0.40 | 0.10 | 4.00 |", "| `b-gso` | 1500 | 1 | 500 | 512 | 12 % |",
+		"`b-gso` MTU 9001 ×1: not measured: CPU profile: cpu profiling already in use", "enanet's own share of CPU in b-gso, MTU 1500 ×1: 12.5 %",
+		"| `b-gso` | 4000 | 4000 | 16000 | — | — | — |", "| `demo` | 500 | 8000 | 20000 | — | — | — |",
+		"| (b-gso)/(a-gso) | 2.00 | 2.00 | 2.00 | — | — | — | 1 KiB req/s >= 0.80 |", "`b-gso` 64 KiB: not measured: bench: GET failed",
+		"request rate (b-gso)/(a-gso), 1 KiB bodies: 2.00 (target >= 0.80: met)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
@@ -230,5 +246,79 @@ func TestGoodputDialFailure(t *testing.T) {
 	}
 	if _, err := RTT(context.Background(), failingDial{p}, 7004, 64, time.Millisecond); err == nil {
 		t.Fatal("RTT succeeded without a connection")
+	}
+}
+
+// TestAttribution is the quick mode of the attribution: one short profiled
+// goodput run over (b); every category is accounted for, and the model,
+// enanet and gVisor each show up.
+func TestAttribution(t *testing.T) {
+	p, err := NewENAPair(ENASettings{GSO: true, GRO: true, MTU: 1500})
+	require.NoError(t, err)
+	defer p.Close()
+	// A loaded machine may give the process few profile ticks in one short
+	// window: accumulate up to five windows.
+	var a Attribution
+	var bps float64
+	for run := 0; run < 5 && (a.Samples < 10 || a.CPU[CatSim]+a.CPU[CatENANet]+a.CPU[CatGVisor] == 0); run++ {
+		var r Attribution
+		bps, r, err = GoodputAttributed(context.Background(), p, uint16(7005+run), GoodputOptions{Streams: 1, Warmup: 50 * time.Millisecond, Duration: 400 * time.Millisecond})
+		require.NoError(t, err)
+		require.Empty(t, r.Err)
+		require.Positive(t, bps)
+		a.add(r)
+	}
+	require.Positive(t, a.Packets, "no wire frames counted")
+	require.Positive(t, a.Bytes)
+	require.Positive(t, a.Samples, "no profile samples")
+	assert.InDelta(t, a.Total(), a.CPU[CatSim]+a.CPU[CatENANet]+a.CPU[CatGVisor]+a.CPU[CatRuntime]+a.CPU[CatOther], 1e-9)
+	assert.Positive(t, a.CPU[CatSim]+a.CPU[CatENANet]+a.CPU[CatGVisor], "no CPU attributed to the model, enanet or gVisor")
+	t.Logf("%d samples, %.0f frames; %s", a.Samples, a.Packets, a.summary())
+}
+
+func TestClassify(t *testing.T) {
+	st := func(fns ...string) profSample { return profSample{Count: 1, Stack: fns} }
+	const m = "github.com/enanet/enanet/"
+	for _, tc := range []struct {
+		s    profSample
+		want Category
+	}{
+		{st("runtime.memmove", m+"ena/enasim.(*Model).rxDeliver", m+"ena/enasim.(*Model).RegWrite", m+"rings.(*TxQueue).Flush", "gvisor.dev/gvisor/pkg/tcpip/transport/tcp.(*sender).sendData"), CatSim},
+		{st("gvisor.dev/gvisor/pkg/tcpip/checksum.Checksum", m+"ena/enasim.(*Model).txFrame"), CatSim},
+		{st("runtime.memmove", m+"rings.gather", m+"link.(*Endpoint).WritePackets", "gvisor.dev/gvisor/pkg/tcpip/stack.(*nic).writePackets"), CatENANet},
+		{st("runtime.memmove", "gvisor.dev/gvisor/pkg/buffer.NewViewWithData", m+"link.(*rxQueue).deliver"), CatENANet},
+		{st("gvisor.dev/gvisor/pkg/tcpip/transport/tcp.(*endpoint).HandlePacket", "gvisor.dev/gvisor/pkg/tcpip/stack.(*nic).DeliverNetworkPacket", m+"link.(*rxQueue).deliver"), CatGVisor},
+		{st("runtime.mallocgc", "gvisor.dev/gvisor/pkg/tcpip/stack.NewPacketBuffer", m+"link.(*rxQueue).deliver"), CatRuntime},
+		{st("runtime.gcBgMarkWorker"), CatRuntime},
+		{st("sync.(*Mutex).Lock", "gvisor.dev/gvisor/pkg/tcpip/transport/tcp.(*endpoint).Read"), CatGVisor},
+		{profSample{Count: 1, Stack: []string{"sync.(*Mutex).Lock", "time.Sleep"}, Labels: map[string]string{SimLabelKey: SimLabelValue}}, CatSim},
+		{st("golang.org/x/sys/unix.Syscall"), CatOther},
+		{st("runtime/pprof.profileWriter"), CatOther},
+		{st("__tsan_read", "runtime.racecall", "runtime.raceread", m+"rings.(*RxQueue).next"), CatENANet},
+	} {
+		assert.Equal(t, tc.want, classify(tc.s), "%v", tc.s.Stack)
+	}
+}
+
+// TestRequestRate: a short request-rate run over (b) and over the demo
+// path, both body sizes (a window of a second: under -race on a loaded
+// machine a 64 KiB GET can take a quarter of one).
+func TestRequestRate(t *testing.T) {
+	for name, mk := range map[string]func() (Pair, error){
+		"b-gso": func() (Pair, error) { return NewENAPair(ENASettings{GSO: true, GRO: true, MTU: 1500}) },
+		"demo":  NewDemoPair,
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := mk()
+			require.NoError(t, err)
+			defer p.Close()
+			for i, body := range []int{1 << 10, 64 << 10} {
+				res, err := RequestRate(context.Background(), p, uint16(7010+i), RequestOptions{Conns: 4, Body: body, Warmup: 50 * time.Millisecond, Duration: time.Second})
+				require.NoError(t, err)
+				require.Positive(t, res.N)
+				require.LessOrEqual(t, res.P50, res.P99)
+				t.Logf("%d B: %.0f req/s, p50 %v, p99 %v", body, res.RPS, res.P50, res.P99)
+			}
+		})
 	}
 }

@@ -5,7 +5,11 @@
 // the ena driver and the link endpoint, (c) gVisor's fdbased endpoint over a
 // veth pair (with and without runsc's host GSO), and Linux kernel TCP over a
 // veth pair between two network namespaces, plus bring-up and
-// reset-recovery time on enasim.
+// reset-recovery time on enasim. For the (b) rows it also splits the
+// process's CPU time between the device model, enanet's own code, gVisor
+// and the Go runtime (GoodputAttributed), and for every row, plus the
+// enahttp demo path, it measures HTTP request rate and latency
+// (RequestRate).
 //
 // The command is bench/cmd/enabench (see bench/README.md). Everything that
 // needs root (namespaces, veth, AF_PACKET) is skipped, with the reason in the

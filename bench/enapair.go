@@ -85,9 +85,21 @@ func NewENAPair(s ENASettings) (Pair, error) {
 		wb.Close()
 		return nil, err
 	}
-	return &stackPair{srv: srv.st.Stack, cli: cli.st.Stack, closeFn: func() error {
+	return &enaPair{stackPair: stackPair{srv: srv.st.Stack, cli: cli.st.Stack, closeFn: func() error {
 		return errors.Join(cli.close(), srv.close())
-	}}, nil
+	}}, sims: [2]*enasim.Device{srv.sim, cli.sim}}, nil
+}
+
+// enaPair is (b): a stack pair that can also count the frames its devices
+// sent (both directions), for per-packet attribution.
+type enaPair struct {
+	stackPair
+	sims [2]*enasim.Device
+}
+
+// WirePackets is the frames both devices have put on the wire.
+func (p *enaPair) WirePackets() uint64 {
+	return p.sims[0].Stats().TxPkts + p.sims[1].Stats().TxPkts
 }
 
 // enaStackSettings opens one (b) side on an unplugged cable and reads

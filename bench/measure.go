@@ -36,6 +36,17 @@ type GoodputOptions struct {
 // o.Streams connections and returns the application bytes the server read
 // per second, in bits per second, counted over o.Duration after o.Warmup.
 func Goodput(ctx context.Context, p Pair, port uint16, o GoodputOptions) (float64, error) {
+	bps, _, err := goodput(ctx, p, port, o, false)
+	return bps, err
+}
+
+// GoodputAttributed is Goodput with a CPU profile of the whole process
+// over the counted window, split by where the time went (see classify).
+func GoodputAttributed(ctx context.Context, p Pair, port uint16, o GoodputOptions) (float64, Attribution, error) {
+	return goodput(ctx, p, port, o, true)
+}
+
+func goodput(ctx context.Context, p Pair, port uint16, o GoodputOptions, attribute bool) (float64, Attribution, error) {
 	if o.Streams <= 0 {
 		o.Streams = 1
 	}
@@ -44,7 +55,7 @@ func Goodput(ctx context.Context, p Pair, port uint16, o GoodputOptions) (float6
 	}
 	ln, err := p.Listen(port)
 	if err != nil {
-		return 0, err
+		return 0, Attribution{}, err
 	}
 	defer ln.Close()
 	// Every connection gets a deadline past the run, so a stalled link
@@ -104,7 +115,7 @@ func Goodput(ctx context.Context, p Pair, port uint16, o GoodputOptions) (float6
 	for i := 0; i < o.Streams; i++ {
 		c, err := p.Dial(dctx, port)
 		if err != nil {
-			return 0, fmt.Errorf("bench: dialling stream %d: %w", i, err)
+			return 0, Attribution{}, fmt.Errorf("bench: dialling stream %d: %w", i, err)
 		}
 		c.SetDeadline(deadline)
 		track(c)
@@ -122,24 +133,33 @@ func Goodput(ctx context.Context, p Pair, port uint16, o GoodputOptions) (float6
 	select {
 	case err := <-accepted:
 		if err != nil {
-			return 0, err
+			return 0, Attribution{}, err
 		}
 	case <-dctx.Done():
-		return 0, fmt.Errorf("bench: streams not accepted: %w", dctx.Err())
+		return 0, Attribution{}, fmt.Errorf("bench: streams not accepted: %w", dctx.Err())
 	}
 	if !sleepCtx(ctx, o.Warmup) {
-		return 0, ctx.Err()
+		return 0, Attribution{}, ctx.Err()
+	}
+	var prof *profiler
+	if attribute {
+		prof = startProfile(p)
 	}
 	b0, t0 := received.Load(), time.Now()
-	if !sleepCtx(ctx, o.Duration) {
-		return 0, ctx.Err()
-	}
+	ok := sleepCtx(ctx, o.Duration)
 	b1, t1 := received.Load(), time.Now()
+	var attr Attribution
+	if prof != nil {
+		attr = prof.stop(b1 - b0)
+	}
+	if !ok {
+		return 0, Attribution{}, ctx.Err()
+	}
 	stop.Store(true)
 	if b1 == b0 {
-		return 0, errors.New("bench: no bytes arrived during the run")
+		return 0, Attribution{}, errors.New("bench: no bytes arrived during the run")
 	}
-	return float64(b1-b0) * 8 / t1.Sub(t0).Seconds(), nil
+	return float64(b1-b0) * 8 / t1.Sub(t0).Seconds(), attr, nil
 }
 
 // RTTResult is the distribution of ping-pong round trips of one run.

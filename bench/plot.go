@@ -52,7 +52,12 @@ func (r *Results) WritePlot(w io.Writer) error {
 	cells := len(c.MTUs) * len(c.Streams)
 	band := max(cells, 2)*(bar+gap) + 12
 	width := left + gpW + mid + rttW + right
-	height := top + len(r.Links)*band + bottom
+	attrRows := r.attrRows()
+	attrH := 0
+	if len(attrRows) > 0 {
+		attrH = attrTop + len(attrRows)*attrBand + 16
+	}
+	height := top + len(r.Links)*band + bottom + attrH
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	draw.Draw(img, img.Bounds(), image.NewUniform(white), image.Point{}, draw.Src)
 	d := &font.Drawer{Dst: img, Src: image.NewUniform(black), Face: basicfont.Face7x13}
@@ -153,6 +158,9 @@ func (r *Results) WritePlot(w io.Writer) error {
 	}
 	rect(gx0, yEnd, gx0+gpW, yEnd+1, grey)
 	rect(rx0, yEnd, rx0+rttW, yEnd+1, grey)
+	if attrH > 0 {
+		drawAttribution(img, d, attrRows, top+len(r.Links)*band+bottom, width)
+	}
 	text(10, height-6, "(a) channel endpoint  (b) enasim + ena driver + link  (c) fdbased over veth  kernel: Linux TCP over veth")
 	return png.Encode(w, img)
 }
@@ -169,4 +177,63 @@ func niceCeil(v float64) float64 {
 		}
 	}
 	return 10 * p
+}
+
+// The attribution panel: one stacked bar per (b) cell, CPU seconds per GB
+// split by category.
+const (
+	attrTop  = 40
+	attrBand = 16
+)
+
+var catColors = [numCats]color.RGBA{
+	{120, 120, 120, 255}, // enasim
+	{52, 168, 83, 255},   // enanet
+	{66, 133, 244, 255},  // gVisor
+	{251, 140, 0, 255},   // runtime/GC
+	{200, 200, 200, 255}, // other
+}
+
+func drawAttribution(img *image.RGBA, d *font.Drawer, rows []attrRow, y0, width int) {
+	text := func(x, y int, s string) {
+		d.Dot = fixed.P(x, y)
+		d.DrawString(s)
+	}
+	rect := func(x0, y0, x1, y1 int, col color.Color) {
+		draw.Draw(img, image.Rect(x0, y0, x1, y1), image.NewUniform(col), image.Point{}, draw.Src)
+	}
+	const left, right = 230, 200
+	maxT := 0.0
+	for _, r := range rows {
+		t := 0.0
+		for c := Category(0); c < numCats; c++ {
+			t += r.A.PerGB(c)
+		}
+		maxT = max(maxT, t)
+	}
+	maxT = niceCeil(maxT)
+	text(10, y0+12, fmt.Sprintf("(b): where the CPU goes, CPU seconds per GB of data (0 .. %g)", maxT))
+	lx := 10
+	for c := Category(0); c < numCats; c++ {
+		rect(lx, y0+20, lx+12, y0+30, catColors[c])
+		text(lx+16, y0+30, c.String())
+		lx += 16 + d.MeasureString(c.String()).Round() + 16
+	}
+	w := width - left - right
+	for i, r := range rows {
+		y := y0 + attrTop + i*attrBand
+		text(10, y+11, fmt.Sprintf("%s MTU %d x%d", r.ID, r.Key.MTU, r.Key.Streams))
+		if r.A.Samples == 0 {
+			text(left+4, y+11, "not measured")
+			continue
+		}
+		x := float64(left)
+		for c := Category(0); c < numCats; c++ {
+			dx := r.A.PerGB(c) / maxT * float64(w)
+			rect(int(math.Round(x)), y, int(math.Round(x+dx)), y+attrBand-4, catColors[c])
+			x += dx
+		}
+		pp, _ := r.A.enanetNs()
+		text(int(x)+6, y+11, fmt.Sprintf("enanet %.0f ns/frame", pp))
+	}
 }

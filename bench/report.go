@@ -102,12 +102,20 @@ func (r *Results) Targets() []Target {
 		}
 	}
 	if len(r.Driver.Results) == 0 {
-		out = append(out, Target{What: "driver Tx+Rx at batch 32", Want: "<= 50 ns/pkt, 0 allocs", Got: r.Driver.Missing})
+		out = append(out, Target{What: "driver Tx+Rx at batch 32", Want: "<= 40 ns/pkt (host, 64 B), 0 allocs", Got: r.Driver.Missing})
 	}
+	out = append(out, r.attributionTargets()...)
+	out = append(out, r.requestTargets()...)
 	for _, d := range r.Driver.Results {
+		// The host-placement 64 B cell is the one compared with ixy's C
+		// driver (about 36 ns per forwarded packet): 40 ns; the others 50.
+		limit := 50.0
+		if d.Mode == "host" && d.Size == 64 {
+			limit = 40
+		}
 		out = append(out, Target{What: fmt.Sprintf("driver Tx+Rx at batch 32, %s placement, %d B (driver calls only)", d.Mode, d.Size),
-			Want: "<= 50 ns/pkt, 0 allocs", Got: fmt.Sprintf("%.1f ns/pkt, %.2f allocs/pkt", d.DrvNsPkt, d.AllocsPkt),
-			Met: d.DrvNsPkt <= 50 && d.AllocsPkt == 0})
+			Want: fmt.Sprintf("<= %.0f ns/pkt, 0 allocs", limit), Got: fmt.Sprintf("%.1f ns/pkt, %.2f allocs/pkt", d.DrvNsPkt, d.AllocsPkt),
+			Met: d.DrvNsPkt <= limit && d.AllocsPkt == 0})
 	}
 	return out
 }
@@ -276,6 +284,8 @@ func (r *Results) Markdown(plotName string) string {
 		}
 	}
 
+	b.WriteString(r.AttributionMarkdown())
+	b.WriteString(r.RequestMarkdown())
 	fmt.Fprintf(&b, "\n### Ratios\n\n%s\n### Targets\n\n", r.RatioTable())
 	for _, t := range r.Targets() {
 		fmt.Fprintf(&b, "- %s\n", oneLine(t.String()))

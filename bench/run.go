@@ -69,6 +69,7 @@ type Config struct {
 	DriverCount int           // go test -count for the rings benchmarks; default 3
 	DriverTime  string        // go test -benchtime; default "0.5s"
 	Lifecycles  int           // bring-up/reset samples; default 5
+	Requests    RequestConfig // the request-rate rows
 	Log         io.Writer     // progress; nil means none
 }
 
@@ -106,6 +107,7 @@ func (c *Config) defaults() {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
+	c.Requests.defaults()
 }
 
 // Cell is one measured number: a median over runs, or why it is missing.
@@ -125,6 +127,10 @@ type LinkResult struct {
 	RTTP50  Cell // MTU 1500 (or the first MTU), 64-byte ping-pong
 	RTTP99  Cell
 	Skipped string // the whole row was not run, and why
+	// Attr is where the CPU went during the goodput runs ((b) rows only).
+	Attr map[GoodputKey]Attribution
+	// Requests is the request-rate run per body size (MTU 1500).
+	Requests map[int]RequestCell
 }
 
 // Machine describes where the numbers come from.
@@ -143,6 +149,7 @@ type Results struct {
 	Driver    DriverBench
 	Links     []LinkResult
 	Lifecycle Lifecycle
+	Demo      *LinkResult // the enahttp demo path (request rate only); nil if not run
 }
 
 // Run measures everything cfg asks for, in table order.
@@ -195,14 +202,30 @@ func Run(ctx context.Context, cfg Config) *Results {
 			}
 			for _, s := range cfg.Streams {
 				c := Cell{}
+				var attr Attribution
 				for run := 0; run < cfg.Runs && ctx.Err() == nil; run++ {
 					port++
-					bps, err := Goodput(ctx, p, port, GoodputOptions{Streams: s, Warmup: cfg.Warmup, Duration: cfg.Duration})
+					o := GoodputOptions{Streams: s, Warmup: cfg.Warmup, Duration: cfg.Duration}
+					bps, a, err := goodput(ctx, p, port, o, l.Group == "b")
 					if err != nil {
 						c.Err = "not measured: " + err.Error()
 						break
 					}
 					c.Samples = append(c.Samples, bps)
+					if a.Err != "" {
+						attr.Err = a.Err
+					}
+					attr.add(a)
+				}
+				if l.Group == "b" {
+					if lr.Attr == nil {
+						lr.Attr = map[GoodputKey]Attribution{}
+					}
+					if attr.Err == "" && attr.Samples == 0 {
+						attr.Err = "not measured: no profiled run"
+					}
+					lr.Attr[GoodputKey{mtu, s}] = attr
+					logf("%s mtu %d streams %d: %s", l.ID, mtu, s, attr.summary())
 				}
 				if c.Err == "" && len(c.Samples) > 0 {
 					c.Value = median(append([]float64(nil), c.Samples...))
@@ -234,12 +257,17 @@ func Run(ctx context.Context, cfg Config) *Results {
 					lr.RTTP50.Err, lr.RTTP99.Err = "not measured: interrupted", "not measured: interrupted"
 				}
 				logf("%s rtt: p50 %.1f µs p99 %.1f µs %s", l.ID, lr.RTTP50.Value*1e6, lr.RTTP99.Value*1e6, rerr)
+				lr.Requests = runRequests(ctx, cfg, p, &port, l.ID, logf)
 			}
 			if err := p.Close(); err != nil {
 				logf("%s: closing: %v", l.ID, err)
 			}
 		}
 		r.Links = append(r.Links, lr)
+	}
+
+	if wantRow(cfg.Rows, "demo") {
+		r.Demo = runDemo(ctx, cfg, &port, logf)
 	}
 
 	if wantRow(cfg.Rows, "lifecycle") {

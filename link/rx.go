@@ -174,8 +174,8 @@ func (r *rxQueue) receive(p *rings.RxPacket) {
 	}
 	r.pkts[r.n] = pkt
 	r.n++
-	r.c.packets.Add(1)
-	r.c.bytes.Add(uint64(size))
+	addOwned(&r.c.packets, 1)
+	addOwned(&r.c.bytes, uint64(size))
 }
 
 // deliver hands the batch to the stack, through GRO when it is on, and
@@ -393,7 +393,7 @@ func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, p *rings.R
 			r.c.csumBad.Add(1)
 			return false
 		}
-		r.c.devVerified.Add(1)
+		addOwned(&r.c.devVerified, 1)
 		return true
 	}
 	minLen := frame.TCPMinHeaderLen
@@ -412,6 +412,6 @@ func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, p *rings.R
 		r.c.csumBad.Add(1)
 		return false
 	}
-	r.c.swVerified.Add(1)
+	addOwned(&r.c.swVerified, 1)
 	return true
 }

@@ -13,6 +13,12 @@ type epCounters struct {
 	linkChange atomic.Uint64
 }
 
+// addOwned adds n to a counter that only one goroutine (or only holders
+// of one lock) writes: a load and a store, without the locked
+// read-modify-write an Add costs on every packet. Readers still load it
+// atomically.
+func addOwned(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
+
 // rxCounters are one Rx queue's counters, written by its goroutine only.
 type rxCounters struct {
 	packets, bytes atomic.Uint64

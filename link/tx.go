@@ -126,8 +126,8 @@ func (e *Endpoint) send(tq *txQueue, pkt *stack.PacketBuffer) error {
 		err := tq.q.Send(segs, off)
 		switch {
 		case err == nil:
-			tq.packets.Add(1)
-			tq.bytes.Add(uint64(size))
+			addOwned(&tq.packets, 1) // tq.mu is held
+			addOwned(&tq.bytes, uint64(size))
 			return nil
 		case errors.Is(err, rings.ErrNoSpace) && try < txRetries:
 			tq.q.Flush()

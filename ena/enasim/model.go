@@ -219,7 +219,7 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 	m.cfg = defaultFeatures()
 	m.stats.conntrackAvailable = prof.ConntrackAllowance
 	m.wg.Add(1)
-	go m.keepAliveLoop()
+	goModel(m.keepAliveLoop)
 	return m, nil
 }
 

@@ -78,7 +78,7 @@ func NewTAP(name string) (Wire, error) {
 	// poller, so Close unblocks the reader goroutine's Read.
 	f := os.NewFile(uintptr(fd), "/dev/net/tun")
 	w := &tapWire{f: f, name: ifname, done: make(chan struct{})}
-	go w.readLoop()
+	goModel(w.readLoop)
 	return w, nil
 }
 

@@ -45,7 +45,7 @@ func NewUDP(laddr, raddr string) (Wire, error) {
 		return nil, fmt.Errorf("enasim: UDP wire %s -> %s: %w", laddr, raddr, err)
 	}
 	w := &udpWire{conn: conn, done: make(chan struct{})}
-	go w.readLoop()
+	goModel(w.readLoop)
 	return w, nil
 }
 

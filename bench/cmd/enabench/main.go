@@ -37,7 +37,7 @@ func run() error {
 		return err
 	}
 	var (
-		rows     = flag.String("rows", "", "comma-separated row IDs to run (driver, a-nogso, a-gso, b-nogso, b-gso, c-frame, c-swgso, c-hostgso, kernel, lifecycle, or links for every link row); empty means all")
+		rows     = flag.String("rows", "", "comma-separated row IDs to run (driver, a-nogso, a-gso, b-nogso, b-gso, c-frame, c-swgso, c-hostgso, kernel, demo, lifecycle, or links for every link row); empty means all")
 		runs     = flag.Int("runs", 5, "goodput runs per cell (the median is reported)")
 		warmup   = flag.Duration("warmup", 500*time.Millisecond, "traffic before each counted goodput window")
 		duration = flag.Duration("duration", 1500*time.Millisecond, "counted window per goodput run")
@@ -46,6 +46,10 @@ func run() error {
 		readme   = flag.String("readme", filepath.Join(repo, "bench", "README.md"), "README whose generated section is replaced; empty: do not write")
 		plot     = flag.String("plot", filepath.Join(repo, "bench", "enabench.png"), "PNG plot to write; empty: do not write")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (use with -rows to profile one link)")
+		reqConns = flag.Int("req-conns", 16, "keep-alive connections of the HTTP request-rate cells")
+		reqRuns  = flag.Int("req-runs", 3, "request-rate runs per cell (the median is reported)")
+		reqDur   = flag.Duration("req-duration", time.Second, "counted window per request-rate run")
+		noReq    = flag.Bool("no-requests", false, "skip the HTTP request-rate cells of the link rows")
 		timeout  = flag.Duration("timeout", 14*time.Minute, "stop measuring after this long (the rest is reported as not measured)")
 	)
 	flag.Parse()
@@ -80,7 +84,8 @@ func run() error {
 		defer pprof.StopCPUProfile()
 	}
 	cfg := bench.Config{Repo: repo, Runs: *runs, Warmup: *warmup, Duration: *duration,
-		RTTRuns: *rttRuns, RTTDuration: *rttDur, Log: os.Stderr}
+		RTTRuns: *rttRuns, RTTDuration: *rttDur, Log: os.Stderr,
+		Requests: bench.RequestConfig{Conns: *reqConns, Runs: *reqRuns, Duration: *reqDur, Off: *noReq}}
 	if *rows != "" {
 		cfg.Rows = strings.Split(*rows, ",")
 	}
