@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -40,9 +39,7 @@ type DHCPServer struct {
 	self netip.Prefix
 	conn *gonet.UDPConn
 
-	mu     sync.Mutex
-	leases map[string]netip.Addr
-	next   int
+	pool *leasePool
 
 	done chan struct{}
 }
@@ -75,7 +72,7 @@ func ServeDHCP(s *link.Stack, cfg DHCPServerConfig) (*DHCPServer, error) {
 		return nil, fmt.Errorf("vpc: DHCP server: binding port %d: %s", dhcpv4.ServerPort, terr)
 	}
 	d := &DHCPServer{s: s, cfg: cfg, self: self, conn: gonet.NewUDPConn(&wq, ep),
-		leases: map[string]netip.Addr{}, done: make(chan struct{})}
+		pool: newLeasePool(cfg.First, cfg.Count), done: make(chan struct{})}
 	go d.serve()
 	return d, nil
 }
@@ -120,7 +117,7 @@ func (d *DHCPServer) answer(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	case dhcpv4.MessageTypeDiscover:
 		typ = dhcpv4.MessageTypeOffer
 		var ok bool
-		if ip, ok = d.lease(mac); !ok {
+		if ip, ok = d.pool.lease(mac); !ok {
 			return nil // pool exhausted
 		}
 	case dhcpv4.MessageTypeRequest:
@@ -131,7 +128,7 @@ func (d *DHCPServer) answer(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 		if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(net.IP(d.self.Addr().AsSlice())) {
 			return nil // the client chose another server
 		}
-		have, ok := d.lease(mac)
+		have, ok := d.pool.lease(mac)
 		w, _ := netip.AddrFromSlice(want.To4())
 		typ, ip = dhcpv4.MessageTypeAck, have
 		if !ok || w != have {
@@ -166,32 +163,5 @@ func (d *DHCPServer) answer(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	return resp
 }
 
-// lease returns mac's address, assigning the next free one.
-func (d *DHCPServer) lease(mac string) (netip.Addr, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if a, ok := d.leases[mac]; ok {
-		return a, true
-	}
-	if d.next >= d.cfg.Count {
-		return netip.Addr{}, false
-	}
-	a := d.cfg.First
-	for i := 0; i < d.next; i++ {
-		a = a.Next()
-	}
-	d.next++
-	d.leases[mac] = a
-	return a, true
-}
-
 // Leases returns a copy of the leases by MAC.
-func (d *DHCPServer) Leases() map[string]netip.Addr {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make(map[string]netip.Addr, len(d.leases))
-	for k, v := range d.leases {
-		out[k] = v
-	}
-	return out
-}
+func (d *DHCPServer) Leases() map[string]netip.Addr { return d.pool.all() }

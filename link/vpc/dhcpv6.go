@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -40,9 +39,7 @@ type DHCPv6Server struct {
 	duid dhcpv6.DUID
 	conn *gonet.UDPConn
 
-	mu     sync.Mutex
-	leases map[string]netip.Addr
-	next   int
+	pool *leasePool
 
 	done chan struct{}
 }
@@ -76,11 +73,11 @@ func ServeDHCPv6(s *link.Stack, cfg DHCPv6ServerConfig) (*DHCPv6Server, error) {
 		return nil, fmt.Errorf("vpc: DHCPv6 server: binding port %d: %s", dhcpv6.DefaultServerPort, terr)
 	}
 	d := &DHCPv6Server{
-		cfg:    cfg,
-		duid:   &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr(s.Endpoint.LinkAddress())},
-		conn:   gonet.NewUDPConn(&wq, ep),
-		leases: map[string]netip.Addr{},
-		done:   make(chan struct{}),
+		cfg:  cfg,
+		duid: &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr(s.Endpoint.LinkAddress())},
+		conn: gonet.NewUDPConn(&wq, ep),
+		pool: newLeasePool(cfg.First, cfg.Count),
+		done: make(chan struct{}),
 	}
 	go d.serve()
 	return d, nil
@@ -140,7 +137,7 @@ func (d *DHCPv6Server) answer(m *dhcpv6.Message) *dhcpv6.Message {
 		if ia == nil {
 			return nil // temporary or delegated prefixes only: not offered
 		}
-		addr, ok := d.lease(key)
+		addr, ok := d.pool.lease(key)
 		if !ok {
 			mods = append(mods, dhcpv6.WithOption(&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoAddrsAvail, StatusMessage: "pool exhausted"}))
 		} else {
@@ -167,32 +164,5 @@ func (d *DHCPv6Server) answer(m *dhcpv6.Message) *dhcpv6.Message {
 	return resp
 }
 
-// lease returns the client's address, assigning the next free one.
-func (d *DHCPv6Server) lease(key string) (netip.Addr, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if a, ok := d.leases[key]; ok {
-		return a, true
-	}
-	if d.next >= d.cfg.Count {
-		return netip.Addr{}, false
-	}
-	a := d.cfg.First
-	for i := 0; i < d.next; i++ {
-		a = a.Next()
-	}
-	d.next++
-	d.leases[key] = a
-	return a, true
-}
-
-// Leases returns a copy of the leases by MAC.
-func (d *DHCPv6Server) Leases() map[string]netip.Addr {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make(map[string]netip.Addr, len(d.leases))
-	for k, v := range d.leases {
-		out[k] = v
-	}
-	return out
-}
+// Leases returns a copy of the leases by client key (the MAC).
+func (d *DHCPv6Server) Leases() map[string]netip.Addr { return d.pool.all() }
