@@ -23,7 +23,8 @@ import (
 )
 
 // DialTimeout bounds how long the forwarder waits for the far side of one
-// TCP connection.
+// TCP connection, counted from the connection's arrival: it includes the
+// wait for the dials of connections that arrived before it (see TCP).
 const DialTimeout = 10 * time.Second
 
 // MaxUDPFlows bounds the UDP flows one relay keeps; each holds a socket.
@@ -47,8 +48,10 @@ type DialFunc func(ctx context.Context) (net.Conn, error)
 // goroutine it starts and every socket it is given or opens: Close closes
 // them and waits for the goroutines.
 type Forwarder struct {
-	log *slog.Logger
-	wg  sync.WaitGroup
+	log  *slog.Logger
+	wg   sync.WaitGroup
+	ctx  context.Context // canceled by Close: ends dials and their queues
+	stop context.CancelFunc
 
 	mu      sync.Mutex
 	closers map[io.Closer]struct{}
@@ -81,7 +84,8 @@ func NewForwarder(log *slog.Logger) *Forwarder {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Forwarder{log: log, closers: map[io.Closer]struct{}{}}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Forwarder{log: log, ctx: ctx, stop: stop, closers: map[io.Closer]struct{}{}}
 }
 
 // track registers c to be closed by Close; false (and c closed) if the
@@ -114,6 +118,7 @@ func (f *Forwarder) Conns() int {
 // Close closes every listener, socket and connection and waits for the
 // forwarder's goroutines. Later TCP and UDP calls close what they are given.
 func (f *Forwarder) Close() {
+	f.stop()
 	f.mu.Lock()
 	f.closed = true
 	for c := range f.closers {
@@ -125,6 +130,18 @@ func (f *Forwarder) Close() {
 
 // TCP accepts on ln until it is closed and splices each connection to one
 // from dial. The forwarder takes ln over.
+//
+// The far sides are opened in the order the connections arrived: a dial
+// starts once the previous connection's far side is up or its dial has
+// failed. A direct path keeps that order for a client that opens one
+// connection after another, and protocols rely on it: an iperf3 server
+// tells a test's streams apart only by the order it accepts them. Dialing
+// each far side independently let two dials finish the wrong way round
+// under load; with --bidir the server then sent on the stream the client
+// sends on, and both sides waited for data on streams nobody wrote. Each
+// connection still gets DialTimeout from its arrival, queueing included,
+// so a far side that stops answering fails queued connections as soon as
+// before.
 func (f *Forwarder) TCP(ln net.Listener, dial DialFunc) {
 	if !f.track(ln) {
 		return
@@ -133,15 +150,32 @@ func (f *Forwarder) TCP(ln net.Listener, dial DialFunc) {
 	go func() {
 		defer f.wg.Done()
 		defer f.untrack(ln)
+		prev := make(chan struct{})
+		close(prev)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return // closed
 			}
+			// The deadline runs from arrival and the forwarder's Close
+			// cancels it, so waiting for turn (closed only after the
+			// previous dial ends) is bounded too.
+			ctx, cancel := context.WithTimeout(f.ctx, DialTimeout)
+			turn, dialed := prev, make(chan struct{})
+			prev = dialed
 			f.wg.Add(1)
 			go func() {
 				defer f.wg.Done()
-				f.splice(c, dial)
+				f.splice(c, func() (net.Conn, error) {
+					defer cancel()
+					defer close(dialed)
+					select {
+					case <-turn:
+					case <-ctx.Done():
+						return nil, fmt.Errorf("vpc: the connections that arrived before it were still being forwarded: %w", ctx.Err())
+					}
+					return dial(ctx)
+				})
 			}()
 		}
 	}()
@@ -181,19 +215,20 @@ func pipe(dst, src net.Conn) {
 	}
 }
 
-// splice connects a to a new connection from dial and copies both ways
+// splice connects a to a new connection from open and copies both ways
 // until both directions have ended.
-func (f *Forwarder) splice(a net.Conn, dial DialFunc) {
+func (f *Forwarder) splice(a net.Conn, open func() (net.Conn, error)) {
 	if !f.track(a) {
 		return
 	}
 	defer f.untrack(a)
 	defer a.Close()
 	boundBuffers(a)
-	ctx, cancel := context.WithTimeout(context.Background(), DialTimeout)
-	b, err := dial(ctx)
-	cancel()
+	b, err := open()
 	if err != nil {
+		if f.ctx.Err() != nil {
+			return // the forwarder is closing
+		}
 		f.mu.Lock()
 		f.lastErr = err
 		f.mu.Unlock()

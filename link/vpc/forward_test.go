@@ -6,8 +6,12 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // waitGoroutines waits until no more than n goroutines run, so a test can
@@ -184,5 +188,125 @@ func TestForwarderUDP(t *testing.T) {
 	}
 	f.Close()
 	echo.Close()
+	waitGoroutines(t, before)
+}
+
+// TestForwarderKeepsConnectionOrder: the far side accepts connections in
+// the order they reached the forwarder, even when the first one's dial is
+// the slow one. iperf3 tells a test's streams apart only by that order.
+func TestForwarderKeepsConnectionOrder(t *testing.T) {
+	before := runtime.NumGoroutine()
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer target.Close()
+	const n = 3
+	order := make(chan []byte, 1)
+	go func() {
+		// One byte from each connection, in accept order.
+		var got []byte
+		for range n {
+			c, err := target.Accept()
+			if err != nil {
+				break
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			b := make([]byte, 1)
+			if _, err := io.ReadFull(c, b); err != nil {
+				b[0] = 'x'
+			}
+			got = append(got, b[0])
+			c.Close()
+		}
+		order <- got
+	}()
+
+	// The first dial lingers until the second has connected (or for
+	// 300 ms if the second waits for it, as it must).
+	var calls atomic.Int32
+	started := make(chan struct{}, n)
+	secondDone := make(chan struct{})
+	var d net.Dialer
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f := NewForwarder(quiet)
+	f.TCP(ln, func(ctx context.Context) (net.Conn, error) {
+		i := calls.Add(1) - 1
+		started <- struct{}{}
+		if i == 0 {
+			select {
+			case <-secondDone:
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+		c, err := d.DialContext(ctx, "tcp", target.Addr().String())
+		if i == 1 {
+			close(secondDone)
+		}
+		return c, err
+	})
+	for i := range n {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = c.Write([]byte{'0' + byte(i)})
+		require.NoError(t, err)
+		// The next client connects once this one's dial has begun, so
+		// the forwarder holds a slow dial and a fast one at once.
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connection %d: the forwarder never dialed", i)
+		}
+	}
+	select {
+	case got := <-order:
+		assert.Equal(t, "012", string(got), "the far side accepted the connections out of order")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the far side did not get every connection")
+	}
+	f.Close()
+	target.Close()
+	waitGoroutines(t, before)
+}
+
+// TestForwarderCloseCancelsDials: Close ends a dial in progress and the
+// connections queued behind it at once, without reporting them as failed
+// forwards.
+func TestForwarderCloseCancelsDials(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f := NewForwarder(quiet)
+	var dials atomic.Int32
+	dialing := make(chan struct{})
+	f.TCP(ln, func(ctx context.Context) (net.Conn, error) {
+		if dials.Add(1) == 1 {
+			close(dialing)
+		}
+		<-ctx.Done() // a far side that never answers
+		return nil, ctx.Err()
+	})
+	var clients []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		clients = append(clients, c)
+	}
+	select {
+	case <-dialing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the forwarder never dialed")
+	}
+	start := time.Now()
+	f.Close()
+	assert.Less(t, time.Since(start), DialTimeout/2, "Close waited for the dial timeout")
+	assert.NoError(t, f.LastDialError(), "a dial ended by Close is not a failed forward")
+	assert.Equal(t, int32(1), dials.Load(), "a queued connection dialed while the first one was still dialing")
+	for _, c := range clients {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		assert.ErrorIs(t, err, io.EOF)
+		c.Close()
+	}
 	waitGoroutines(t, before)
 }
