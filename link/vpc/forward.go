@@ -172,7 +172,11 @@ func (f *Forwarder) TCP(ln net.Listener, dial DialFunc) {
 					select {
 					case <-turn:
 					case <-ctx.Done():
-						return nil, fmt.Errorf("vpc: the connections that arrived before it were still being forwarded: %w", ctx.Err())
+					}
+					// Both may be ready: a closed forwarder or a spent
+					// deadline dials nothing.
+					if err := ctx.Err(); err != nil {
+						return nil, fmt.Errorf("vpc: the connections that arrived before it were still being forwarded: %w", err)
 					}
 					return dial(ctx)
 				})
