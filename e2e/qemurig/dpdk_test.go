@@ -44,6 +44,7 @@ echo vfio-pci > /sys/bus/pci/devices/$BDF/driver_override
 echo $BDF > /sys/bus/pci/drivers_probe && echo GUEST-BIND-OK
 tp() {
   echo "GUEST-TP-START $1"
+  rm -f /tmp/tp.log # the previous run's log says its port is up already
   dpdk-testpmd --lcores '(0,1)@0' --iova-mode=pa --in-memory \
     -d librte_mempool_ring.so.23 -d librte_net_ena.so.23 -a "$BDF$2" -- \
     --forward-mode=$1 --port-topology=loop --total-num-mbufs=2048 --rxd=256 --txd=256 \
@@ -59,6 +60,7 @@ tp icmpecho ""
 tp io ",enable_llq=0"
 tp macswap ",large_llq_hdr=1"
 echo "GUEST-TP-START jumbo"
+rm -f /tmp/tp.log
 { echo "port stop 0"; echo "port config mtu 0 9000"; echo "port start 0"; echo "set fwd icmpecho"; echo "start"
   i=0; until [ "$(grep -c 'Checking link statuses' /tmp/tp.log 2>/dev/null)" -ge 3 ]; do i=$((i+1)); [ $i -gt 240 ] && break; sleep 1; done; sleep 3
   echo "GUEST-TP-RUNNING jumbo" > /dev/console; read -t 240 GO < /dev/console; echo "stop"; echo "quit"; } |
