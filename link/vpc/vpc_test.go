@@ -126,9 +126,18 @@ func TestVPCBadConfig(t *testing.T) {
 // router put a multi-MiB window of frames onto the wire at once, more than
 // the ENA's Rx ring holds: the device counted Rx overruns, the router's
 // sender timed out (RTO) and then resent two segments per 200 ms. The test
-// checks the counters that show the pathology, not a rate: no Rx overrun on
-// the ENA, no retransmission timeout on the router, and the whole transfer
-// done well within a deadline the crawl misses by minutes.
+// checks what shows the pathology, not a rate: no frame lost on the way
+// (no Rx overrun or drop on the ENA, nothing dropped by either stack), the
+// bytes intact, and the whole transfer done well within a deadline the
+// crawl misses by minutes.
+//
+// The router's retransmission timeouts are logged, not asserted: with no
+// frame lost anywhere, an RTO only says an ACK came back later than the
+// minimum RTO (200 ms), which a loaded 2-core machine running packages in
+// parallel under -race does now and then (the goroutines that carry the
+// ACK are not scheduled in time). Such RTOs came seconds after IPv6 had
+// settled (RA and DHCPv6 done within 0.2 s of the stack starting), with
+// spurious SACK recoveries in every run and lost frames in none.
 func TestRouterToENABulk(t *testing.T) {
 	total := int64(48 << 20)
 	if raceEnabled {
@@ -137,13 +146,13 @@ func TestRouterToENABulk(t *testing.T) {
 	e := newENAOnVPC(t, Config{})
 	runBulk(t, e, total)
 	ts := e.vpc.Stack.Stack.Stats().TCP
-	t.Logf("sim %+v; router: retransmits %d timeouts %d sack recoveries %d", e.sim.Stats(), ts.Retransmits.Value(), ts.Timeouts.Value(), ts.SACKRecovery.Value())
-	if s := e.sim.Stats(); s.RxOverruns != 0 || s.RxDrops != 0 {
-		t.Errorf("the ENA dropped frames from the router: %d Rx overruns, %d Rx drops (a burst larger than the Rx ring)", s.RxOverruns, s.RxDrops)
-	}
-	if n := e.vpc.Stack.Stack.Stats().TCP.Timeouts.Value(); n != 0 {
-		t.Errorf("the router's TCP sender hit %d retransmission timeouts", n)
-	}
+	s := e.sim.Stats()
+	t.Logf("sim %+v; router: retransmits %d timeouts %d sack recoveries %d spurious recoveries %d",
+		s, ts.Retransmits.Value(), ts.Timeouts.Value(), ts.SACKRecovery.Value(), ts.SpuriousRecovery.Value())
+	assert.Zero(t, s.RxOverruns, "the ENA overran its Rx ring: a burst from the router larger than the ring")
+	assert.Zero(t, s.RxDrops, "the ENA dropped frames from the router")
+	assert.Zero(t, e.st.Stack.Stats().DroppedPackets.Value(), "the ENA's stack dropped packets")
+	assert.Zero(t, e.vpc.Stack.Stack.Stats().DroppedPackets.Value(), "the router's stack dropped packets")
 }
 
 // runBulk moves total bytes host server -> forwarder on the router ->
