@@ -471,7 +471,17 @@ func testFault(t *testing.T, profile string, fast Config, reason spec.ResetReaso
 		{
 			d, s := openSim(t, profile, fast, 0)
 			// The profile's HW hints override Config; shorten them here.
-			d.keepAliveTimeout.Store(int64(fast.KeepAliveTimeout))
+			// Only the keep-alive case has the short keep-alive timeout:
+			// elsewhere a keep-alive the loaded machine delivers late (the
+			// simulator's 50 ms timer or the driver's AENQ goroutine not
+			// scheduled for 400 ms) would reset the device for the wrong
+			// reason first, and the reset forgets the fault under test
+			// (lost Tx completions belong to the rings it tears down).
+			kto := fast.KeepAliveTimeout
+			if reason != spec.ResetKeepAliveTO {
+				kto = time.Minute
+			}
+			d.keepAliveTimeout.Store(int64(kto))
 			d.missTxTimeout.Store(int64(fast.MissingTxTimeout))
 			d.missTxThreshold.Store(int64(fast.MissingTxThreshold))
 			loopbackOK(t, d, 1)
