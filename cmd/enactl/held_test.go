@@ -17,8 +17,9 @@ import (
 )
 
 // holdSim runs a simulated device in this process and serves its control
-// socket in dir, as enahttp does.
-func holdSim(t *testing.T, dir string) (*ena.Device, *control.Server) {
+// socket in dir, as enahttp does; the model is returned too, so tests can
+// read what the device really holds.
+func holdSim(t *testing.T, dir string) (*enasim.Device, *ena.Device, *control.Server) {
 	t.Helper()
 	wire := enasim.NewLoopback()
 	sim, err := enasim.New(enasim.Config{Wire: wire})
@@ -30,12 +31,12 @@ func holdSim(t *testing.T, dir string) (*ena.Device, *control.Server) {
 	srv, err := control.Serve(d, control.Options{Dir: dir, Program: "enahttp", Kind: "simulated ENA"})
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
-	return d, srv
+	return sim, d, srv
 }
 
 func TestCommandsOnHeldDevice(t *testing.T) {
 	dir := t.TempDir()
-	_, srv := holdSim(t, dir)
+	_, _, srv := holdSim(t, dir)
 
 	code, out, errs := enactlIn(t, dir, "stats", "--device", "sim", "--watch", "20ms", "--count", "3")
 	require.Equal(t, 0, code, errs)

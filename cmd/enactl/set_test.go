@@ -1,15 +1,11 @@
 package main
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/enanet/enanet/ena"
-	"github.com/enanet/enanet/ena/control"
-	"github.com/enanet/enanet/ena/enasim"
 	"github.com/enanet/enanet/ena/spec"
 )
 
@@ -17,16 +13,7 @@ import (
 // reads the result back from the device model.
 func TestSetOnHeldDevice(t *testing.T) {
 	dir := t.TempDir()
-	wire := enasim.NewLoopback()
-	sim, err := enasim.New(enasim.Config{Wire: wire})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sim.Close(); _ = wire.Close() })
-	d, err := ena.Open(sim, ena.Config{Queues: 2, TxDepth: 256, RxDepth: 256, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = d.Close() })
-	srv, err := control.Serve(d, control.Options{Dir: dir, Program: "enahttp", Kind: "simulated ENA"})
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
+	sim, d, _ := holdSim(t, dir)
 
 	code, out, errs := enactlIn(t, dir, "set", "--device", "sim", "--channels", "1", "--tx-ring", "128",
 		"--rss-func", "crc32", "--rss-entry", "3:0", "--rx-usecs", "20")
