@@ -223,20 +223,12 @@ func (s *Stack) dialAddr(ctx context.Context, f family, ap netip.AddrPort) (net.
 		}
 		return gonet.NewUDPConn(&wq, ep), nil
 	}
-	we, ready := waiter.NewChannelEntry(waiter.WritableEvents)
-	wq.EventRegister(&we)
-	defer wq.EventUnregister(&we)
-	// A deadline is enforced by a timer rather than left to TCP's SYN
-	// retries, so the error is the timeout package net gives.
-	terr = ep.Connect(fa)
-	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
-		select {
-		case <-ctx.Done():
-			ep.Close()
-			return nil, opError("dial", network, raddr, ctxError(ctx.Err()))
-		case <-ready:
-		}
-		terr = ep.LastError()
+	// ctx's deadline ends the wait, so the error is the timeout package
+	// net gives.
+	cerr, terr := Connect(ctx, ep, &wq, fa)
+	if cerr != nil {
+		ep.Close()
+		return nil, opError("dial", network, raddr, ctxError(cerr))
 	}
 	if terr != nil {
 		ep.Close()

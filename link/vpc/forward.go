@@ -376,18 +376,10 @@ func (d Dialer) dialBuffered(ctx context.Context, target netip.AddrPort, size in
 	so := ep.SocketOptions()
 	so.SetSendBufferSize(int64(size), true)
 	so.SetReceiveBufferSize(int64(size), true)
-	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
-	wq.EventRegister(&entry)
-	defer wq.EventUnregister(&entry)
-	terr = ep.Connect(fa)
-	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
-		select {
-		case <-ctx.Done():
-			ep.Close()
-			return nil, fmt.Errorf("vpc: dialing %v: %w", target, ctx.Err())
-		case <-notify:
-		}
-		terr = ep.LastError()
+	cerr, terr := link.Connect(ctx, ep, &wq, fa)
+	if cerr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("vpc: dialing %v: %w", target, cerr)
 	}
 	if terr != nil {
 		ep.Close()

@@ -163,18 +163,10 @@ func (d Dialer) DialOptions(ctx context.Context, network, local, address string,
 			return nil, fmt.Errorf("binding %s: %s", local, terr)
 		}
 	}
-	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
-	wq.EventRegister(&entry)
-	defer wq.EventUnregister(&entry)
-	terr = ep.Connect(remote)
-	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
-		select {
-		case <-ctx.Done():
-			ep.Close()
-			return nil, ctx.Err()
-		case <-notify:
-		}
-		terr = ep.LastError()
+	cerr, terr := link.Connect(ctx, ep, &wq, remote)
+	if cerr != nil {
+		ep.Close()
+		return nil, cerr
 	}
 	if terr != nil {
 		ep.Close()
