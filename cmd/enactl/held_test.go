@@ -121,3 +121,17 @@ func TestListShowsHolder(t *testing.T) {
 	require.Regexp(t, `(?m)^0000:00:06\.0 .* myservice pid \d+$`, out)
 	require.Regexp(t, `(?m)^0000:00:05\.0 .* -$`, out)
 }
+
+// TestListShowsHeldSimWithoutENA: on a machine with no ENA (most, and CI),
+// enactl list still names the processes running a simulated device.
+func TestListShowsHeldSimWithoutENA(t *testing.T) {
+	dir := t.TempDir()
+	holdSim(t, dir)
+	sysfs := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(sysfs, "bus", "pci", "devices"), 0o755))
+	code, out, errs := enactlIn(t, dir, "list", "--sysfs", sysfs)
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "No ENA devices found")
+	require.Contains(t, out, "Simulated devices in use:")
+	require.Regexp(t, `(?m)^\s+enahttp pid \d+\s+2\s`, out)
+}

@@ -81,6 +81,7 @@ func cmdList(e *env, args []string) int {
 		} else {
 			fmt.Fprintln(e.stdout, "This machine has no ENA (it is not an EC2 instance with ENA networking).")
 		}
+		printSims(e, sims)
 		return exitOK
 	}
 	defRoute, _ := pci.DefaultRouteInterfaces(*routeFile, "")
