@@ -99,21 +99,27 @@ func StartVM(ctx context.Context, cfg VMConfig) (*VM, error) {
 	if cfg.Edu {
 		args = append(args, "-device", "edu,addr=0x6,dma_mask=18446744073709551615")
 	}
-	vm := &VM{done: make(chan struct{}), wake: make(chan struct{})}
 	cmd := exec.Command(QEMUBinary, args...)
 	cmd.ExtraFiles = extra
+	return runVM(ctx, cmd, cfg.Console)
+}
+
+// runVM starts cmd as the VM's process: its output is the console, its
+// input the console's keyboard.
+func runVM(ctx context.Context, cmd *exec.Cmd, console *os.File) (*VM, error) {
+	vm := &VM{done: make(chan struct{}), wake: make(chan struct{})}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("qemurig: console input pipe: %w", err)
 	}
 	vm.stdin = stdin
-	cmd.Stdout = consoleWriter{vm, cfg.Console}
-	cmd.Stderr = consoleWriter{vm, cfg.Console}
+	cmd.Stdout = consoleWriter{vm, console}
+	cmd.Stderr = consoleWriter{vm, console}
 	// Pdeathsig: QEMU dies with the test process, so none is left behind
 	// even if the test binary is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("qemurig: start %s (apt-get install qemu-system-x86): %w", QEMUBinary, err)
+		return nil, fmt.Errorf("qemurig: start %s (apt-get install qemu-system-x86): %w", cmd.Path, err)
 	}
 	vm.cmd = cmd
 	go func() {
