@@ -394,6 +394,45 @@ func (d Dialer) UDPTo(target netip.AddrPort) func() (net.Conn, error) {
 	return func() (net.Conn, error) { return d.DialContext(context.Background(), "udp", target.String()) }
 }
 
+// TCPTo6 returns a DialFunc that dials port at server's global IPv6
+// address (link.Stack.Addr6) through d's stack, with ForwardTCPBuffer-sized
+// buffers, as TCPTo does. The address is read at each dial rather than
+// once: a DHCPv6 address may arrive after the forwarder starts, or change
+// with a new lease. Without one the dial fails with an error saying so.
+func (d Dialer) TCPTo6(server *link.Stack, port uint16) DialFunc {
+	return func(ctx context.Context) (net.Conn, error) {
+		target, err := addr6Of(server, port)
+		if err != nil {
+			return nil, err
+		}
+		return d.dialBuffered(ctx, target, ForwardTCPBuffer)
+	}
+}
+
+// UDPTo6 is UDPTo to port at server's global IPv6 address, read at each
+// new flow as TCPTo6 does.
+func (d Dialer) UDPTo6(server *link.Stack, port uint16) func() (net.Conn, error) {
+	return func() (net.Conn, error) {
+		target, err := addr6Of(server, port)
+		if err != nil {
+			return nil, err
+		}
+		return d.DialContext(context.Background(), "udp", target.String())
+	}
+}
+
+// errNoAddr6 is a forwarded dial to a server without a global IPv6
+// address.
+var errNoAddr6 = errors.New("vpc: the server's stack has no global IPv6 address (none from DHCPv6 yet, and no static one)")
+
+func addr6Of(server *link.Stack, port uint16) (netip.AddrPort, error) {
+	a, _ := server.Addr6()
+	if !a.IsValid() {
+		return netip.AddrPort{}, errNoAddr6
+	}
+	return netip.AddrPortFrom(a.Addr(), port), nil
+}
+
 // ListenUDP binds a UDP socket on the stack's NIC at port.
 func ListenUDP(st *link.Stack, port uint16) (net.PacketConn, error) {
 	c, err := gonet.DialUDP(st.Stack, &tcpip.FullAddress{NIC: st.NICID, Port: port}, nil, ipv4.ProtocolNumber)

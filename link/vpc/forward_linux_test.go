@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/enanet/enanet/internal/testenv"
 )
 
 // TestForwarderBoundsHostBuffers: the kernel sockets the forwarder
@@ -17,7 +19,16 @@ import (
 // side rather than filling an auto-tuned 32 MiB receive buffer, which
 // made the sender's byte count fiction.
 func TestForwarderBoundsHostBuffers(t *testing.T) {
-	target, err := net.Listen("tcp", "127.0.0.1:0")
+	for _, loopback := range []string{"127.0.0.1", "[::1]"} {
+		t.Run(loopback, func(t *testing.T) { testForwarderBoundsHostBuffers(t, loopback) })
+	}
+}
+
+func testForwarderBoundsHostBuffers(t *testing.T, loopback string) {
+	target, err := net.Listen("tcp", loopback+":0")
+	if err != nil && loopback == "[::1]" {
+		testenv.Missing(t, "IPv6 loopback ([::1]): %v", err)
+	}
 	require.NoError(t, err)
 	defer target.Close()
 	accepted := make(chan net.Conn, 1)
@@ -27,7 +38,7 @@ func TestForwarderBoundsHostBuffers(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	f, ln := forwardTo(t, target.Addr().String())
+	f, ln := forwardFrom(t, loopback, target.Addr().String())
 	defer f.Close()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)

@@ -32,7 +32,14 @@ func waitGoroutines(t *testing.T, n int) {
 // forwardTo starts a forwarder from a new host port to target.
 func forwardTo(t *testing.T, target string) (*Forwarder, net.Listener) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return forwardFrom(t, "127.0.0.1", target)
+}
+
+// forwardFrom starts a forwarder from a new port on the host's loopback
+// address (127.0.0.1 or [::1]) to target.
+func forwardFrom(t *testing.T, loopback, target string) (*Forwarder, net.Listener) {
+	t.Helper()
+	ln, err := net.Listen("tcp", loopback+":0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@
 //	f := vpc.NewForwarder(nil)
 //	ln, _ := net.Listen("tcp", "127.0.0.1:8080")
 //	f.TCP(ln, vpc.Dialer{Stack: v.Stack}.TCPTo(server)) // server: the ENA stack's address and port
+//	ln6, _ := net.Listen("tcp", "[::1]:8080")
+//	f.TCP(ln6, vpc.Dialer{Stack: v.Stack}.TCPTo6(st, 80)) // st: the ENA stack; its DHCPv6 address
 //
 // Nothing here knows the driver: the package depends on link and the wire
 // type of enasim only.
