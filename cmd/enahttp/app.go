@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,10 +24,15 @@ type config struct {
 	netenv.Config
 	port   int
 	listen string
-	// listenSet: --listen was given (it applies to the simulated device
-	// only, so a real device refuses it rather than ignoring it).
-	listenSet bool
-	verbose   bool
+	// listen6 is the host IPv6 address forwarded to the server's IPv6
+	// address; "" or "off" forwards none.
+	listen6 string
+	// listenSet, listen6Set: --listen, --listen6 was given (they apply to
+	// the simulated device only, so a real device refuses them rather than
+	// ignoring them; a --listen6 the host cannot bind is an error only
+	// when asked for).
+	listenSet, listen6Set bool
+	verbose               bool
 	log       *slog.Logger
 }
 
@@ -44,8 +50,9 @@ type app struct {
 	srv        *http.Server
 	serverAddr netip.AddrPort
 
-	fwd    *vpc.Forwarder
-	hostLn net.Listener
+	fwd     *vpc.Forwarder
+	hostLn  net.Listener
+	hostLn6 net.Listener // nil: no IPv6 forward (off, or the host has no IPv6)
 
 	stats *statsCache // one shared counters snapshot for all requests
 
@@ -59,6 +66,52 @@ func (a *app) URL() string {
 		return "http://" + a.hostLn.Addr().String() + "/"
 	}
 	return "http://" + a.serverAddr.String() + "/"
+}
+
+// URL6 is where a user reaches the page over IPv6: the host's forwarded
+// IPv6 address with the simulated device, else the server's global IPv6
+// address; "" when there is neither.
+func (a *app) URL6() string {
+	if a.hostLn6 != nil {
+		return "http://" + a.hostLn6.Addr().String() + "/"
+	}
+	if a.hostLn != nil {
+		return ""
+	}
+	if addr6, _ := a.st.Addr6(); addr6.IsValid() {
+		return "http://" + netip.AddrPortFrom(addr6.Addr(), uint16(a.cfg.port)).String() + "/"
+	}
+	return ""
+}
+
+// serverAddrs are the addresses the server answers on, IPv4 first: the
+// IPv4 address, the global IPv6 address (DHCPv6 or static) and the IPv6
+// link-local one, whichever the stack has.
+func (a *app) serverAddrs() []string {
+	port := uint16(a.cfg.port)
+	var out []string
+	if addr, _ := a.st.Addr(); addr.IsValid() {
+		out = append(out, netip.AddrPortFrom(addr.Addr(), port).String())
+	}
+	if addr6, _ := a.st.Addr6(); addr6.IsValid() {
+		out = append(out, netip.AddrPortFrom(addr6.Addr(), port).String())
+	}
+	if ll := a.st.LinkLocal(); ll.IsValid() {
+		out = append(out, "link-local "+netip.AddrPortFrom(ll, port).String())
+	}
+	return out
+}
+
+// banner is the startup message: where the server is and how to reach it.
+func (a *app) banner() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "enahttp: serving on %s (%s); try:\n", strings.Join(a.serverAddrs(), ", "), a.kind)
+	fmt.Fprintf(&b, "  curl %s\n", a.URL())
+	if u := a.URL6(); u != "" {
+		fmt.Fprintf(&b, "  curl -6 %s\n", u)
+	}
+	fmt.Fprintf(&b, "  curl %sapi/v1/status\n", a.URL())
+	return b.String()
 }
 
 // start brings everything up; on error it tears down what it built.
@@ -75,6 +128,9 @@ func start(c config) (a *app, err error) {
 	}
 	if c.listenSet && !devopen.IsSim(c.Device) {
 		return nil, fmt.Errorf("--listen applies to the simulated device only: with --device %s the server is at its own address, --ip or the DHCP lease", c.Device)
+	}
+	if c.listen6Set && !devopen.IsSim(c.Device) {
+		return nil, fmt.Errorf("--listen6 applies to the simulated device only: with --device %s the server is at its own IPv6 address, --ip6 or the DHCPv6 lease", c.Device)
 	}
 	a = &app{cfg: c, started: time.Now(), fwd: vpc.NewForwarder(c.log)}
 	defer func() {
@@ -114,8 +170,35 @@ func start(c config) (a *app, err error) {
 			return a, fmt.Errorf("--listen: %w", err)
 		}
 		a.fwd.TCP(a.hostLn, vpc.Dialer{Stack: a.host.VPC.Stack}.TCPTo(a.serverAddr))
+		if err := a.forward6(); err != nil {
+			return a, err
+		}
 	}
 	return a, nil
+}
+
+// forward6 forwards --listen6 on the host to the server's IPv6 address
+// through the VPC router, when the VPC offers IPv6. A host that cannot
+// bind the default [::1] (IPv6 off) loses only this forward.
+func (a *app) forward6() error {
+	l6 := a.cfg.listen6
+	if l6 == "" || l6 == "off" || !a.host.VPC.Router6().IsValid() {
+		if a.cfg.listen6Set && l6 != "" && l6 != "off" {
+			return fmt.Errorf("--listen6 %s: the simulated VPC has no IPv6 (--ip6 or DHCPv6 gives the server an IPv6 address)", l6)
+		}
+		return nil
+	}
+	ln, err := net.Listen("tcp", l6)
+	if err != nil {
+		if a.cfg.listen6Set {
+			return fmt.Errorf("--listen6: %w", err)
+		}
+		a.cfg.log.Warn("enahttp: no IPv6 forward from the host (--listen6 off silences this)", "listen6", l6, "err", err)
+		return nil
+	}
+	a.hostLn6 = ln
+	a.fwd.TCP(ln, vpc.Dialer{Stack: a.host.VPC.Stack}.TCPTo6(a.st, uint16(a.cfg.port)))
+	return nil
 }
 
 // Close stops everything in reverse order. Safe on a partly started app.

@@ -9,6 +9,7 @@
 //
 //	go run ./cmd/enahttp
 //	curl http://127.0.0.1:8080/
+//	curl -6 'http://[::1]:8080/'     # over IPv6 to the server's DHCPv6 address
 //	curl http://127.0.0.1:8080/api/v1/status
 //
 // In comments, "§n.m" refers to that section of docs/protocol.md.
@@ -50,7 +51,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "enahttp:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("enahttp: serving on %s (%s); try:\n  curl %s\n  curl %sapi/v1/status\n", a.serverAddr, a.kind, a.URL(), a.URL())
+	fmt.Print(a.banner())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -72,6 +73,7 @@ func parseFlags(args []string) (config, error) {
 	netenv.AddFlags(fs, &c.Config)
 	fs.IntVar(&c.port, "port", 80, "TCP port of the userspace HTTP server")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "host address forwarded through the simulated VPC to the server (sim only)")
+	fs.StringVar(&c.listen6, "listen6", "[::1]:8080", `host IPv6 address forwarded through the simulated VPC to the server's IPv6 address (sim only; "off" for none)`)
 	fs.BoolVarP(&c.verbose, "verbose", "v", false, "log driver and stack events")
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
@@ -81,6 +83,7 @@ func parseFlags(args []string) (config, error) {
 		return c, netenv.FlagError(err)
 	}
 	c.listenSet = fs.Changed("listen")
+	c.listen6Set = fs.Changed("listen6")
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: enahttp takes only flags", fs.Arg(0))
 	}

@@ -80,13 +80,27 @@ type LinkInfo struct {
 	Changes uint64 `json:"changes"`
 }
 
-// Network is the stack's addressing.
+// Network is the stack's addressing, IPv4 and IPv6.
 type Network struct {
 	Address      string `json:"address"`
 	Gateway      string `json:"gateway"`
 	DHCP         bool   `json:"dhcp"`
 	LeaseServer  string `json:"lease_server,omitempty"`
 	LeaseSeconds int    `json:"lease_seconds,omitempty"`
+	// Address6 is the global IPv6 address with its prefix (a DHCPv6
+	// /128, or --ip6), Gateway6 the IPv6 default router (advertised or
+	// --gw6), LinkLocal the fe80:: address from the MAC; empty when the
+	// stack has none.
+	Address6  string `json:"address6,omitempty"`
+	Gateway6  string `json:"gateway6,omitempty"`
+	LinkLocal string `json:"link_local,omitempty"`
+	DHCP6     bool   `json:"dhcp6"`
+	// Lease6Server is the DHCPv6 server's address; Lease6ValidSeconds
+	// the valid lifetime it gave the address.
+	Lease6Server       string `json:"lease6_server,omitempty"`
+	Lease6ValidSeconds int    `json:"lease6_valid_seconds,omitempty"`
+	// DNS are the servers Resolver queries through the stack.
+	DNS []string `json:"dns,omitempty"`
 }
 
 // QueueCounters are one queue pair's ring counters.
@@ -163,7 +177,9 @@ func (a *app) status(ctx context.Context) Status {
 	}
 	st.Link = LinkInfo{Up: a.dev.LinkUp(), Changes: eps.LinkChanges}
 	addr, gw := a.st.Addr()
-	st.Network = Network{Address: addr.String()}
+	if addr.IsValid() { // else IPv6 only
+		st.Network.Address = addr.String()
+	}
 	if gw.IsValid() {
 		st.Network.Gateway = gw.String()
 	}
@@ -172,6 +188,7 @@ func (a *app) status(ctx context.Context) Status {
 		st.Network.LeaseServer = l.Server.String()
 		st.Network.LeaseSeconds = int(l.Duration / time.Second)
 	}
+	a.network6(&st.Network)
 	ds, at, err := a.stats.get(ctx)
 	st.CountersTime = at
 	if err != nil {
@@ -204,6 +221,29 @@ func (a *app) status(ctx context.Context) Status {
 		st.Counters[c.Name] = c.Value
 	}
 	return st
+}
+
+// network6 fills in the IPv6 part of the addressing.
+func (a *app) network6(n *Network) {
+	if addr6, gw6 := a.st.Addr6(); addr6.IsValid() {
+		n.Address6 = addr6.String()
+		if gw6.IsValid() {
+			n.Gateway6 = gw6.String()
+		}
+	}
+	if ll := a.st.LinkLocal(); ll.IsValid() {
+		n.LinkLocal = ll.String()
+	}
+	if l := a.st.Lease6(); l != nil {
+		n.DHCP6 = true
+		if l.Server.IsValid() {
+			n.Lease6Server = l.Server.String()
+		}
+		n.Lease6ValidSeconds = int(l.Valid / time.Second)
+	}
+	for _, d := range a.st.DNSServers() {
+		n.DNS = append(n.DNS, d.String())
+	}
 }
 
 func enanicOffloads(a *app) link.Offloads {
@@ -282,7 +322,10 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 <tr><th>MAC</th><td>{{.Device.MAC}}</td></tr>
 <tr><th>Version</th><td>{{.Device.Version}} (controller {{.Device.ControllerVersion}}){{if .Device.Readless}}, readless registers{{end}}</td></tr>
 <tr><th>Link</th><td>{{if .Link.Up}}<span class="up">up</span>{{else}}<span class="down">down</span>{{end}}{{with .Link.Changes}} ({{.}} up/down changes since start){{else}} (no up/down change since start){{end}}</td></tr>
-<tr><th>IP address</th><td>{{.Network.Address}} via {{or .Network.Gateway "-"}}{{if .Network.DHCP}} (DHCP from {{.Network.LeaseServer}}, {{.Network.LeaseSeconds}} s lease){{end}}</td></tr>
+<tr><th>IP address</th><td>{{or .Network.Address "none"}}{{with .Network.Address}} via {{or $.Network.Gateway "-"}}{{end}}{{if .Network.DHCP}} (DHCP from {{.Network.LeaseServer}}, {{.Network.LeaseSeconds}} s lease){{end}}</td></tr>
+<tr><th>IPv6 address</th><td>{{or .Network.Address6 "none"}}{{with .Network.Address6}} via {{or $.Network.Gateway6 "-"}}{{end}}{{if .Network.DHCP6}} (DHCPv6{{with .Network.Lease6Server}} from {{.}}{{end}}, valid {{.Network.Lease6ValidSeconds}} s){{end}}</td></tr>
+<tr><th>IPv6 link-local</th><td>{{or .Network.LinkLocal "none (IPv6 off)"}}</td></tr>
+<tr><th>DNS servers</th><td>{{range $i, $d := .Network.DNS}}{{if $i}}, {{end}}{{$d}}{{else}}none{{end}}</td></tr>
 <tr><th>Uptime</th><td>{{printf "%.0f" .UptimeS}} s</td></tr>
 </table>
 
