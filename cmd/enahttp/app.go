@@ -33,7 +33,7 @@ type config struct {
 	// when asked for).
 	listenSet, listen6Set bool
 	verbose               bool
-	log       *slog.Logger
+	log                   *slog.Logger
 }
 
 // app is a running enahttp: device, stack, HTTP server and, for the
