@@ -57,7 +57,14 @@ func (f family) allows(a netip.Addr) bool {
 // stack has an address in come first, IPv6 before IPv4 (RFC 6724), and
 // each is tried in turn until one connects. Errors are *net.OpError as
 // package net returns them; ctx bounds the whole dial.
+//
+// As in wireguard-go's netstack, network may also be ping, ping4 or ping6
+// with address a bare host (no port): the result is a *PingConn connected
+// to it (see DialPing).
 func (s *Stack) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	if strings.HasPrefix(network, "ping") {
+		return s.dialPingHost(ctx, network, address)
+	}
 	f, ok := parseNetwork(network)
 	if !ok {
 		return nil, opError("dial", network, nil, net.UnknownNetworkError(network))
@@ -235,4 +242,36 @@ func (s *Stack) dialAddr(ctx context.Context, f family, ap netip.AddrPort) (net.
 		return nil, opError("dial", network, raddr, sysError("connect", terr))
 	}
 	return gonet.NewTCPConn(&wq, ep), nil
+}
+
+// dialPingHost is Dial for ping, ping4 and ping6: a PingConn connected to
+// host, an IP literal or a name resolved through the stack.
+func (s *Stack) dialPingHost(ctx context.Context, network, host string) (net.Conn, error) {
+	var f family
+	switch network {
+	case "ping":
+		f.v4, f.v6 = true, true
+	case "ping4":
+		f.v4 = true
+	case "ping6":
+		f.v6 = true
+	default:
+		return nil, opError("dial", network, nil, net.UnknownNetworkError(network))
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a.Unmap().WithZone("")}
+	} else {
+		ips, err := s.Resolver().LookupNetIP(ctx, lookupNetwork(f), host)
+		if err != nil {
+			return nil, opError("dial", network, nil, s.dnsErrorServer(err))
+		}
+		addrs = s.sortForDial(ips)
+	}
+	for _, a := range addrs {
+		if f.allows(a) {
+			return s.DialPingAddr(netip.Addr{}, a)
+		}
+	}
+	return nil, opError("dial", network, nil, &net.AddrError{Err: "no suitable address found", Addr: host})
 }

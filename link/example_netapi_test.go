@@ -10,6 +10,9 @@ import (
 	"net/netip"
 	"time"
 
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv6"
+
 	"github.com/enanet/enanet/ena/enasim"
 	"github.com/enanet/enanet/link"
 	"github.com/enanet/enanet/link/simnic"
@@ -144,4 +147,38 @@ func ExampleStack_Listen_ipv6() {
 	// Output:
 	// DHCPv6 address: fd00:ec2:0:1::10/128
 	// served on IPv6
+}
+
+// A health check with a ping socket, as with wireguard-go's netstack: the
+// program writes an ICMPv6 echo request (golang.org/x/net/icmp builds it)
+// and reads the reply, here from the VPC router over IPv6. Stack.Ping does
+// the same in one call.
+func ExampleStack_DialPing() {
+	v, st := onVPC()
+	defer v.Close()
+	defer st.Close()
+
+	c, err := st.DialPing(nil, link.PingAddrFromAddr(v.Router6()))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	req, _ := (&icmp.Message{Type: ipv6.ICMPTypeEchoRequest, Body: &icmp.Echo{Seq: 1, Data: []byte("gopher burrow")}}).Marshal(nil)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(req); err != nil {
+		panic(err)
+	}
+	buf := make([]byte, 1500)
+	n, err := c.Read(buf)
+	if err != nil {
+		panic(err)
+	}
+	m, err := icmp.ParseMessage(58, buf[:n]) // 58: ICMPv6
+	if err != nil {
+		panic(err)
+	}
+	echo := m.Body.(*icmp.Echo)
+	fmt.Printf("%v from %v: seq %d %q\n", m.Type, c.RemoteAddr(), echo.Seq, echo.Data)
+	// Output:
+	// echo reply from fd00:ec2:0:1::1: seq 1 "gopher burrow"
 }
