@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -25,21 +26,31 @@ type DHCPv6ServerConfig struct {
 	Count int
 	DNS   []netip.Addr
 	// Lifetime is each address's preferred and valid lifetime; 0 means
-	// 450 s, what EC2's DHCPv6 server gives.
+	// 450 s, what EC2's DHCPv6 server gives. T1 and T2 are half and four
+	// fifths of it. The wire carries whole seconds.
 	Lifetime time.Duration
+	// ServerID is the server's DUID; nil means a DUID-LL from the NIC's
+	// MAC. Two servers with different IDs on one link play a server
+	// replaced by another: clients Renew with the one they know and
+	// Rebind with whichever answers.
+	ServerID dhcpv6.DUID
 }
 
 // DHCPv6Server is a small stateful DHCPv6 server (RFC 8415) on a
 // link.Stack, standing in for the VPC's: a Solicit gets an Advertise with
 // one IA_NA address, a Request, Renew, Rebind or Confirm a Reply with the
-// same address. Leases are kept per MAC (from the client's DUID), as EC2
-// ties an ENI's IPv6 address to the ENI.
+// same address and fresh lifetimes. Leases are kept per MAC (from the
+// client's DUID), as EC2 ties an ENI's IPv6 address to the ENI; an address
+// a client renews or rebinds that is not its lease comes back with
+// lifetimes of 0, so the client drops it. A Renew naming another server
+// is left to that server.
 type DHCPv6Server struct {
 	cfg  DHCPv6ServerConfig
 	duid dhcpv6.DUID
 	conn *gonet.UDPConn
 
-	pool *leasePool
+	pool     *leasePool
+	received [256]atomic.Uint64 // client messages by type
 
 	done chan struct{}
 }
@@ -52,6 +63,9 @@ func ServeDHCPv6(s *link.Stack, cfg DHCPv6ServerConfig) (*DHCPv6Server, error) {
 	}
 	if cfg.Lifetime == 0 {
 		cfg.Lifetime = 450 * time.Second
+	}
+	if cfg.Lifetime < time.Second {
+		return nil, fmt.Errorf("vpc: DHCPv6 server: lifetime %v: want at least 1 s (DHCPv6 carries whole seconds)", cfg.Lifetime)
 	}
 	group := tcpip.AddrFrom16(netip.MustParseAddr("ff02::1:2").As16())
 	if terr := s.Stack.JoinGroup(ipv6.ProtocolNumber, s.NICID, group); terr != nil {
@@ -72,9 +86,13 @@ func ServeDHCPv6(s *link.Stack, cfg DHCPv6ServerConfig) (*DHCPv6Server, error) {
 		ep.Close()
 		return nil, fmt.Errorf("vpc: DHCPv6 server: binding port %d: %s", dhcpv6.DefaultServerPort, terr)
 	}
+	duid := cfg.ServerID
+	if duid == nil {
+		duid = &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr(s.Endpoint.LinkAddress())}
+	}
 	d := &DHCPv6Server{
 		cfg:  cfg,
-		duid: &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr(s.Endpoint.LinkAddress())},
+		duid: duid,
 		conn: gonet.NewUDPConn(&wq, ep),
 		pool: newLeasePool(cfg.First, cfg.Count),
 		done: make(chan struct{}),
@@ -102,6 +120,7 @@ func (d *DHCPv6Server) serve() {
 		if err != nil {
 			continue
 		}
+		d.received[msg.MessageType].Add(1)
 		if resp := d.answer(msg); resp != nil {
 			_, _ = d.conn.WriteTo(resp.ToBytes(), peer)
 		}
@@ -141,11 +160,20 @@ func (d *DHCPv6Server) answer(m *dhcpv6.Message) *dhcpv6.Message {
 		if !ok {
 			mods = append(mods, dhcpv6.WithOption(&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoAddrsAvail, StatusMessage: "pool exhausted"}))
 		} else {
+			opts := dhcpv6.Options{&dhcpv6.OptIAAddress{
+				IPv6Addr: net.IP(addr.AsSlice()), PreferredLifetime: d.cfg.Lifetime, ValidLifetime: d.cfg.Lifetime,
+			}}
+			if m.MessageType == dhcpv6.MessageTypeRenew || m.MessageType == dhcpv6.MessageTypeRebind {
+				// Not this client's address (any more): lifetimes 0.
+				for _, a := range ia.Options.Addresses() {
+					if x, ok := netip.AddrFromSlice(a.IPv6Addr); ok && x.Unmap() != addr {
+						opts = append(opts, &dhcpv6.OptIAAddress{IPv6Addr: a.IPv6Addr})
+					}
+				}
+			}
 			mods = append(mods, dhcpv6.WithOption(&dhcpv6.OptIANA{
 				IaId: ia.IaId, T1: d.cfg.Lifetime / 2, T2: d.cfg.Lifetime * 4 / 5,
-				Options: dhcpv6.IdentityOptions{Options: dhcpv6.Options{&dhcpv6.OptIAAddress{
-					IPv6Addr: net.IP(addr.AsSlice()), PreferredLifetime: d.cfg.Lifetime, ValidLifetime: d.cfg.Lifetime,
-				}}},
+				Options: dhcpv6.IdentityOptions{Options: opts},
 			}))
 		}
 		if m.MessageType == dhcpv6.MessageTypeSolicit {
@@ -163,6 +191,10 @@ func (d *DHCPv6Server) answer(m *dhcpv6.Message) *dhcpv6.Message {
 	}
 	return resp
 }
+
+// Received counts the client messages of type t the server has read
+// (dhcpv6.MessageTypeRenew, ...), answered or not.
+func (d *DHCPv6Server) Received(t dhcpv6.MessageType) uint64 { return d.received[t].Load() }
 
 // Leases returns a copy of the leases by client key (the MAC).
 func (d *DHCPv6Server) Leases() map[string]netip.Addr { return d.pool.all() }

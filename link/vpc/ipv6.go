@@ -36,7 +36,7 @@ func (v *VPC) serveNames(cfg Config) error {
 		return err
 	}
 	if v.DHCPv6, err = ServeDHCPv6(v.Stack, DHCPv6ServerConfig{First: FirstLease6, Count: cfg.Leases,
-		DNS: []netip.Addr{Resolver6Addr}}); err != nil {
+		DNS: []netip.Addr{Resolver6Addr}, Lifetime: cfg.DHCPv6Lifetime}); err != nil {
 		return err
 	}
 	return nil

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -87,6 +88,9 @@ type Config struct {
 	// NoIPv6 leaves the VPC IPv4-only: no Router Advertisements, no
 	// DHCPv6 (see ipv6.go for what it offers otherwise).
 	NoIPv6 bool
+	// DHCPv6Lifetime is the preferred and valid lifetime of DHCPv6
+	// addresses; 0 means 450 s, as EC2 gives (DHCPv6ServerConfig.Lifetime).
+	DHCPv6Lifetime time.Duration
 	// Logger receives the router stack's events; nil means slog.Default().
 	Logger *slog.Logger
 }
