@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -55,8 +56,11 @@ func (f family) allows(a netip.Addr) bool {
 // name resolved by Resolver (through the stack, never by the host's
 // resolver). With several addresses for a name, those of a family the
 // stack has an address in come first, IPv6 before IPv4 (RFC 6724), and
-// each is tried in turn until one connects. Errors are *net.OpError as
-// package net returns them; ctx bounds the whole dial.
+// each is tried in turn until one connects; with "tcp" and addresses of
+// both families, the second family races the first after FallbackDelay
+// (Happy Eyeballs, as net.Dialer). Errors are *net.OpError as package net
+// returns them, naming the DNS server queried for a name that failed;
+// ctx bounds the whole dial.
 //
 // As in wireguard-go's netstack, network may also be ping, ping4 or ping6
 // with address a bare host (no port): the result is a *PingConn connected
@@ -83,17 +87,47 @@ func (s *Stack) Dial(ctx context.Context, network, address string) (net.Conn, er
 	} else if host == "" {
 		return nil, opError("dial", network, nil, &net.AddrError{Err: "missing host in address", Addr: address})
 	} else {
-		ips, err := s.Resolver().LookupNetIP(ctx, lookupNetwork(f), host)
+		ips, err := s.LookupNetIP(ctx, lookupNetwork(f), host)
 		if err != nil {
-			return nil, opError("dial", network, nil, s.dnsErrorServer(err))
+			return nil, opError("dial", network, nil, err)
 		}
 		addrs = s.sortForDial(ips)
 	}
+	var usable []netip.Addr
+	for _, a := range addrs {
+		if f.allows(a) {
+			usable = append(usable, a)
+		}
+	}
+	if len(usable) == 0 {
+		return nil, opError("dial", network, nil, &net.AddrError{Err: "no suitable address found", Addr: host})
+	}
+	if network != "tcp" {
+		return s.dialSerial(ctx, f, usable, port)
+	}
+	// Happy Eyeballs, as net.Dialer does for "tcp".
+	var primaries, fallbacks []netip.Addr
+	for _, a := range usable {
+		if a.Is4() == usable[0].Is4() {
+			primaries = append(primaries, a)
+		} else {
+			fallbacks = append(fallbacks, a)
+		}
+	}
+	return s.dialParallel(ctx, f, primaries, fallbacks, port)
+}
+
+// FallbackDelay is how long Dial gives the first address family of a
+// dual-stack name (IPv6 where the stack has an IPv6 address) before it
+// races a connection over the other family: net.Dialer's default, Happy
+// Eyeballs (RFC 8305) as package net does it.
+const FallbackDelay = 300 * time.Millisecond
+
+// dialSerial tries addrs in turn until one connects; the first error if
+// none does.
+func (s *Stack) dialSerial(ctx context.Context, f family, addrs []netip.Addr, port uint16) (net.Conn, error) {
 	var first error
 	for _, a := range addrs {
-		if !f.allows(a) {
-			continue
-		}
 		c, err := s.dialAddr(ctx, f, netip.AddrPortFrom(a, port))
 		if err == nil {
 			return c, nil
@@ -105,10 +139,78 @@ func (s *Stack) Dial(ctx context.Context, network, address string) (net.Conn, er
 			break
 		}
 	}
-	if first == nil {
-		return nil, opError("dial", network, nil, &net.AddrError{Err: "no suitable address found", Addr: host})
-	}
 	return nil, first
+}
+
+// dialParallel races the primary family against the fallback family,
+// started FallbackDelay later or as soon as the primaries have all
+// failed. The first connection wins; the other attempt is cancelled, and
+// a connection it still makes is closed. With both failing, the error is
+// the primaries' (as package net reports it).
+func (s *Stack) dialParallel(ctx context.Context, f family, primaries, fallbacks []netip.Addr, port uint16) (net.Conn, error) {
+	if len(fallbacks) == 0 {
+		return s.dialSerial(ctx, f, primaries, port)
+	}
+	type result struct {
+		c       net.Conn
+		err     error
+		primary bool
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan result, 2) // never blocks a racer
+	race := func(primary bool, addrs []netip.Addr) {
+		go func() {
+			c, err := s.dialSerial(ctx, f, addrs, port)
+			results <- result{c, err, primary}
+		}()
+	}
+	race(true, primaries)
+	pending, fallbackStarted := 1, false
+	startFallback := func() {
+		if !fallbackStarted {
+			fallbackStarted = true
+			pending++
+			race(false, fallbacks)
+		}
+	}
+	timer := time.NewTimer(FallbackDelay)
+	defer timer.Stop()
+	var primaryErr, fallbackErr error
+	for {
+		select {
+		case <-timer.C:
+			startFallback()
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				if pending > 0 {
+					// The loser ends promptly: cancel (deferred) ends its
+					// dial.
+					go func(n int) {
+						for range n {
+							if l := <-results; l.c != nil {
+								l.c.Close()
+							}
+						}
+					}(pending)
+				}
+				return r.c, nil
+			}
+			if r.primary {
+				primaryErr = r.err
+				startFallback()
+			} else {
+				fallbackErr = r.err
+			}
+			if pending == 0 && fallbackStarted {
+				if primaryErr != nil {
+					return nil, primaryErr
+				}
+				return nil, fallbackErr
+			}
+		}
+	}
 }
 
 // DialContext is Dial, under the name http.Transport.DialContext and
@@ -262,9 +364,9 @@ func (s *Stack) dialPingHost(ctx context.Context, network, host string) (net.Con
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a.Unmap().WithZone("")}
 	} else {
-		ips, err := s.Resolver().LookupNetIP(ctx, lookupNetwork(f), host)
+		ips, err := s.LookupNetIP(ctx, lookupNetwork(f), host)
 		if err != nil {
-			return nil, opError("dial", network, nil, s.dnsErrorServer(err))
+			return nil, opError("dial", network, nil, err)
 		}
 		addrs = s.sortForDial(ips)
 	}

@@ -80,7 +80,7 @@ func (s *Stack) bindEndpoint(op string, f family, address string, trans tcpip.Tr
 	if host != "" {
 		if ip, err = netip.ParseAddr(host); err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			ips, lerr := s.Resolver().LookupNetIP(ctx, lookupNetwork(f), host)
+			ips, lerr := s.LookupNetIP(ctx, lookupNetwork(f), host)
 			cancel()
 			if lerr != nil {
 				return nil, nil, 0, opError(op, network, nil, lerr)
