@@ -225,36 +225,9 @@ func TestKernelDNS(t *testing.T) {
 	testenv.RequireTool(t, "dnsmasq", "apt-get install dnsmasq")
 	const name = "svc.e2e.test"
 	k4, k6 := p.KernelAddr, kernelPrefix6.Addr()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := p.Command(ctx, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-		"--listen-address="+k4.String(), "--listen-address="+k6.String(), "--log-facility=-", "--log-queries",
-		"--pid-file=", "--user=root", "--group=root", "--local=/e2e.test/",
-		"--address=/"+name+"/"+k4.String(), "--address=/"+name+"/"+k6.String())
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// Command sets Pdeathsig, which fires when the OS thread that started
-	// the process exits, and the harness's inNS ends the threads it
-	// locks: start and wait on a thread of our own, locked for as long as
-	// dnsmasq runs.
-	started, exited := make(chan error, 1), make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		exited <- cmd.Wait()
-	}()
-	require.NoError(t, <-started)
-	t.Cleanup(func() {
-		cancel()
-		err := <-exited
-		if t.Failed() {
-			t.Logf("dnsmasq (%v): %s", err, out.String())
-		}
-	})
+	ctx := context.Background()
+	startDnsmasq(t, p, "--listen-address="+k4.String(), "--listen-address="+k6.String(), "--log-queries",
+		"--local=/e2e.test/", "--address=/"+name+"/"+k4.String(), "--address=/"+name+"/"+k6.String())
 
 	// The kernel also serves a dual-stack TCP port to dial by name.
 	ln, err := p.Listen("tcp", "[::]:0")
@@ -312,4 +285,41 @@ func TestKernelDNS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startDnsmasq runs dnsmasq in p's namespace, in the foreground, with no
+// configuration but args, until the test ends; its log is shown if the
+// test fails. It returns the log.
+func startDnsmasq(t *testing.T, p *kernelPeer, args ...string) *lockedBuffer {
+	t.Helper()
+	testenv.RequireTool(t, "dnsmasq", "apt-get install dnsmasq")
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := p.Command(ctx, "dnsmasq", append([]string{"--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+		"--log-facility=-", "--pid-file=", "--user=root", "--group=root"}, args...)...)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Command sets Pdeathsig, which fires when the OS thread that started
+	// the process exits, and the harness's inNS ends the threads it
+	// locks: start and wait on a thread of our own, locked for as long as
+	// dnsmasq runs.
+	started, exited := make(chan error, 1), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	require.NoError(t, <-started)
+	t.Cleanup(func() {
+		cancel()
+		err := <-exited
+		if t.Failed() {
+			t.Logf("dnsmasq (%v): %s", err, out.String())
+		}
+	})
+	return &out
 }
