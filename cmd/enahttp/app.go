@@ -108,7 +108,7 @@ func (a *app) banner() string {
 	fmt.Fprintf(&b, "enahttp: serving on %s (%s); try:\n", strings.Join(a.serverAddrs(), ", "), a.kind)
 	fmt.Fprintf(&b, "  curl %s\n", a.URL())
 	if u := a.URL6(); u != "" {
-		fmt.Fprintf(&b, "  curl -6 %s\n", u)
+		fmt.Fprintf(&b, "  curl -6 '%s'\n", u) // quoted: a shell may glob the brackets
 	}
 	fmt.Fprintf(&b, "  curl %sapi/v1/status\n", a.URL())
 	return b.String()

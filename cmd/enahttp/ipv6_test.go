@@ -49,7 +49,7 @@ func TestServeOverIPv6(t *testing.T) {
 	banner := a.banner()
 	assert.Contains(t, banner, "["+global+"]:80")
 	assert.Contains(t, banner, "link-local ["+ll.String()+"]:80")
-	assert.Contains(t, banner, "curl -6 http://[::1]:")
+	assert.Contains(t, banner, "curl -6 'http://[::1]:")
 	t.Log(banner)
 
 	require.True(t, strings.HasPrefix(a.URL6(), "http://[::1]:"), a.URL6())
