@@ -189,3 +189,40 @@ func TestDialPingNetworks(t *testing.T) {
 	var une net.UnknownNetworkError
 	assert.ErrorAs(t, err, &une)
 }
+
+// TestPingConnDeadlineWhileBlocked: a deadline set while a Read waits
+// applies to that Read, as with package net's conns, and a deadline
+// moved later before it passes does not fire at the earlier time.
+func TestPingConnDeadlineWhileBlocked(t *testing.T) {
+	r := newDualRig(t, fullOffloads, link.Options{})
+	c, err := r.a.DialPingAddr(netip.Addr{}, addrB.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 100))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a deadline set during Read did not end it")
+	}
+
+	// Earlier deadline replaced by a later one: a reply sent after the
+	// earlier one still arrives.
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	req := echoMessage(t, addrB.Addr(), 5, nil)
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		c.Write(req)
+	}()
+	buf := make([]byte, 100)
+	n, err := c.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, 5, parseEchoReply(t, addrB.Addr(), buf[:n]).Seq)
+}
