@@ -366,13 +366,17 @@ func (d *Device) sizeQueues(mode bootMode) error {
 		nv = d.intr.NumVectors()
 	}
 	d.ioIntr = !d.cfg.PollMode && nv > 1
-	if d.ioIntr && d.cfg.Queues == 0 {
+	if d.ioIntr && d.cfg.Queues <= nv-1 && d.cfg.MaxQueues <= nv-1 {
+		// One vector per pair (§1.2) bounds the channels, as the vectors
+		// bound Linux's max_num_io_queues; asking for more pairs than
+		// vectors polls them instead (below).
 		maxQ = min(maxQ, nv-1)
 	}
 	defaultRx := d.cfg.RxDepth == 0
 	if err := d.cfg.sizeQueues(maxQ, maxTx, d.limits.rxDepth); err != nil {
 		return err
 	}
+	d.deviceMax = maxQ
 	if d.ioIntr && d.cfg.MaxQueues > nv-1 {
 		d.log.Warn("ena: fewer interrupt vectors than queues; polling I/O queues", "vectors", nv, "queues", d.cfg.MaxQueues)
 		d.ioIntr = false
@@ -389,6 +393,7 @@ func (d *Device) sizeQueues(mode bootMode) error {
 	if defaultRx {
 		d.cfg.RxDepth = scaleRxDepth(d.cfg.RxDepth, d.rxBufSize)
 	}
+	d.rxDepthAuto = defaultRx
 	return nil
 }
 

@@ -52,8 +52,10 @@ type Config struct {
 	// MaxQueues is how many queue pairs NumQueues reports and SetChannels
 	// may enable: the handles a link endpoint holds are fixed at Open, so
 	// the channel count can change at runtime between 1 and MaxQueues.
-	// Pairs beyond the enabled count have host rings but no device queues
-	// and hand their Tx to an enabled pair. 0 means Queues.
+	// Pairs beyond the enabled count have neither rings nor device queues
+	// and hand their Tx to an enabled pair. 0 means the device's maximum
+	// (MAX_QUEUES, LLQ queues and, with interrupts, the I/O vectors), so
+	// channels can go up to what the device offers, as with ethtool -L.
 	MaxQueues int
 	// TxDepth and RxDepth are ring sizes, powers of two no larger than the
 	// device maxima; 0 means 1024 for Tx and 4096 for Rx, capped at the
@@ -170,7 +172,7 @@ func (c *Config) sizeQueues(maxQueues, maxTx, maxRx int) error {
 	}
 	switch {
 	case c.MaxQueues == 0:
-		c.MaxQueues = c.Queues
+		c.MaxQueues = maxQueues
 	case c.MaxQueues > maxQueues:
 		return fmt.Errorf("ena: config: MaxQueues %d exceeds the %d queue pairs the device offers", c.MaxQueues, maxQueues)
 	case c.MaxQueues < c.Queues:

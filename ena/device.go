@@ -232,7 +232,7 @@ func open(dev hw.Device, cfg Config, hooks testHooks) (*Device, error) {
 	d.linkShown.Store(d.linkUp.Load())
 	d.wg.Add(1)
 	go d.watchdogLoop()
-	d.log.Info("ena: device up", "id", id.String(), "mac", fmtMAC(d.attrs.MAC), "queues", len(d.queues),
+	d.log.Info("ena: device up", "id", id.String(), "mac", fmtMAC(d.attrs.MAC), "channels", d.Channels(), "max_channels", len(d.queues),
 		"llq", d.llq != nil, "admin_irq", d.adminIntr.Load(), "io_irq", d.ioIntr)
 	return d, nil
 }
@@ -341,8 +341,7 @@ func (d *Device) teardown(reason spec.ResetReason) {
 		d.log.Warn("ena: reset at teardown failed", "err", err)
 	}
 	for _, p := range d.queues {
-		_ = p.tx.Close()
-		_ = p.rx.Close()
+		p.setRings(nil, nil)
 	}
 	d.freeControl()
 	d.cancel()
@@ -358,10 +357,15 @@ func (d *Device) MTU() int { return int(d.mtu.Load()) }
 func (d *Device) MaxMTU() int { return int(d.attrs.MaxMTU) }
 
 // SetMTU changes the L3 MTU with SET MTU (§4.8); it is restored after
-// every reset.
+// every reset. When the Rx buffer size is automatic and the new MTU needs
+// another size (rxBufForMTU), the queues are rebuilt with it, as
+// SetRxBufSize would (reconfig.go).
 func (d *Device) SetMTU(mtu int) error {
 	if mtu < 576 || mtu > int(d.attrs.MaxMTU) {
 		return fmt.Errorf("ena: MTU %d is outside 576..%d", mtu, d.attrs.MaxMTU)
+	}
+	if r := d.Rings(); r.RxBufAuto && rxBufForMTU(mtu) != r.RxBufSize {
+		return d.setMTURebuild(mtu)
 	}
 	d.resetMu.Lock()
 	defer d.resetMu.Unlock()

@@ -93,7 +93,7 @@ func (p *QueuePair) waitIntr(ctx context.Context) error {
 		return err
 	}
 	p.rxMu.Lock()
-	if p.d.state.Load() == stateRunning && p.rx.Pending() {
+	if p.d.state.Load() == stateRunning && p.rx != nil && p.rx.Pending() { // nil: SetChannels disabled p
 		ir.missed.Add(1)
 	}
 	p.rxMu.Unlock()
@@ -110,7 +110,7 @@ func (d *Device) checkMissedInterrupts() (spec.ResetReason, bool) {
 		ir := &p.irq
 		fired, missed := ir.fired.Load(), ir.missed.Load()
 		if ir.waiting.Load() && p.rxMu.TryLock() {
-			pending := d.state.Load() == stateRunning && p.rx.Pending()
+			pending := d.state.Load() == stateRunning && p.rx != nil && p.rx.Pending()
 			p.rxMu.Unlock()
 			seq := ir.waitSeq.Load()
 			if pending && ir.seenPending && seq == ir.seenSeq && fired == ir.lastFired {

@@ -48,7 +48,9 @@ type QueuePair struct {
 // latency, long enough not to burn a core while idle.
 const pollSleep = 200 * time.Microsecond
 
-// allocQueues builds the host side of every queue pair (§7.1).
+// allocQueues builds the host side (§7.1): a handle for each of the
+// Config.MaxQueues pairs, rings for the Config.Queues enabled ones
+// (SetChannels allocates the others' when it enables them).
 func (d *Device) allocQueues() error {
 	d.active.Store(int32(d.cfg.Queues))
 	for i := range d.cfg.MaxQueues {
@@ -56,13 +58,15 @@ func (d *Device) allocQueues() error {
 		if d.ioIntr {
 			p.vector = 1 + i
 		}
+		d.queues = append(d.queues, p)
+		if i >= d.cfg.Queues {
+			continue
+		}
 		tx, rx, err := d.newRings(i, d.cfg.TxDepth, d.cfg.RxDepth, d.rxBufSize)
 		if err != nil {
 			return err
 		}
-		p.tx, p.rx = tx, rx
-		p.published.Store(&ringPair{tx, rx})
-		d.queues = append(d.queues, p)
+		p.setRings(tx, rx)
 	}
 	return nil
 }
@@ -340,8 +344,24 @@ func (p *QueuePair) WaitRx(ctx context.Context) error {
 	if err := p.stateErr(); err != nil && !errors.Is(err, ErrResetting) {
 		return err
 	}
+	if !p.enabled() {
+		// A disabled pair has no rings or device queue: sleep until
+		// SetChannels enables it (resumeDataPath wakes every pair) or the
+		// caller stops.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.wake:
+		case <-p.d.stop:
+		}
+		return nil
+	}
 	if p.vector >= 0 && p.d.state.Load() == stateRunning {
 		p.rxMu.Lock()
+		if !p.enabled() { // disabled since the check above
+			p.rxMu.Unlock()
+			return nil
+		}
 		pending := p.rx.Pending()
 		if !pending && p.d.state.Load() == stateRunning {
 			p.unmask()
@@ -354,17 +374,6 @@ func (p *QueuePair) WaitRx(ctx context.Context) error {
 			return nil
 		}
 		return p.waitIntr(ctx)
-	}
-	if !p.enabled() {
-		// A disabled pair has no device queue: sleep until SetChannels
-		// enables it (resumeDataPath wakes every pair) or the caller stops.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.wake:
-		case <-p.d.stop:
-		}
-		return nil
 	}
 	if p.timer == nil {
 		p.timer = time.NewTimer(pollSleep)
@@ -384,11 +393,11 @@ func (p *QueuePair) WaitRx(ctx context.Context) error {
 	return nil
 }
 
-// Wake makes a current or the next WaitRx return.
+// Wake makes a current or the next WaitRx return. A pair with a vector
+// may also be asleep as a disabled pair, so both are woken.
 func (p *QueuePair) Wake() {
 	if p.vector >= 0 {
 		p.d.intr.Wake(p.vector)
-		return
 	}
 	select {
 	case p.wake <- struct{}{}:
@@ -398,8 +407,11 @@ func (p *QueuePair) Wake() {
 
 // ringStats reads the current rings' counters without the pair's locks.
 // Counters restart from zero when SetRings or SetRxBufSize replaces the
-// rings.
+// rings; a disabled pair has none and reads zero.
 func (p *QueuePair) ringStats() (rings.TxStats, rings.RxStats) {
 	r := p.published.Load()
+	if r == nil {
+		return rings.TxStats{}, rings.RxStats{}
+	}
 	return r.tx.Stats(), r.rx.Stats()
 }

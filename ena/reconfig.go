@@ -44,6 +44,10 @@ type RingParams struct {
 type liveSettings struct {
 	rxBufSize int  // bytes per Rx buffer in the current rings
 	rxBufAuto bool // rxBufSize follows the MTU
+	// rxDepthAuto: the Rx depth is the default, scaled to the buffer
+	// size (scaleRxDepth); an MTU change that re-picks the buffer size
+	// re-scales it. Config.RxDepth or a SetRings Rx depth clears it.
+	rxDepthAuto bool
 	// pendingRings, when set, replaces each pair's rings at the next
 	// releaseRings (the rebuild's §9.3 step 3), after the device reset
 	// has stopped all DMA into the old ones.
@@ -52,6 +56,9 @@ type liveSettings struct {
 	// the same point.
 	pendingChannels int
 	rings           atomic.Pointer[RingParams]
+	// ringGen counts installNewRings calls: the watchdog's Rx progress
+	// sums restart when the rings or the enabled pairs change.
+	ringGen atomic.Uint64
 
 	rss rssSettings
 	mod moderation
@@ -145,6 +152,7 @@ func (d *Device) Rings() RingParams {
 // frames in flight are lost and TCP retransmits them.
 func (d *Device) SetRings(txDepth, rxDepth int) error {
 	cur := d.Rings()
+	userRx := rxDepth != 0
 	if txDepth == 0 {
 		txDepth = cur.TxDepth
 	}
@@ -164,7 +172,7 @@ func (d *Device) SetRings(txDepth, rxDepth int) error {
 			return fmt.Errorf("ena: %s ring size %d exceeds the device maximum %d", c.what, c.depth, c.max)
 		}
 	}
-	return d.rebuildRings(txDepth, rxDepth, cur.RxBufSize, cur.RxBufAuto)
+	return d.rebuildRings(ringChange{txDepth, rxDepth, cur.RxBufSize, cur.RxBufAuto, 0, userRx})
 }
 
 // SetRxBufSize changes the Rx buffer size on the running device: 2048,
@@ -179,48 +187,105 @@ func (d *Device) SetRxBufSize(n int) error {
 	if auto {
 		n = rxBufForMTU(d.MTU())
 	}
-	return d.rebuildRings(cur.TxDepth, cur.RxDepth, n, auto)
+	return d.rebuildRings(ringChange{cur.TxDepth, cur.RxDepth, n, auto, 0, false})
 }
 
-// rebuildRings allocates new rings first, while traffic still flows (a
-// failure changes nothing), then runs the recovery rebuild, which installs
-// them after the device reset.
-func (d *Device) rebuildRings(txDepth, rxDepth, bufSize int, auto bool) error {
-	t0 := time.Now()
-	built := make([]ringPair, 0, len(d.queues))
-	release := func() {
-		for _, r := range built {
-			_ = r.tx.Close()
-			_ = r.rx.Close()
-		}
+// setMTURebuild is SetMTU when the automatic Rx buffer size changes with
+// the MTU: the rings are rebuilt with the buffer size for the new MTU
+// (and, while the Rx depth is the default, the depth scaled to it).
+func (d *Device) setMTURebuild(mtu int) error {
+	cur := d.Rings()
+	buf := rxBufForMTU(mtu)
+	rxDepth := cur.RxDepth
+	if d.rxDepthAutoNow() {
+		rxDepth = scaleRxDepth(min(defaultRxDepth, floorPow2(cur.MaxRxDepth)), buf)
 	}
-	for i := range d.queues {
-		tx, rx, err := d.newRings(i, txDepth, rxDepth, bufSize)
+	return d.rebuildRings(ringChange{cur.TxDepth, rxDepth, buf, true, mtu, false})
+}
+
+// rxDepthAutoNow reads rxDepthAuto, which SetRings writes under resetMu.
+func (d *Device) rxDepthAutoNow() bool {
+	d.resetMu.Lock()
+	defer d.resetMu.Unlock()
+	return d.rxDepthAuto
+}
+
+// ringChange is what rebuildRings installs.
+type ringChange struct {
+	txDepth, rxDepth, bufSize int
+	auto                      bool // bufSize follows the MTU
+	// mtu, when non-zero, is set on the device (SET MTU, §4.8) before
+	// the rebuild; a refusal changes nothing.
+	mtu int
+	// fixedRxDepth: the user chose the Rx depth (SetRings).
+	fixedRxDepth bool
+}
+
+// rebuildRings allocates new rings for the enabled pairs first, while
+// traffic still flows (a failure changes nothing), then runs the recovery
+// rebuild, which installs them after the device reset.
+func (d *Device) rebuildRings(c ringChange) error {
+	t0 := time.Now()
+	n := d.Channels()
+	built := make([]ringPair, n)
+	for i := range n {
+		tx, rx, err := d.newRings(i, c.txDepth, c.rxDepth, c.bufSize)
 		if err != nil {
-			release()
+			closeRings(built)
 			return fmt.Errorf("ena: set rings: %w (nothing changed)", err)
 		}
-		built = append(built, ringPair{tx, rx})
+		built[i] = ringPair{tx, rx}
 	}
 	alloc := time.Since(t0)
 	ran := false
 	err := d.reconfigure("rings", func() error {
 		ran = true
+		if d.Channels() != n {
+			closeRings(built)
+			return fmt.Errorf("ena: set rings: the channel count changed while the rings were allocated (nothing changed; try again)")
+		}
+		if c.mtu != 0 {
+			if err := d.setMTU(c.mtu); err != nil {
+				closeRings(built)
+				return fmt.Errorf("ena: set MTU %d: %w (nothing changed)", c.mtu, err)
+			}
+			d.mtu.Store(int32(c.mtu))
+		}
 		d.pendingRings = built
-		d.rxBufSize, d.rxBufAuto = bufSize, auto
+		d.rxBufSize, d.rxBufAuto = c.bufSize, c.auto
+		if c.fixedRxDepth {
+			d.rxDepthAuto = false
+		}
 		err := d.rebuild("rings")
 		if d.pendingRings != nil { // the reset failed before releaseRings
-			release()
-			d.pendingRings = nil
+			d.dropPendingRings()
 		}
 		return err
 	})
 	if !ran {
-		release()
+		closeRings(built)
 	}
-	d.log.Info("ena: rings changed", "tx_depth", txDepth, "rx_depth", rxDepth, "rx_buf", bufSize,
-		"alloc", alloc, "outage", time.Since(t0)-alloc, "err", err)
+	d.log.Info("ena: rings changed", "tx_depth", c.txDepth, "rx_depth", c.rxDepth, "rx_buf", c.bufSize,
+		"mtu", d.MTU(), "alloc", alloc, "outage", time.Since(t0)-alloc, "err", err)
 	return err
+}
+
+// closeRings frees rings that were never installed; nil entries are
+// skipped.
+func closeRings(rs []ringPair) {
+	for _, r := range rs {
+		if r.tx != nil {
+			_ = r.tx.Close()
+			_ = r.rx.Close()
+		}
+	}
+}
+
+// dropPendingRings frees the rings a reconfiguration allocated when its
+// reset failed before installing them; resetMu held.
+func (d *Device) dropPendingRings() {
+	closeRings(d.pendingRings)
+	d.pendingRings = nil
 }
 
 // reconfigure runs change under resetMu with the device in the resetting
@@ -276,24 +341,53 @@ func (d *Device) rebuild(what string) error {
 	return nil
 }
 
-// installNewRings swaps in the rings rebuildRings allocated, freeing the
-// old ones; called by releaseRings after the reset, with every pair
-// locked. It reports whether it did.
-func (d *Device) installNewRings() bool {
+// installNewRings applies a reconfiguration at the rebuild's §9.3 step 3
+// (releaseRings: after the reset, every pair locked, no DMA in flight):
+// the new channel count, the rings allocated for it or for new ring
+// sizes, and freeing the rings of pairs no longer enabled. It reports
+// which pairs got new rings (they start fresh and need no Reset); nil
+// means none.
+func (d *Device) installNewRings() []bool {
+	if d.pendingChannels != 0 || d.pendingRings != nil {
+		d.ringGen.Add(1)
+	}
 	if d.pendingChannels != 0 {
 		d.active.Store(int32(d.pendingChannels))
 		d.pendingChannels = 0
 	}
-	if d.pendingRings == nil {
-		return false
+	var fresh []bool
+	if d.pendingRings != nil {
+		fresh = make([]bool, len(d.queues))
+		for i, r := range d.pendingRings {
+			if r.tx == nil {
+				continue
+			}
+			p := d.queues[i]
+			p.setRings(r.tx, r.rx)
+			fresh[i] = true
+		}
+		d.pendingRings = nil
 	}
-	for i, p := range d.queues {
+	for _, p := range d.queues[d.Channels():] {
+		if p.tx != nil {
+			p.setRings(nil, nil)
+		}
+	}
+	return fresh
+}
+
+// setRings replaces p's rings, freeing the old ones; the pair's device
+// queues are gone (after a reset) and it is locked, or not yet in use.
+func (p *QueuePair) setRings(tx *rings.TxQueue, rx *rings.RxQueue) {
+	if tx == nil {
+		p.published.Store(nil)
+	} else {
+		p.published.Store(&ringPair{tx, rx})
+	}
+	if p.tx != nil {
 		_ = p.tx.Close()
 		_ = p.rx.Close()
-		p.tx, p.rx = d.pendingRings[i].tx, d.pendingRings[i].rx
-		p.published.Store(&d.pendingRings[i])
-		p.created = false
 	}
-	d.pendingRings = nil
-	return true
+	p.tx, p.rx = tx, rx
+	p.created = false
 }

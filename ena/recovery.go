@@ -225,10 +225,11 @@ func (d *Device) resetAndRebuild(reason spec.ResetReason) error {
 // discarded the device's queues (§9.3 step 3), and createQueues makes them
 // again.
 func (d *Device) releaseRings() {
-	if d.installNewRings() { // a reconfiguration's new rings start fresh
-		return
-	}
-	for _, p := range d.queues {
+	fresh := d.installNewRings() // a reconfiguration's new rings start fresh
+	for i, p := range d.queues {
+		if p.tx == nil || fresh != nil && fresh[i] { // disabled pair, or new rings
+			continue
+		}
 		p.tx.Reset()
 		p.rx.Reset()
 		p.created = false

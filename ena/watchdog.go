@@ -93,6 +93,10 @@ func (d *Device) healthCheck() (spec.ResetReason, bool) {
 			p.txMu.Unlock()
 			break
 		}
+		if p.tx == nil { // disabled pair (SetChannels)
+			p.txMu.Unlock()
+			continue
+		}
 		p.reclaimLocked()
 		p.tx.Tick()
 		missing := 0
@@ -127,8 +131,9 @@ const rxStallTicks = 3
 // rxStallState is the watchdog's view of Rx progress; only the watchdog
 // goroutine touches it.
 type rxStallState struct {
+	gen      uint64 // ringGen the counts below were taken at
 	overruns uint64 // rx_overruns from the last keep-alive seen
-	packets  uint64 // Rx packets delivered, summed over the queues
+	packets  uint64 // Rx packets delivered, summed over the enabled queues
 	ticks    int    // consecutive ticks with the stall symptom
 }
 
@@ -138,16 +143,26 @@ type rxStallState struct {
 // reset reason names this; vendor drivers catch the related "completions
 // but no interrupt" case as MISS_INTERRUPT (§9.2). A queue the application
 // is not draining (completions pending) or a ring that ran out of buffers is
-// not a stall: the device is then right to drop.
+// not a stall: the device is then right to drop. Only the enabled pairs
+// count: a pair SetChannels disabled has no ring to deliver to, post to
+// or stall. The packet total restarts when a reconfiguration replaces the
+// rings or changes the channel count (ringGen), so that a smaller sum is
+// not taken for a stall or a larger one for progress.
 func (d *Device) rxStalled() bool {
 	overruns := d.counters.kaRxOverruns.Load()
+	gen := d.ringGen.Load()
 	var packets uint64
 	healthyRing := true
-	for _, p := range d.queues {
+	for _, p := range d.activeQueues() {
 		_, rx := p.ringStats()
 		packets += rx.Packets
 		if !p.rxMu.TryLock() {
-			healthyRing = false // being polled: progress is likely
+			healthyRing = false // being polled (or reconfigured): progress is likely
+			continue
+		}
+		if !p.enabled() || p.rx == nil { // disabled since activeQueues looked
+			p.rxMu.Unlock()
+			healthyRing = false
 			continue
 		}
 		if p.rx.Pending() || p.rx.Posted() < p.rx.Depth()/2 {
@@ -156,6 +171,11 @@ func (d *Device) rxStalled() bool {
 		p.rxMu.Unlock()
 	}
 	st := &d.stall
+	if gen != st.gen || gen != d.ringGen.Load() {
+		// The rings or the enabled set changed: start over from here.
+		st.gen, st.overruns, st.packets, st.ticks = d.ringGen.Load(), overruns, packets, 0
+		return false
+	}
 	grew, delivered := overruns > st.overruns, packets > st.packets
 	st.overruns, st.packets = overruns, packets
 	switch {

@@ -41,7 +41,7 @@ func TestOpenSimulated(t *testing.T) {
 	if h.Stack.Lease() == nil {
 		t.Error("no DHCP lease")
 	}
-	if n := h.Dev.NumQueues(); n != 1 {
+	if n := h.Dev.Channels(); n != 1 {
 		t.Errorf("%d queues, want 1", n)
 	}
 	h.Close()

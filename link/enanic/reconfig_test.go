@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,9 +183,17 @@ func TestInvalidReconfigChangesNothing(t *testing.T) {
 	assert.Equal(t, rings, a.dev.Rings())
 }
 
+// TestSetChannelsUnderTransfer: the channel count goes down to one and up
+// past the count opened (Config.Queues 2) to the device's maximum, each
+// time in the middle of a byte-checked transfer through the stack's NIC,
+// whose endpoint was sized at Open.
 func TestSetChannelsUnderTransfer(t *testing.T) {
 	a, b := pair(t)
-	require.Equal(t, 2, a.dev.MaxChannels())
+	max := enasim.ProfileNitroV3.MaxQueues
+	require.Equal(t, max, a.dev.MaxChannels(), "channels go up to the device's MAX_QUEUES")
+	require.Equal(t, 2, a.dev.Channels())
+	require.Len(t, a.sim.State().RxSQs, 2, "only the opened pairs have device queues")
+
 	across(t, a, b, func() error { return a.dev.SetChannels(1) })
 	st := a.sim.State()
 	assert.Len(t, st.TxSQs, 1)
@@ -194,16 +203,61 @@ func TestSetChannelsUnderTransfer(t *testing.T) {
 	}
 	assert.Equal(t, 1, a.dev.Channels())
 
-	across(t, a, b, func() error { return a.dev.SetChannels(2) })
-	st = a.sim.State()
-	assert.Len(t, st.TxSQs, 2)
-	assert.Len(t, st.RxSQs, 2)
-	assert.Len(t, slices.Compact(slices.Sorted(slices.Values(st.RSSTable))), 2)
-
-	for _, n := range []int{0, 3} {
-		require.Error(t, a.dev.SetChannels(n))
+	for _, n := range []int{4, max} {
+		across(t, a, b, func() error { return a.dev.SetChannels(n) })
+		st = a.sim.State()
+		assert.Len(t, st.TxSQs, n)
+		assert.Len(t, st.RxSQs, n)
+		assert.Len(t, slices.Compact(slices.Sorted(slices.Values(st.RSSTable))), n, "RSS spreads over every enabled queue")
+		for _, sq := range st.RxSQs {
+			assert.Equal(t, a.dev.Rings().RxDepth, sq.Depth, "a newly enabled pair gets rings of the current size")
+		}
+		assert.Equal(t, n, a.dev.Channels())
 	}
+
+	// Several flows at once spread over the new queues and all arrive.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); across(t, a, b, func() error { return nil }) }()
+	}
+	wg.Wait()
+	busy := 0
+	for _, sq := range a.sim.State().RxSQs {
+		if sq.LastRxBufLen != 0 {
+			busy++
+		}
+	}
+	assert.Greater(t, busy, 1, "RSS delivered to one queue only")
+
+	for _, n := range []int{0, -1, max + 1} {
+		err := a.dev.SetChannels(n)
+		require.Error(t, err, "%d channels", n)
+	}
+	assert.Contains(t, a.dev.SetChannels(max+1).Error(), "the device offers")
+	assert.Len(t, a.sim.State().RxSQs, max, "a refused request changed the device")
+	assert.Equal(t, max, a.dev.Channels())
+
+	// Back down: the disabled pairs' queues go from the device.
+	across(t, a, b, func() error { return a.dev.SetChannels(2) })
 	assert.Len(t, a.sim.State().RxSQs, 2)
+}
+
+// TestSetChannelsBeyondMaxQueues: a Device opened with a lower
+// Config.MaxQueues says which knob limits it.
+func TestSetChannelsBeyondMaxQueues(t *testing.T) {
+	sim, err := enasim.New(enasim.Config{})
+	require.NoError(t, err)
+	defer sim.Close()
+	dev, err := ena.Open(sim, ena.Config{Queues: 1, MaxQueues: 2, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer dev.Close()
+	require.Equal(t, 2, dev.MaxChannels())
+	err = dev.SetChannels(3)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Config.MaxQueues")
+	require.NoError(t, dev.SetChannels(2))
+	assert.Len(t, sim.State().RxSQs, 2)
 }
 
 // TestAutoRxBufFromMTU: at MTU 9001 the automatic Rx buffer holds a whole
@@ -220,4 +274,56 @@ func TestAutoRxBufFromMTU(t *testing.T) {
 	assert.True(t, r.RxBufAuto)
 	assert.Equal(t, 1024, r.RxDepth)
 	assert.Equal(t, 1024, sim.State().RxSQs[0].Depth)
+}
+
+// TestMTURepicksAutoRxBuf: with the automatic Rx buffer size, an MTU change
+// through the link endpoint (b) or the driver (a) rebuilds the queues with
+// the buffer for the new MTU, and the default Rx ring with it, under a
+// byte-checked transfer; a set size stays as set.
+func TestMTURepicksAutoRxBuf(t *testing.T) {
+	a, b := pair(t)
+	setMTU := func(mtu int) func() error {
+		return func() error {
+			if err := b.st.Endpoint.SetMTUErr(mtu); err != nil {
+				return err
+			}
+			return a.dev.SetMTU(mtu)
+		}
+	}
+	check := func(s *side, mtu, buf, depth int) {
+		t.Helper()
+		r := s.dev.Rings()
+		assert.Equal(t, buf, r.RxBufSize)
+		assert.True(t, r.RxBufAuto)
+		assert.Equal(t, depth, r.RxDepth)
+		st := s.sim.State()
+		assert.Equal(t, mtu, int(st.MTU))
+		for _, sq := range st.RxSQs {
+			assert.Equal(t, depth, sq.Depth)
+			if sq.LastRxBufLen != 0 {
+				assert.Equal(t, buf, sq.LastRxBufLen, "the device filled a buffer of the old size")
+			}
+		}
+	}
+	check(a, 1500, ena.RxBuf2K, 4096)
+
+	across(t, a, b, setMTU(9001))
+	across(t, a, b, func() error { return nil }) // a new connection at the jumbo MTU
+	for _, s := range []*side{a, b} {
+		check(s, 9001, ena.RxBuf9K, 1024)
+	}
+	assert.Equal(t, 9001, int(b.st.Endpoint.MTU()))
+
+	across(t, a, b, setMTU(1500))
+	across(t, a, b, func() error { return nil })
+	for _, s := range []*side{a, b} {
+		check(s, 1500, ena.RxBuf2K, 4096)
+	}
+
+	// A buffer size the user set does not follow the MTU.
+	require.NoError(t, a.dev.SetRxBufSize(ena.RxBuf4K))
+	require.NoError(t, a.dev.SetMTU(9001))
+	assert.Equal(t, ena.RxBuf4K, a.dev.Rings().RxBufSize)
+	assert.False(t, a.dev.Rings().RxBufAuto)
+	assert.Equal(t, 9001, int(a.sim.State().MTU))
 }

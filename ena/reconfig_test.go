@@ -1,0 +1,56 @@
+package ena
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/enanet/enanet/ena/spec"
+	"github.com/enanet/enanet/rings"
+)
+
+// TestRxStallAfterSetChannels: with fewer channels than queue pairs the
+// watchdog still sees an Rx stall on an enabled queue (disabled pairs have
+// no ring to judge) and resets the device, which then receives again.
+func TestRxStallAfterSetChannels(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		open, down int
+	}{{"4to2", 4, 2}, {"2to1", 2, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, s := openSim(t, "nitro-v3", Config{Queues: tc.open, WatchdogInterval: 20 * time.Millisecond}, 0)
+			// Only the stall may reset the device: a keep-alive the loaded
+			// machine delivers late must not.
+			d.keepAliveTimeout.Store(int64(time.Minute))
+			require.Greater(t, d.MaxChannels(), tc.open)
+			require.NoError(t, d.SetChannels(tc.down))
+			require.Len(t, s.State().RxSQs, tc.down)
+			loopbackOK(t, d, 1)
+
+			s.Faults().StallRx(true)
+			base := d.counters.resets[spec.ResetGeneric].Load()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for range 300 {
+					if d.counters.resets[spec.ResetGeneric].Load() > base {
+						return
+					}
+					if err := d.Queue(0).Send([][]byte{testFrame(d.MAC(), 7, 100)}, rings.TxOffload{}); errors.Is(err, ErrClosed) {
+						return
+					}
+					d.Queue(0).Flush()
+					time.Sleep(10 * time.Millisecond)
+				}
+			}()
+			waitReset(t, d, spec.ResetGeneric, 3*time.Second)
+			<-done
+			assert.Equal(t, tc.down, d.Channels(), "the reset keeps the channel count")
+			assert.Len(t, s.State().RxSQs, tc.down)
+			loopbackOK(t, d, 2)
+		})
+	}
+}
