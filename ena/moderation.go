@@ -17,10 +17,12 @@ import (
 // in those units with NO_MODERATION_UPDATE clear. The device then holds an
 // I/O interrupt until the delay has passed (or enough completions wait).
 //
-// The adaptive mode follows Linux's net_dim (lib/dim/net_dim.c): every
-// dimEvents interrupts it compares the queue's throughput with the previous
+// The adaptive mode follows Linux's net_dim (lib/dim/net_dim.c): after
+// each sample (dimEvents interrupts, at least dimMinWindow) it compares
+// the queue's bytes, packets and interrupts per second with the previous
 // sample and steps through a table of delays, continuing in the direction
-// that helped and turning around when it hurt.
+// that helped, turning around when it did not, and parking on the best
+// profile until the load changes.
 
 // dimRxProfileUsec are the delays of Linux's net_dim Rx profile for
 // DIM_CQ_PERIOD_MODE_START_FROM_EQE (rx_profile: 1, 8, 64, 128, 256 µs,
@@ -30,11 +32,26 @@ var dimRxProfileUsec = [...]uint16{1, 8, 64, 128, 256}
 
 const (
 	dimStartIx = 1
-	// dimEvents is DIM_NEVENTS: one decision every 64 interrupts.
+	// dimEvents is DIM_NEVENTS: a sample spans at least 64 interrupts.
 	dimEvents = 64
-	// dimIdlePPMS: below one packet per millisecond latency matters more
-	// than interrupts, so the shortest delay is used.
-	dimIdlePPMS = 1
+	// dimMinWindow is the shortest sample. net_dim has none: a kernel
+	// queue under load takes 64 interrupts in a few ms of steady NAPI
+	// polling. Ours take 64 in 15..80 ms of goroutine scheduling, and on a
+	// shared machine the bytes of one such window vary by more than the
+	// 10 % net_dim treats as a real change (measured: ±15 %), so the
+	// tuner walked at random; 100 ms windows average that out.
+	dimMinWindow = 100 * time.Millisecond
+	// dimTiredSteps is net_dim's NET_DIM_PARAMS_NUM_PROFILES * 2: the
+	// steps a search may take before it rests, and how many samples it
+	// rests.
+	dimTiredSteps = 2 * len(dimRxProfileUsec)
+	// dimIdlePPS: below a thousand packets per second latency matters
+	// more than interrupts, so the shortest delay is used.
+	dimIdlePPS = 1000
+	// dimSignificant is IS_SIGNIFICANT_DIFF's 10 %; dimRateNoise the
+	// threshold for per-second rates (dimCompare).
+	dimSignificant = 10
+	dimRateNoise   = 25
 )
 
 // Coalesce is the interrupt moderation setting (ethtool -c / -C).
@@ -172,95 +189,231 @@ func (p *QueuePair) unmaskWord() uint32 {
 }
 
 // dimState is one queue's adaptive moderation state, owned by its Rx
-// goroutine (under the pair's Rx lock).
+// goroutine (under the pair's Rx lock). The tuning fields are net_dim's
+// struct dim.
 type dimState struct {
-	ix, dir     int
+	init                  bool
+	ix                    int // index into dimRxProfileUsec
+	tune                  dimTune
+	stepsLeft, stepsRight int
+	tired                 int
+	prev                  dimRates
+
+	// The sample in progress (net_dim's start_sample).
 	events      int
 	start       time.Time
 	pkts, bytes uint64
-	prev        dimRates
-	havePrev    bool
 }
 
-// dimRates are one sample's rates per millisecond.
-type dimRates struct{ ppms, bpms, epms uint64 }
+// dimTune is net_dim's enum dim_tune_state.
+type dimTune int
+
+const (
+	dimParkingOnTop dimTune = iota
+	dimParkingTired
+	dimGoingRight
+	dimGoingLeft
+)
+
+// dimRates are one sample's rates: packets and bytes per second, bytes per
+// interrupt. net_dim keeps rates per millisecond, which at the 1..5
+// interrupts per ms our queues see rounds its tie-breaker (interrupts per
+// ms) to 1 or 2, so it never differed by a tenth and never favoured longer
+// delays.
+type dimRates struct{ pps, bps, bpe uint64 }
 
 // event records one interrupt re-arm and returns the Rx delay (µs) to
-// program; every dimEvents it re-decides (net_dim's net_dim()).
+// program. A sample ends after dimEvents interrupts (net_dim's
+// DIM_NEVENTS) and at least dimMinWindow; then decide moves through the
+// profile.
 func (s *dimState) event(p *QueuePair) uint16 {
-	if s.dir == 0 {
-		s.ix, s.dir = dimStartIx, 1
+	if !s.init {
+		*s = dimState{init: true, ix: dimStartIx, tune: dimGoingRight}
 	}
 	s.events++
 	if s.events < dimEvents && !s.start.IsZero() {
 		return dimRxProfileUsec[s.ix]
 	}
 	now := time.Now()
-	st := p.rx.Stats()
-	if s.start.IsZero() || st.Packets < s.pkts {
-		s.start, s.pkts, s.bytes, s.events, s.havePrev = now, st.Packets, st.Bytes, 0, false
+	elapsed := now.Sub(s.start)
+	if !s.start.IsZero() && elapsed < dimMinWindow {
 		return dimRxProfileUsec[s.ix]
 	}
-	ms := uint64(max(now.Sub(s.start).Milliseconds(), 1))
-	cur := dimRates{ppms: (st.Packets - s.pkts) / ms, bpms: (st.Bytes - s.bytes) / ms, epms: uint64(s.events) / ms}
-	s.start, s.pkts, s.bytes, s.events = now, st.Packets, st.Bytes, 0
-	switch {
-	case cur.ppms < dimIdlePPMS:
-		s.ix, s.dir = 0, 1
-	case !s.havePrev:
-		s.step()
-	default:
-		switch dimCompare(cur, s.prev) {
-		case 1:
-			s.step()
-		case -1:
-			s.dir = -s.dir
-			s.step()
-		}
+	st := p.rx.Stats()
+	if s.start.IsZero() || st.Packets < s.pkts { // first sample, or new rings
+		s.start, s.pkts, s.bytes, s.events = now, st.Packets, st.Bytes, 0
+		return dimRxProfileUsec[s.ix]
 	}
-	s.prev, s.havePrev = cur, true
+	us := uint64(max(elapsed.Microseconds(), 1))
+	cur := dimRates{
+		pps: (st.Packets - s.pkts) * 1e6 / us,
+		bps: (st.Bytes - s.bytes) * 1e6 / us,
+		bpe: (st.Bytes - s.bytes) / uint64(max(s.events, 1)),
+	}
+	s.start, s.pkts, s.bytes, s.events = now, st.Packets, st.Bytes, 0
+	s.decide(cur)
 	return dimRxProfileUsec[s.ix]
 }
 
-// step moves one profile in the current direction, turning at the ends.
-func (s *dimState) step() {
-	n := s.ix + s.dir
-	if n < 0 || n >= len(dimRxProfileUsec) {
-		s.dir = -s.dir
-		n = s.ix + s.dir
+// decide is net_dim_decision: while going left or right, keep going as
+// long as the sample is better than the last one and turn around
+// otherwise; park where a turn follows a single step back (the best
+// profile) or at an edge, and leave the parking place when the load
+// changes. Below dimIdlePPS the shortest delay is used.
+func (s *dimState) decide(cur dimRates) {
+	if cur.pps < dimIdlePPS {
+		s.ix, s.tune, s.stepsLeft, s.stepsRight, s.tired, s.prev = 0, dimGoingRight, 0, 0, 0, dimRates{}
+		return
 	}
-	s.ix = n
+	prevTune := s.tune
+	switch s.tune {
+	case dimParkingOnTop:
+		if dimCompare(cur, s.prev) != 0 {
+			s.parkTired()
+		}
+	case dimParkingTired:
+		s.tired--
+		if s.tired <= 0 {
+			s.exitParking()
+		}
+	default:
+		if dimCompare(cur, s.prev) != 1 {
+			s.turn()
+		}
+		if s.onTop() {
+			s.parkOnTop()
+			break
+		}
+		switch s.step() {
+		case dimOnEdge:
+			s.parkOnTop()
+		case dimTooTired:
+			s.parkTired()
+		}
+	}
+	if prevTune != dimParkingOnTop || s.tune != dimParkingOnTop {
+		s.prev = cur
+	}
 }
 
-// dimCompare is net_dim_stats_compare: more bytes per ms is better; with
-// equal bytes, fewer interrupts per ms is better. 1 better, -1 worse, 0
-// same. A difference counts when it exceeds 10 % (IS_SIGNIFICANT_DIFF).
+// net_dim_step results.
+const (
+	dimStepped = iota
+	dimTooTired
+	dimOnEdge
+)
+
+// step is net_dim_step: one profile in the current direction.
+func (s *dimState) step() int {
+	if s.tired >= dimTiredSteps {
+		return dimTooTired
+	}
+	switch s.tune {
+	case dimGoingRight:
+		if s.ix == len(dimRxProfileUsec)-1 {
+			return dimOnEdge
+		}
+		s.ix++
+		s.stepsRight++
+	case dimGoingLeft:
+		if s.ix == 0 {
+			return dimOnEdge
+		}
+		s.ix--
+		s.stepsLeft++
+	}
+	s.tired++
+	return dimStepped
+}
+
+// onTop is dim_on_top: a turn right after a single step back means the
+// profile in between was the best.
+func (s *dimState) onTop() bool {
+	switch s.tune {
+	case dimGoingRight:
+		return s.stepsLeft > 1 && s.stepsRight == 1
+	case dimGoingLeft:
+		return s.stepsRight > 1 && s.stepsLeft == 1
+	}
+	return true
+}
+
+// turn is dim_turn.
+func (s *dimState) turn() {
+	switch s.tune {
+	case dimGoingRight:
+		s.tune, s.stepsLeft = dimGoingLeft, 0
+	case dimGoingLeft:
+		s.tune, s.stepsRight = dimGoingRight, 0
+	}
+}
+
+// parkOnTop is dim_park_on_top.
+func (s *dimState) parkOnTop() {
+	s.stepsLeft, s.stepsRight, s.tired, s.tune = 0, 0, 0, dimParkingOnTop
+}
+
+// parkTired is dim_park_tired, resting dimTiredSteps samples. (net_dim
+// rests for the steps it took; parked on top it has taken none and its u8
+// counter wraps to 255 samples.)
+func (s *dimState) parkTired() {
+	s.stepsLeft, s.stepsRight, s.tired, s.tune = 0, 0, dimTiredSteps, dimParkingTired
+}
+
+// exitParking is dim_exit_parking: try the shorter delays first.
+func (s *dimState) exitParking() {
+	s.tune = dimGoingRight
+	if s.ix > 0 {
+		s.tune = dimGoingLeft
+	}
+	s.tired = 0
+	s.step()
+}
+
+// dimCompare is net_dim_stats_compare with two changes for a queue served
+// by a goroutine on a shared machine, where the load of other processes
+// moves a window's bytes and interrupts together by ±15..25 % while the
+// setting stays the same:
+//   - bytes and packets per second count as changed only beyond
+//     dimRateNoise (net_dim: 10 %), so that noise is not taken for the
+//     effect of a step;
+//   - the tie-breaker is bytes per interrupt (more is better) instead of
+//     interrupts per second: moderation changes it directly, while the
+//     machine's load moves bytes and interrupts per second alike.
+//
+// 1 better, -1 worse, 0 same.
 func dimCompare(cur, prev dimRates) int {
-	if prev.bpms == 0 {
-		if cur.bpms != 0 {
-			return 1
-		}
-		return 0
-	}
-	if significant(cur.bpms, prev.bpms) {
-		if cur.bpms > prev.bpms {
+	better := func(b bool) int {
+		if b {
 			return 1
 		}
 		return -1
 	}
-	if significant(cur.ppms, prev.ppms) {
-		return 0
-	}
-	if significant(cur.epms, prev.epms) {
-		if cur.epms < prev.epms {
+	switch {
+	case prev.bps == 0:
+		if cur.bps != 0 {
 			return 1
 		}
-		return -1
+		return 0
+	case differs(cur.bps, prev.bps, dimRateNoise):
+		return better(cur.bps > prev.bps)
+	case prev.pps == 0:
+		if cur.pps != 0 {
+			return 1
+		}
+		return 0
+	case differs(cur.pps, prev.pps, dimRateNoise):
+		return better(cur.pps > prev.pps)
+	case prev.bpe == 0:
+		return 0
+	case differs(cur.bpe, prev.bpe, dimSignificant):
+		return better(cur.bpe > prev.bpe)
 	}
 	return 0
 }
 
-func significant(v, ref uint64) bool {
+// differs is IS_SIGNIFICANT_DIFF with the threshold in percent.
+func differs(v, ref, pct uint64) bool {
 	if ref == 0 {
 		return false
 	}
@@ -268,5 +421,5 @@ func significant(v, ref uint64) bool {
 	if v < ref {
 		d = ref - v
 	}
-	return 100*d/ref > 10
+	return 100*d/ref > pct
 }
