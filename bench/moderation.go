@@ -35,6 +35,10 @@ type ModerationRow struct {
 	IntrPerSec  float64 `json:"interrupts_per_sec"`
 	CPUPerGbit  float64 `json:"cpu_sec_per_gbit"` // CPU seconds per Gbit of goodput
 	IntrPerMbit float64 `json:"interrupts_per_mbit"`
+	// RxDelayUsec is the Rx delay (µs) each busy vector of the receiving
+	// and the sending device had at the end of the window, read from the
+	// device models: what adaptive mode settled on.
+	RxDelayUsec [2][]int `json:"rx_delay_usec"`
 }
 
 // RxBufRow is one Rx buffer size's result at MTU 9001.
@@ -111,6 +115,22 @@ func newModPair(cfg ena.Config) (*modPair, error) {
 	return p, nil
 }
 
+// rxDelays lists each device's Rx delays (µs) on the vectors that
+// delivered interrupts, server (receiver) first.
+func (p *modPair) rxDelays() [2][]int {
+	var out [2][]int
+	for i, s := range []*modSide{p.srv, p.cli} {
+		st := s.sim.State()
+		res := int(max(st.IntrDelayResolution, 1))
+		for v := 1; v < len(st.Vectors)+1; v++ {
+			if vs, ok := st.Vectors[v]; ok && vs.Delivered > 0 {
+				out[i] = append(out[i], int(vs.RxDelay)*res)
+			}
+		}
+	}
+	return out
+}
+
 // interrupts sums the I/O interrupts both devices delivered (vectors 1..).
 func (p *modPair) interrupts() uint64 {
 	var n uint64
@@ -135,10 +155,15 @@ func cpuTime() time.Duration {
 // ModerationOptions bound the moderation and Rx buffer runs.
 type ModerationOptions struct {
 	Warmup, Duration time.Duration
+	// Rounds repeats the moderation rows, each round starting with the
+	// next setting, and reports their means, so that a load change on the
+	// shared machine does not always fall on the same row; 0 means 1.
+	Rounds int
 }
 
-// MeasureModeration runs one goodput window per moderation setting on a
-// fresh pair each and samples interrupts and CPU over the counted window.
+// MeasureModeration runs one goodput window per moderation setting and
+// round on a fresh pair each and samples interrupts and CPU over the
+// counted window; rows are the means over the rounds.
 func MeasureModeration(ctx context.Context, o ModerationOptions) ([]ModerationRow, error) {
 	modes := []struct {
 		name string
@@ -148,46 +173,65 @@ func MeasureModeration(ctx context.Context, o ModerationOptions) ([]ModerationRo
 		{"static rx 64µs", ena.Coalesce{RxDelay: 64 * time.Microsecond}},
 		{"adaptive", ena.Coalesce{Adaptive: true}},
 	}
-	var rows []ModerationRow
-	for i, m := range modes {
-		p, err := newModPair(ena.Config{})
-		if err != nil {
-			return rows, err
-		}
-		for _, s := range []*modSide{p.srv, p.cli} {
-			if err := s.dev.SetCoalesce(m.c); err != nil {
-				p.Close()
-				return rows, fmt.Errorf("bench: moderation %s: %w", m.name, err)
+	rounds := max(o.Rounds, 1)
+	sums := make([]ModerationRow, len(modes))
+	for r := range rounds {
+		for k := range modes {
+			i := (k + r) % len(modes)
+			row, err := measureModerationRow(ctx, o, modes[i].name, modes[i].c, uint16(5301+r*len(modes)+i))
+			if err != nil {
+				return nil, err
 			}
+			s := &sums[i]
+			s.Mode, s.RxDelayUsec = row.Mode, row.RxDelayUsec
+			s.Gbps += row.Gbps / float64(rounds)
+			s.IntrPerSec += row.IntrPerSec / float64(rounds)
+			s.CPUPerGbit += row.CPUPerGbit / float64(rounds)
+			s.IntrPerMbit += row.IntrPerMbit / float64(rounds)
 		}
-		type snap struct {
-			intr uint64
-			cpu  time.Duration
-			at   time.Time
-		}
-		snaps := make(chan snap, 2)
-		go func() {
-			time.Sleep(o.Warmup)
-			snaps <- snap{p.interrupts(), cpuTime(), time.Now()}
-			time.Sleep(o.Duration)
-			snaps <- snap{p.interrupts(), cpuTime(), time.Now()}
-		}()
-		bps, err := Goodput(ctx, p, uint16(5301+i), GoodputOptions{Warmup: o.Warmup, Duration: o.Duration})
-		a, b := <-snaps, <-snaps
-		p.Close()
-		if err != nil {
-			return rows, fmt.Errorf("bench: moderation %s: %w", m.name, err)
-		}
-		secs := b.at.Sub(a.at).Seconds()
-		gbps := bps / 1e9
-		row := ModerationRow{Mode: m.name, Gbps: gbps, IntrPerSec: float64(b.intr-a.intr) / secs}
-		if gbps > 0 {
-			row.CPUPerGbit = (b.cpu - a.cpu).Seconds() / (gbps * secs)
-			row.IntrPerMbit = row.IntrPerSec / (gbps * 1000)
-		}
-		rows = append(rows, row)
 	}
-	return rows, nil
+	return sums, nil
+}
+
+// measureModerationRow is one window with moderation c on a fresh pair.
+func measureModerationRow(ctx context.Context, o ModerationOptions, name string, c ena.Coalesce, port uint16) (ModerationRow, error) {
+	p, err := newModPair(ena.Config{})
+	if err != nil {
+		return ModerationRow{}, err
+	}
+	for _, s := range []*modSide{p.srv, p.cli} {
+		if err := s.dev.SetCoalesce(c); err != nil {
+			p.Close()
+			return ModerationRow{}, fmt.Errorf("bench: moderation %s: %w", name, err)
+		}
+	}
+	type snap struct {
+		intr uint64
+		cpu  time.Duration
+		at   time.Time
+	}
+	snaps := make(chan snap, 2)
+	go func() {
+		time.Sleep(o.Warmup)
+		snaps <- snap{p.interrupts(), cpuTime(), time.Now()}
+		time.Sleep(o.Duration)
+		snaps <- snap{p.interrupts(), cpuTime(), time.Now()}
+	}()
+	bps, err := Goodput(ctx, p, port, GoodputOptions{Warmup: o.Warmup, Duration: o.Duration})
+	a, b := <-snaps, <-snaps
+	delays := p.rxDelays()
+	p.Close()
+	if err != nil {
+		return ModerationRow{}, fmt.Errorf("bench: moderation %s: %w", name, err)
+	}
+	secs := b.at.Sub(a.at).Seconds()
+	gbps := bps / 1e9
+	row := ModerationRow{Mode: name, Gbps: gbps, IntrPerSec: float64(b.intr-a.intr) / secs, RxDelayUsec: delays}
+	if gbps > 0 {
+		row.CPUPerGbit = (b.cpu - a.cpu).Seconds() / (gbps * secs)
+		row.IntrPerMbit = row.IntrPerSec / (gbps * 1000)
+	}
+	return row, nil
 }
 
 // MeasureRxBuf runs goodput at MTU 9001 with 2 KiB and with 9 KiB Rx
@@ -212,9 +256,9 @@ func MeasureRxBuf(ctx context.Context, o ModerationOptions) ([]RxBufRow, error) 
 // WriteModerationReport writes both tables as Markdown.
 func WriteModerationReport(w io.Writer, mod []ModerationRow, rx []RxBufRow) error {
 	var b strings.Builder
-	b.WriteString("| moderation | goodput Gbit/s | I/O interrupts/s (both devices) | interrupts per Mbit | CPU s per Gbit |\n|---|---:|---:|---:|---:|\n")
+	b.WriteString("| moderation | goodput Gbit/s | I/O interrupts/s (both devices) | interrupts per Mbit | CPU s per Gbit | Rx delay µs at end (receiver / sender) |\n|---|---:|---:|---:|---:|---|\n")
 	for _, r := range mod {
-		fmt.Fprintf(&b, "| %s | %.2f | %.0f | %.2f | %.3f |\n", r.Mode, r.Gbps, r.IntrPerSec, r.IntrPerMbit, r.CPUPerGbit)
+		fmt.Fprintf(&b, "| %s | %.2f | %.0f | %.2f | %.3f | %v / %v |\n", r.Mode, r.Gbps, r.IntrPerSec, r.IntrPerMbit, r.CPUPerGbit, r.RxDelayUsec[0], r.RxDelayUsec[1])
 	}
 	b.WriteString("\n| MTU 9001, Rx buffer | goodput Gbit/s |\n|---|---:|\n")
 	for _, r := range rx {

@@ -76,7 +76,8 @@ func TestDimCompare(t *testing.T) {
 	base := dimRates{pps: 1000, bps: 1e6, bpe: 1000}
 	assert.Equal(t, 1, dimCompare(base, dimRates{}), "anything beats nothing")
 	assert.Equal(t, 0, dimCompare(base, base))
-	assert.Equal(t, 0, dimCompare(dimRates{pps: 1200, bps: 1.2e6, bpe: 1000}, base), "20 %% is noise")
+	assert.Equal(t, 0, dimCompare(dimRates{pps: 1050, bps: 1.05e6, bpe: 1050}, base), "5 %% is the same")
+	assert.Equal(t, -1, dimCompare(dimRates{pps: 800, bps: 0.8e6, bpe: 1500}, base), "a step that costs 20 %% is worse")
 	assert.Equal(t, -1, dimCompare(dimRates{pps: 600, bps: 0.6e6, bpe: 1000}, base))
 	assert.Equal(t, 1, dimCompare(dimRates{pps: 1000, bps: 1e6, bpe: 1200}, base), "more bytes per interrupt")
 	assert.Equal(t, -1, dimCompare(dimRates{pps: 1000, bps: 1e6, bpe: 800}, base))

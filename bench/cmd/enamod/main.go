@@ -24,18 +24,19 @@ import (
 func main() {
 	warmup := pflag.Duration("warmup", 500*time.Millisecond, "traffic before each counted window (slow start)")
 	duration := pflag.Duration("duration", 2*time.Second, "counted window per row")
+	rounds := pflag.Int("rounds", 1, "repeat the moderation rows, each round starting with the next setting, and report means")
 	pflag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: enamod [flags]\n\nInterrupts/s and CPU per Gbit with interrupt moderation off, static and adaptive,\nand MTU 9001 goodput with 2 KiB and 9 KiB Rx buffers, on enasim devices.\n\n")
 		pflag.PrintDefaults()
 	}
 	pflag.Parse()
-	if *warmup < 0 || *duration <= 0 {
-		fmt.Fprintln(os.Stderr, "enamod: -duration must be positive and -warmup not negative")
+	if *warmup < 0 || *duration <= 0 || *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "enamod: --duration and --rounds must be positive and --warmup not negative")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	o := bench.ModerationOptions{Warmup: *warmup, Duration: *duration}
+	o := bench.ModerationOptions{Warmup: *warmup, Duration: *duration, Rounds: *rounds}
 	mod, err := bench.MeasureModeration(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "enamod:", err)
