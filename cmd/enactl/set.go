@@ -12,7 +12,7 @@ const setHelp = `
 Changes settings of a device a running process holds, without closing it:
 open TCP connections survive every change. Like ethtool -L/-G/-X/-C:
 
-  --channels N        queue pairs in use, 1 up to what the process opened
+  --channels N        queue pairs in use, 1 up to the device's maximum
   --tx-ring N         Tx ring size, a power of two up to the device maximum
   --rx-ring N         Rx ring size, likewise
   --rx-buf SIZE       Rx buffer size: 2048, 4096, 9216, or auto (from the MTU)
