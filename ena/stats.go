@@ -105,7 +105,7 @@ func (d *Device) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	s.Driver = d.driverStats()
 	s.Health = d.Health()
-	for _, p := range d.queues {
+	for _, p := range d.activeQueues() { // as ethtool -S: the enabled channels
 		tx, rx := p.ringStats()
 		s.Queues = append(s.Queues, QueueStats{Tx: tx, Rx: rx})
 	}
