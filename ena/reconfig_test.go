@@ -1,6 +1,7 @@
 package ena
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/enanet/enanet/ena/enasim"
 	"github.com/enanet/enanet/ena/spec"
 	"github.com/enanet/enanet/rings"
 )
@@ -52,5 +54,41 @@ func TestRxStallAfterSetChannels(t *testing.T) {
 			assert.Len(t, s.State().RxSQs, tc.down)
 			loopbackOK(t, d, 2)
 		})
+	}
+}
+
+// TestSetChannelsRaisesToDeviceMax: from one channel up to the device's
+// maximum and back, on every profile (LLQ and host placement) and in poll
+// mode; frames go through after each change, the device has exactly the
+// enabled queues, and disabled pairs hold no rings.
+func TestSetChannelsRaisesToDeviceMax(t *testing.T) {
+	for _, profile := range enasim.ProfileNames() {
+		for _, poll := range []bool{false, true} {
+			name := profile
+			if poll {
+				name += "/poll"
+			}
+			t.Run(name, func(t *testing.T) {
+				d, s := openSim(t, profile, Config{Queues: 1, PollMode: poll}, 0)
+				max := d.MaxChannels()
+				require.Equal(t, d.NumQueues(), max)
+				require.Greater(t, max, 1)
+				for _, n := range []int{max, 1, 2} {
+					require.NoError(t, d.SetChannels(n))
+					assert.Equal(t, n, d.Channels())
+					assert.Len(t, s.State().RxSQs, n)
+					st, _ := d.Stats(context.Background())
+					assert.Len(t, st.Queues, n)
+					for i := range d.NumQueues() {
+						assert.Equal(t, i < n, d.Queue(i).published.Load() != nil, "pair %d rings with %d channels", i, n)
+					}
+					loopbackOK(t, d, byte(n))
+				}
+				err := d.SetChannels(max + 1)
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "the device offers")
+				assert.Len(t, s.State().RxSQs, 2)
+			})
+		}
 	}
 }
