@@ -274,7 +274,7 @@ func TestKernelIperf3Conformance(t *testing.T) {
 	require.NoError(t, err, "iperf3 -s did not start listening")
 
 	// Our server on the userspace stack, JSON like iperf3 -s -J.
-	ln, err := gvstack.Listen(p.Stack, "", ourPort)
+	ln, err := gvstack.Listen(p.Stack, "", "", ourPort)
 	require.NoError(t, err)
 	ourReports := make(chan *iperf3.Report, 1)
 	srv := &iperf3.Server{

@@ -184,7 +184,7 @@ mean nothing on a userspace stack are accepted and reported as ignored.
 	}
 	fs.StringVar(&c.Device, "device", "sim", `"sim" (simulated ENA), "kernel" (kernel sockets), or the PCI address of an ENA bound to vfio-pci`)
 	netenv.AddFlags(fs, &c.Config)
-	fs.StringVar(&c.listen, "listen", "", "--device sim server: host address forwarded (TCP and UDP) through the simulated VPC to the server (default 127.0.0.1:PORT)")
+	fs.StringVar(&c.listen, "listen", "", "--device sim server: host address forwarded (TCP and UDP) through the simulated VPC to the server (default 127.0.0.1:PORT, and [::1]:PORT to the stack's IPv6 address)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -318,9 +318,6 @@ mean nothing on a userspace stack are accepted and reported as ignored.
 			}
 		}
 	}
-	if c.listen == "" {
-		c.listen = "127.0.0.1:" + strconv.Itoa(c.port)
-	}
 	level := slog.LevelWarn
 	if c.debug {
 		level = slog.LevelDebug
@@ -423,9 +420,6 @@ func explain(err error) string {
 }
 
 func run(ctx context.Context, c config, out *lineWriter, stderr io.Writer, ready func(string)) error {
-	if c.family == "6" && c.Device != "kernel" && c.server {
-		return errors.New("-6: the enaperf server on the userspace stack listens on IPv4 only (use --device kernel for IPv6)")
-	}
 	n, err := openNet(ctx, c)
 	if err != nil {
 		return err
@@ -607,20 +601,20 @@ func serve(ctx context.Context, c config, n netEnv, interval time.Duration, out 
 		}
 		srv.OnInterval = live.interval
 	}
-	addr, err := n.Expose(ctx, c.listen, c.port)
+	addrs, err := n.Expose(ctx, c.listen, c.port)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	if !c.json {
-		fmt.Fprintf(out, "(enaperf: %s; clients connect to %s)\n", n.Kind(), addr)
+		fmt.Fprintf(out, "(enaperf: %s; clients connect to %s)\n", n.Kind(), strings.Join(addrs, " or "))
 		for _, ig := range c.ignored {
 			fmt.Fprintf(out, "enaperf: ignoring %s\n", ig)
 		}
 	}
 	banner()
 	if ready != nil {
-		ready(addr)
+		ready(addrs[0])
 	}
 	err = srv.Serve(ctx)
 	if c.oneOff {

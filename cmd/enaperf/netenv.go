@@ -22,8 +22,8 @@ type netEnv interface {
 	ListenUDP(port int) (net.PacketConn, error)
 	// Expose makes the server on port reachable from the host at listen
 	// (the simulated device forwards it through the VPC) and returns the
-	// address host clients should use.
-	Expose(ctx context.Context, listen string, port int) (string, error)
+	// addresses host clients should use, the first for IPv4 unless -6.
+	Expose(ctx context.Context, listen string, port int) ([]string, error)
 	// ClientTarget turns -c HOST -p PORT into the address to dial.
 	ClientTarget(host string, port int) (string, error)
 	// Fatal delivers a device failure.
@@ -46,29 +46,32 @@ func openNet(ctx context.Context, c config) (netEnv, error) {
 				return nil, fmt.Errorf("%s does not apply to --device kernel", f.name)
 			}
 		}
-		return &kernelNet{bind: c.bind}, nil
+		return &kernelNet{bind: c.bind, family: c.family}, nil
 	default:
 		return openENA(ctx, c)
 	}
 }
 
 // kernelNet is the kernel's own sockets: the baseline.
-type kernelNet struct{ bind string }
+type kernelNet struct{ bind, family string }
 
 func (k *kernelNet) Kind() string          { return "kernel sockets" }
 func (k *kernelNet) Dialer() iperf3.Dialer { return iperf3.KernelDialer{} }
 func (k *kernelNet) Listen(port int) (net.Listener, error) {
-	return net.Listen("tcp", net.JoinHostPort(k.bind, strconv.Itoa(port)))
+	return net.Listen("tcp"+k.family, net.JoinHostPort(k.bind, strconv.Itoa(port)))
 }
 func (k *kernelNet) ListenUDP(port int) (net.PacketConn, error) {
-	return net.ListenPacket("udp", net.JoinHostPort(k.bind, strconv.Itoa(port)))
+	return net.ListenPacket("udp"+k.family, net.JoinHostPort(k.bind, strconv.Itoa(port)))
 }
-func (k *kernelNet) Expose(_ context.Context, _ string, port int) (string, error) {
+func (k *kernelNet) Expose(_ context.Context, _ string, port int) ([]string, error) {
 	host := k.bind
 	if host == "" {
 		host = "127.0.0.1"
+		if k.family == "6" {
+			host = "::1"
+		}
 	}
-	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+	return []string{net.JoinHostPort(host, strconv.Itoa(port))}, nil
 }
 func (k *kernelNet) ClientTarget(host string, port int) (string, error) {
 	if host == "" {

@@ -12,12 +12,12 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
+	"strings"
+	"syscall"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
@@ -122,6 +122,9 @@ func (d Dialer) DialOptions(ctx context.Context, network, local, address string,
 	if err != nil {
 		return nil, fmt.Errorf("the userspace stack dials IP:port only, not %q", address)
 	}
+	if a := ap.Addr().Unmap(); (strings.HasSuffix(network, "4") && !a.Is4()) || (strings.HasSuffix(network, "6") && a.Is4()) {
+		return nil, fmt.Errorf("-%c: %v is an IPv%s address", network[len(network)-1], ap.Addr(), map[bool]string{true: "4", false: "6"}[a.Is4()])
+	}
 	remote, proto := vpc.FullAddress(d.Stack, ap)
 	var bind tcpip.FullAddress
 	if local != "" {
@@ -219,79 +222,92 @@ func hasAddress(st *link.Stack, a netip.Addr) bool {
 }
 
 // Listener accepts TCP connections on the userspace stack as
-// stackConns.
+// stackConns. It is link.Stack.Listen's listener (one IPv4 and one
+// IPv6-only endpoint behind ":port") with each accepted connection's
+// endpoint looked up, so iperf3 sees its TCP statistics.
 type Listener struct {
-	st     *link.Stack
-	ep     tcpip.Endpoint
-	wq     *waiter.Queue
-	closed chan struct{}
-	once   sync.Once
+	st *link.Stack
+	net.Listener
 }
 
-// Listen listens on port, on bind's address if given (-B).
-func Listen(st *link.Stack, bind string, port int) (*Listener, error) {
-	fa := tcpip.FullAddress{NIC: st.NICID, Port: uint16(port)}
-	proto := tcpip.NetworkProtocolNumber(ipv4.ProtocolNumber)
+// Listen listens on port as iperf3 -s does: on every address of both
+// families when bind and family are empty, of one family with family "4"
+// or "6" (-4, -6: IPv6 only, as iperf3's IPV6_V6ONLY), or on bind's
+// address only (-B, an address of this stack).
+func Listen(st *link.Stack, bind, family string, port int) (*Listener, error) {
+	network := "tcp"
+	switch family {
+	case "", "4", "6":
+		network += family
+	default:
+		return nil, fmt.Errorf("address family %q: want 4 or 6", family)
+	}
 	if bind != "" {
-		var err error
-		if fa, err = localAddress(st, net.JoinHostPort(bind, strconv.Itoa(port))); err != nil {
-			return nil, err
+		a, err := netip.ParseAddr(bind)
+		if err != nil {
+			return nil, fmt.Errorf("-B %q: want an IP address of the userspace stack", bind)
 		}
-		if fa.Addr.Len() == 16 {
-			proto = ipv6.ProtocolNumber
+		if (family == "4" && !a.Unmap().Is4()) || (family == "6" && a.Unmap().Is4()) {
+			return nil, fmt.Errorf("-B %s is not an IPv%s address", a, family)
+		}
+		if !hasAddress(st, a) {
+			have, _ := st.Addr()
+			have6, _ := st.Addr6()
+			return nil, fmt.Errorf("-B %s: the userspace stack has no such address (it has %v and %v)", a, have.Addr(), have6.Addr())
 		}
 	}
-	wq := &waiter.Queue{}
-	ep, terr := st.Stack.NewEndpoint(tcp.ProtocolNumber, proto, wq)
-	if terr != nil {
-		return nil, fmt.Errorf("opening a TCP endpoint: %s", terr)
+	ln, err := st.Listen(network, net.JoinHostPort(bind, strconv.Itoa(port)))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("port %d on the userspace stack is taken (%w); pick another with -p", port, err)
+		}
+		return nil, err
 	}
-	if terr := ep.Bind(fa); terr != nil {
-		ep.Close()
-		return nil, fmt.Errorf("port %d on the userspace stack is taken (%s); pick another with -p", port, terr)
-	}
-	if terr := ep.Listen(iperf3.MaxStreams * 2); terr != nil {
-		ep.Close()
-		return nil, fmt.Errorf("listening on port %d: %s", port, terr)
-	}
-	return &Listener{st: st, ep: ep, wq: wq, closed: make(chan struct{})}, nil
+	return &Listener{st: st, Listener: ln}, nil
 }
 
 // Accept waits for the next connection.
 func (l *Listener) Accept() (net.Conn, error) {
-	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
-	l.wq.EventRegister(&entry)
-	defer l.wq.EventUnregister(&entry)
-	for {
-		n, wq, terr := l.ep.Accept(nil)
-		if terr == nil {
-			return &stackConn{TCPConn: gonet.NewTCPConn(wq, n), ep: n, pmtu: int(l.st.Endpoint.MTU())}, nil
-		}
-		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
-			return nil, &net.OpError{Op: "accept", Net: "tcp", Err: errors.New(terr.String())}
-		}
-		select {
-		case <-l.closed:
-			return nil, net.ErrClosed
-		case <-notify:
-		}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	tc, ok := c.(*gonet.TCPConn)
+	if !ok {
+		return c, nil
+	}
+	ep := endpointOf(l.st, tc)
+	if ep == nil {
+		// Reset and removed from the stack already: the connection
+		// fails on first use, without TCP statistics.
+		return c, nil
+	}
+	return &stackConn{TCPConn: tc, ep: ep, pmtu: int(l.st.Endpoint.MTU())}, nil
 }
 
-// Close stops accepting.
-func (l *Listener) Close() error {
-	l.once.Do(func() {
-		close(l.closed)
-		l.ep.Close()
-	})
+// endpointOf finds the endpoint of c among the stack's registered
+// endpoints by its four-tuple: gonet keeps its endpoint private, and
+// link's listeners hand out gonet connections.
+func endpointOf(st *link.Stack, c *gonet.TCPConn) tcpip.Endpoint {
+	local, ok1 := c.LocalAddr().(*net.TCPAddr)
+	remote, ok2 := c.RemoteAddr().(*net.TCPAddr)
+	if !ok1 || !ok2 {
+		return nil
+	}
+	want := stack.TransportEndpointID{
+		LocalPort: uint16(local.Port), LocalAddress: tcpipAddr(local.AddrPort().Addr()),
+		RemotePort: uint16(remote.Port), RemoteAddress: tcpipAddr(remote.AddrPort().Addr()),
+	}
+	for _, te := range st.Stack.RegisteredEndpoints() {
+		ep, ok := te.(tcpip.Endpoint)
+		if !ok {
+			continue
+		}
+		if info, ok := ep.Info().(*stack.TransportEndpointInfo); ok && info.TransProto == tcp.ProtocolNumber && info.ID == want {
+			return ep
+		}
+	}
 	return nil
 }
 
-// Addr is the listening address.
-func (l *Listener) Addr() net.Addr {
-	a, err := l.ep.GetLocalAddress()
-	if err != nil {
-		return &net.TCPAddr{}
-	}
-	return &net.TCPAddr{IP: net.IP(a.Addr.AsSlice()), Port: int(a.Port)}
-}
+func tcpipAddr(a netip.Addr) tcpip.Address { return tcpip.AddrFromSlice(a.AsSlice()) }
