@@ -245,20 +245,24 @@ func TestSimServerStockClient(t *testing.T) {
 	}
 }
 
-// listening reports a TCP listener on 127.0.0.1:port without connecting.
+// listening reports a TCP listener on port (IPv4 or IPv6) without
+// connecting.
 func listening(port int) bool {
-	f, err := os.Open("/proc/net/tcp")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
 	want := fmt.Sprintf(":%04X", port)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) > 3 && strings.HasSuffix(fs[1], want) && fs[3] == "0A" {
-			return true
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(file)
+		if err != nil {
+			continue
 		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fs := strings.Fields(sc.Text())
+			if len(fs) > 3 && strings.HasSuffix(fs[1], want) && fs[3] == "0A" {
+				f.Close()
+				return true
+			}
+		}
+		f.Close()
 	}
 	return false
 }
