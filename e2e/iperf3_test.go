@@ -382,3 +382,97 @@ func TestKernelIperf3Conformance(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelIperf3IPv6: iperf3 -6 over TAP with the kernel as peer, in
+// both roles: iperf3 -c -6 (TCP, -R, UDP) against our server listening on
+// both families (gvstack.Listen as enaperf -s does), and our client with
+// -6 against iperf3 -s -6 in the namespace.
+func TestKernelIperf3IPv6(t *testing.T) {
+	testenv.RequireTool(t, "iperf3", "apt-get install iperf3")
+	p := startDualPeer(t, peerOptions{})
+	k6, s6 := kernelPrefix6.Addr(), stackPrefix6.Addr()
+	const ourPort, stockPort = 5311, 5312
+
+	ln, err := gvstack.Listen(p.Stack, "", "", ourPort)
+	require.NoError(t, err)
+	reports := make(chan *iperf3.Report, 1)
+	srv := &iperf3.Server{
+		Listener:  ln,
+		ListenUDP: func() (net.PacketConn, error) { return p.Stack.ListenPacket("udp", ":"+strconv.Itoa(ourPort)) },
+		JSON:      true,
+		OnReport:  func(r *iperf3.Report, err error) { reports <- r },
+		Timeout:   10 * time.Second,
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx) }()
+	t.Cleanup(func() {
+		scancel()
+		<-served
+	})
+	requireV6 := func(t *testing.T, what string, r *iperf3.Report) {
+		t.Helper()
+		require.NotEmpty(t, r.Start.Connected, "%s: no streams", what)
+		for _, c := range r.Start.Connected {
+			require.Equal(t, []string{s6.String(), k6.String()}, []string{c.LocalHost, c.RemoteHost}, what)
+		}
+	}
+	for _, c := range iperfCases {
+		t.Run("stock client "+c.name, func(t *testing.T) {
+			args := append([]string{"-6", "-c", s6.String(), "-p", strconv.Itoa(ourPort), "-t", "1", "-J"}, c.args...)
+			out, err := p.Run(30*time.Second, "iperf3", args...)
+			var stock stockSums
+			if jerr := json.Unmarshal([]byte(out), &stock); jerr != nil || stock.Error != "" {
+				t.Fatalf("iperf3 %v: %v %v %s: %s", args, err, jerr, stock.Error, out)
+			}
+			var ours *iperf3.Report
+			select {
+			case ours = <-reports:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no report from our server")
+			}
+			compareIperf(t, c.name, stock, ours)
+			requireV6(t, "our server", ours)
+		})
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stockSrv := p.Command(ctx, "iperf3", "-s", "-6", "-B", k6.String(), "-p", strconv.Itoa(stockPort))
+	require.NoError(t, stockSrv.Start())
+	stockDone := make(chan struct{})
+	go func() { stockSrv.Wait(); close(stockDone) }()
+	t.Cleanup(func() {
+		cancel()
+		<-stockDone
+	})
+	_, err = p.Shell(10*time.Second, fmt.Sprintf("for i in $(seq 100); do ss -Hltn 'sport = :%d' | grep -q . && exit 0; sleep 0.1; done; exit 1", stockPort))
+	require.NoError(t, err, "iperf3 -s did not start listening")
+	for _, c := range iperfCases {
+		t.Run("our client "+c.name, func(t *testing.T) {
+			cfg := iperf3.ClientConfig{Addr: netip.AddrPortFrom(k6, stockPort).String(), Network: "tcp6",
+				Dialer: gvstack.Dialer{Stack: p.Stack}, Duration: time.Second, Timeout: 10 * time.Second}
+			cfg.Reverse = slices.Contains(c.args, "-R")
+			if cfg.UDP = slices.Contains(c.args, "-u"); cfg.UDP {
+				cfg.Bitrate = 100e6
+			}
+			var rep *iperf3.Report
+			var err error
+			for try := 0; try < 5; try++ {
+				rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+				rep, err = iperf3.Run(rctx, cfg)
+				rcancel()
+				// iperf3 -s reopens its listener after each test: a
+				// connection in between is refused or reset.
+				if err == nil || !(strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "reset")) {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			require.NoError(t, err)
+			require.NotZero(t, rep.End.SumReceived.Bytes)
+			require.LessOrEqual(t, rep.End.SumReceived.Bytes, rep.End.SumSent.Bytes)
+			requireV6(t, "our client", rep)
+			t.Logf("%s: sent %.0f Mbit/s received %.0f Mbit/s", c.name, rep.End.SumSent.BitsPerSecond/1e6, rep.End.SumReceived.BitsPerSecond/1e6)
+		})
+	}
+}

@@ -491,6 +491,7 @@ func (t *serverTest) tcpStream(c net.Conn, cookie [CookieSize]byte, n int, set t
 func (t *serverTest) udpLoop(pc net.PacketConn, sess *session, set testSettings, newc chan<- *stream) {
 	buf := make([]byte, 65536)
 	byAddr := map[string]*stream{}
+	local := udpLocal(pc.LocalAddr(), t.ctrl.LocalAddr())
 	var reply [4]byte
 	binary.LittleEndian.PutUint32(reply[:], udpConnectReply)
 	for {
@@ -509,7 +510,7 @@ func (t *serverTest) udpLoop(pc net.PacketConn, sess *session, set testSettings,
 				continue // a stray, a stranger, or a stream beyond -P
 			}
 			st = &stream{id: streamID(len(byAddr)), sender: set.serverSends(len(byAddr)), udp: true, pc: pc, peer: addr,
-				local: pc.LocalAddr(), remote: addr}
+				local: local, remote: addr}
 			byAddr[key] = st
 			if _, err := pc.WriteTo(reply[:], addr); err != nil {
 				t.log.Debug("iperf3 server: UDP connect reply", "peer", addr, "err", err)
@@ -521,4 +522,17 @@ func (t *serverTest) udpLoop(pc net.PacketConn, sess *session, set testSettings,
 			st.receiveUDP(buf[:n], now, set.counters64)
 		}
 	}
+}
+
+// udpLocal is a UDP stream's local address as iperf3 reports it: its
+// socket connects to the client, so it shows the address the client
+// reached (the control connection's) rather than a wildcard such as
+// [::] that a socket for both families is bound to.
+func udpLocal(bound, ctrl net.Addr) net.Addr {
+	ua, ok1 := bound.(*net.UDPAddr)
+	ta, ok2 := ctrl.(*net.TCPAddr)
+	if !ok1 || !ok2 || !ua.IP.IsUnspecified() {
+		return bound
+	}
+	return &net.UDPAddr{IP: ta.IP, Port: ua.Port}
 }
