@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,12 +57,13 @@ func waitDocs(t *testing.T, out *syncBuffer, n int) map[string]any {
 	}
 }
 
-// stockServer runs iperf3 -s -J on a free port for the test's life.
+// stockServer runs iperf3 -s -J on a free port for the test's life, on
+// both families (the -6 case reaches it at ::1).
 func stockServer(t *testing.T, bin string) (int, *syncBuffer) {
 	t.Helper()
 	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-s", "-J", "-B", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd := exec.CommandContext(ctx, bin, "-s", "-J", "-p", strconv.Itoa(port))
 	out := &syncBuffer{}
 	cmd.Stdout = out
 	require.NoError(t, cmd.Start())
@@ -128,6 +129,7 @@ func conformanceCases(cport int) [][]string {
 		{"--cport", strconv.Itoa(cport)},
 		{"-u", "-b", "20M", "-l", "1400"},
 		{"-u", "-b", "20M", "-l", "1400", "-R"},
+		{"-6"},
 	}
 }
 
@@ -144,7 +146,9 @@ func TestConformance(t *testing.T) {
 	}
 	stockPort, stockOut := stockServer(t, bin)
 	ourPort := freePort(t)
-	addr, ourOut := startServer(t, append([]string{"--listen", fmt.Sprintf("127.0.0.1:%d", ourPort), "-J"}, oneQueue...)...)
+	// No --listen: 127.0.0.1 and ::1 are forwarded, to the stack's IPv4
+	// and IPv6 addresses.
+	addr, ourOut := startServer(t, append([]string{"-p", strconv.Itoa(ourPort), "-J"}, oneQueue...)...)
 	_, op, _ := net.SplitHostPort(addr)
 	stockDocs, ourDocs := 0, 0
 	for _, opts := range conformanceCases(freePort(t)) {
@@ -153,7 +157,11 @@ func TestConformance(t *testing.T) {
 			name = "defaults"
 		}
 		t.Run(name, func(t *testing.T) {
-			base := []string{"-c", "127.0.0.1", "-i", "0.5"}
+			host := "127.0.0.1"
+			if slices.Contains(opts, "-6") {
+				host = "::1"
+			}
+			base := []string{"-c", host, "-i", "0.5"}
 			if !hasCount(opts) {
 				secs := "1"
 				if raceEnabled && len(opts) > 0 && opts[0] == "--bidir" {
@@ -252,6 +260,15 @@ func checkOptionEffect(t *testing.T, opts []string, got, srv, ours map[string]an
 			require.NotEmpty(t, ivs)
 			first := ivs[0].(map[string]any)["sum"].(map[string]any)
 			require.Equal(t, true, first["omitted"], "-O 1: the first interval is not marked omitted")
+		}
+	case "-6":
+		for _, m := range []map[string]any{got, srv, ours} {
+			conns, _ := m["start"].(map[string]any)["connected"].([]any)
+			require.NotEmpty(t, conns)
+			for _, c := range conns {
+				h, _ := c.(map[string]any)["local_host"].(string)
+				require.Contains(t, h, ":", "-6: a stream ran over IPv4 (%s)", h)
+			}
 		}
 	case "-Z":
 		require.NotEmpty(t, ours["ignored_options"], "-Z is accepted and must be reported as ignored")
