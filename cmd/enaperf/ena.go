@@ -156,9 +156,9 @@ func (n *enaNet) expose(listen string, port int) (string, error) {
 		ln.Close()
 		return "", fmt.Errorf("--listen (UDP): %w", err)
 	}
-	d := vpc.Dialer{Stack: n.host.VPC.Stack}
-	n.fwd.TCP(ln, d.TCPTo(srv))
-	n.fwd.UDP(pc, d.UDPTo(srv))
+	od := &orderedDialer{d: gvstack.Dialer{Stack: n.host.VPC.Stack}, target: srv}
+	n.fwd.TCP(ln, od.dial)
+	n.fwd.UDP(pc, vpc.Dialer{Stack: n.host.VPC.Stack}.UDPTo(srv))
 	n.c.log.Debug("enaperf: forwarding the host to the simulated ENA", "host", ln.Addr(), "server", srv)
 	return ln.Addr().String(), nil
 }

@@ -400,6 +400,18 @@ func (c *client) createStreams(ctx context.Context) error {
 			}
 		} else if _, err := conn.Write(c.cookie[:]); err != nil {
 			return fmt.Errorf("iperf3: stream %d: sending the cookie: %w", st.id, err)
+		} else if i < n-1 {
+			// The server tells streams apart only by the order it
+			// accepts them. Connecting the next stream only once the
+			// server's TCP has acknowledged this one's cookie (so it holds
+			// this connection in its accept queue) keeps that order even
+			// where the server's NIC spreads the handshakes over several
+			// queues and completes a later one first.
+			wctx, cancel := context.WithTimeout(ctx, c.timeout)
+			if ok, err := waitAcked(wctx, conn); ok && err != nil {
+				c.log.Debug("iperf3 client: no acknowledgement of the cookie; opening the next stream anyway", "stream", st.id, "err", err)
+			}
+			cancel()
 		}
 		conn.SetDeadline(time.Time{})
 	}

@@ -42,6 +42,40 @@ type TCPInfo struct {
 	Congestion string
 }
 
+// AckWaiter is a connection that can wait until its peer's TCP has
+// acknowledged what was written to it: proof that the peer's stack has
+// completed the handshake and put the connection in its accept queue.
+type AckWaiter interface {
+	WaitAcked(ctx context.Context) error
+}
+
+// waitAcked waits (until ctx ends) for c's peer to acknowledge what was
+// written to c; it reports whether it could tell.
+func waitAcked(ctx context.Context, c net.Conn) (bool, error) {
+	if a, ok := c.(AckWaiter); ok {
+		return true, a.WaitAcked(ctx)
+	}
+	return kernelWaitAcked(ctx, c)
+}
+
+// PollUntil calls done every few tens of microseconds, backing off to a
+// millisecond, until it returns true or ctx ends. Only connection setup
+// polls: the stacks notify nothing when an acknowledgement arrives.
+func PollUntil(ctx context.Context, done func() bool) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	<-t.C
+	for d := 50 * time.Microsecond; !done(); d = min(2*d, time.Millisecond) {
+		t.Reset(d)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 // TCPInfoer is a connection that reports its TCP statistics. gVisor
 // connections do so through the adapters in cmd/enaperf; the kernel's
 // *net.TCPConn is read with getsockopt(TCP_INFO) on Linux.

@@ -43,6 +43,26 @@ func kernelTCPInfo(c net.Conn) (TCPInfo, bool) {
 	}, true
 }
 
+// kernelWaitAcked waits until a kernel TCP socket's send queue, sent and
+// unacknowledged bytes included (SIOCOUTQ), is empty.
+func kernelWaitAcked(ctx context.Context, c net.Conn) (bool, error) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return false, nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false, nil
+	}
+	return true, PollUntil(ctx, func() bool {
+		n, serr := 0, error(nil)
+		if err := rc.Control(func(fd uintptr) { n, serr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil || serr != nil {
+			return true // closed: nothing more to wait for
+		}
+		return n == 0
+	})
+}
+
 // kernelControl sets o on a kernel socket.
 func kernelControl(fd int, o SocketOptions, ipv6 bool) error {
 	if o.Window > 0 {

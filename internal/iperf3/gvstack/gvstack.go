@@ -33,6 +33,33 @@ type stackConn struct {
 	*gonet.TCPConn
 	ep   tcpip.Endpoint
 	pmtu int
+	// segsAtOpen is the count of segments received when the
+	// connection was established (the SYN-ACK, for a dialed one).
+	segsAtOpen uint64
+}
+
+func newStackConn(wq *waiter.Queue, ep tcpip.Endpoint, pmtu int) *stackConn {
+	c := &stackConn{TCPConn: gonet.NewTCPConn(wq, ep), ep: ep, pmtu: pmtu}
+	c.segsAtOpen = c.segmentsReceived()
+	return c
+}
+
+func (c *stackConn) segmentsReceived() uint64 {
+	if st, ok := c.ep.Stats().(*tcp.Stats); ok {
+		return st.SegmentsReceived.Value()
+	}
+	return 0
+}
+
+// WaitAcked waits until the peer has sent a segment since the connection
+// was established: for a dialed connection whose peer speaks only when
+// spoken to (iperf3's server, before a test starts), that is its
+// acknowledgement of the first bytes written, which its TCP sends only
+// once the connection is in its accept queue. gVisor's tcpip.Endpoint
+// reports no count of unacknowledged bytes (TIOCOUTQ), hence the segment
+// count; a retransmitted SYN-ACK would count too.
+func (c *stackConn) WaitAcked(ctx context.Context) error {
+	return iperf3.PollUntil(ctx, func() bool { return c.segmentsReceived() > c.segsAtOpen })
 }
 
 // TCPInfo reads gVisor's per-endpoint TCP state and counters.
@@ -178,7 +205,7 @@ func (d Dialer) DialOptions(ctx context.Context, network, local, address string,
 		}
 		return nil, fmt.Errorf("connect %v: %s", ap, terr)
 	}
-	return &stackConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep, pmtu: int(d.Stack.Endpoint.MTU())}, nil
+	return newStackConn(&wq, ep, int(d.Stack.Endpoint.MTU())), nil
 }
 
 // ErrConnRefused is the cause of a dial the peer refused.
@@ -282,7 +309,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 		// fails on first use, without TCP statistics.
 		return c, nil
 	}
-	return &stackConn{TCPConn: tc, ep: ep, pmtu: int(l.st.Endpoint.MTU())}, nil
+	c2 := &stackConn{TCPConn: tc, ep: ep, pmtu: int(l.st.Endpoint.MTU())}
+	c2.segsAtOpen = c2.segmentsReceived()
+	return c2, nil
 }
 
 // endpointOf finds the endpoint of c among the stack's registered
