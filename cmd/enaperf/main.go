@@ -449,7 +449,7 @@ func run(ctx context.Context, c config, out *lineWriter, stderr io.Writer, ready
 	if err != nil {
 		return err
 	}
-	text := iperf3.TextOptions{Format: c.format}
+	text := iperf3.TextOptions{Format: c.format, Verbose: c.verbose}
 	cfg := iperf3.ClientConfig{
 		Addr: addr, Dialer: n.Dialer(), UDP: c.udp, Reverse: c.reverse, Bidir: c.bidir, Parallel: c.streams,
 		BlockLen: c.length, Bitrate: c.rate, Unlimited: c.rateSet && c.rate == 0, Interval: interval, Logger: c.log,
@@ -464,6 +464,10 @@ func run(ctx context.Context, c config, out *lineWriter, stderr io.Writer, ready
 		cfg.Network = "tcp" + c.family
 	}
 	if !c.json {
+		if c.verbose {
+			printVersion(out)
+			fmt.Fprintf(out, "Time: %s\n", time.Now().UTC().Format(iperf3.TimeLayout))
+		}
 		fmt.Fprintf(out, "Connecting to host %s, port %d\n", c.client, c.port)
 		if c.verbose || n.Kind() != "kernel sockets" {
 			fmt.Fprintf(out, "(enaperf: %s, dialing %s)\n", n.Kind(), addr)
@@ -501,7 +505,7 @@ func run(ctx context.Context, c config, out *lineWriter, stderr io.Writer, ready
 				fmt.Fprintf(out, "iperf3: error - %s\n", explain(errors.New(rep.Error)))
 			}
 			if c.verbose {
-				printCPU(out, rep, true)
+				printVerboseEnd(out, rep, true)
 			}
 			if rep.ServerOutputText != "" || len(rep.ServerOutputJSON) > 0 {
 				fmt.Fprint(out, "\nServer output:\n")
@@ -531,7 +535,7 @@ type liveText struct {
 
 func (l *liveText) start(r *iperf3.Report) {
 	l.n = 0
-	r.TextStart(l.w, l.client)
+	r.TextStart(l.w, l.o, l.client)
 }
 
 func (l *liveText) interval(iv iperf3.Interval) {
@@ -539,10 +543,26 @@ func (l *liveText) interval(iv iperf3.Interval) {
 	l.n++
 }
 
-func printCPU(w io.Writer, rep *iperf3.Report, client bool) {
-	if c := rep.End.CPUUtilizationPercent; c != nil {
+// printVersion is iperf3 -V's first lines: the version and the system.
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "%s\n%s\n", iperf3.Version, iperf3.SystemInfo())
+}
+
+// printVerboseEnd is what iperf3 -V prints after the summary: CPU use
+// (getrusage, this process's and the peer's from the results exchange)
+// and the congestion control of each direction.
+func printVerboseEnd(w io.Writer, rep *iperf3.Report, client bool) {
+	e := rep.End
+	if c := e.CPUUtilizationPercent; c != nil {
+		local := client == (rep.Start.TestStart.Reverse == 0) // this side sends
 		fmt.Fprintf(w, "CPU Utilization: local/%s %.1f%% (%.1f%%u/%.1f%%s), remote/%s %.1f%% (%.1f%%u/%.1f%%s)\n",
-			role(client), c.HostTotal, c.HostUser, c.HostSystem, role(!client), c.RemoteTotal, c.RemoteUser, c.RemoteSystem)
+			role(local), c.HostTotal, c.HostUser, c.HostSystem, role(!local), c.RemoteTotal, c.RemoteUser, c.RemoteSystem)
+	}
+	if e.SenderTCPCongestion != "" {
+		fmt.Fprintf(w, "snd_tcp_congestion %s\n", e.SenderTCPCongestion)
+	}
+	if e.ReceiverTCPCongestion != "" {
+		fmt.Fprintf(w, "rcv_tcp_congestion %s\n", e.ReceiverTCPCongestion)
 	}
 }
 
@@ -558,7 +578,7 @@ func serve(ctx context.Context, c config, n netEnv, interval time.Duration, out 
 	if err != nil {
 		return err
 	}
-	text := iperf3.TextOptions{Format: c.format}
+	text := iperf3.TextOptions{Format: c.format, Verbose: c.verbose}
 	test := 1
 	banner := func() {
 		if !c.json {
@@ -566,6 +586,9 @@ func serve(ctx context.Context, c config, n netEnv, interval time.Duration, out 
 		}
 	}
 	live := &liveText{w: out, o: text}
+	if c.verbose && !c.json {
+		printVersion(out)
+	}
 	srv := &iperf3.Server{
 		Listener:  ln,
 		ListenUDP: func() (net.PacketConn, error) { return n.ListenUDP(c.port) },
@@ -582,7 +605,7 @@ func serve(ctx context.Context, c config, n netEnv, interval time.Duration, out 
 				} else {
 					rep.TextEnd(out, text, false)
 					if c.verbose {
-						printCPU(out, rep, false)
+						printVerboseEnd(out, rep, false)
 					}
 				}
 			} else if err != nil {

@@ -369,6 +369,25 @@ func TestOutputOptions(t *testing.T) {
 	require.Contains(t, string(b), "iperf Done.")
 	_, err = os.Stat(pidfile)
 	require.True(t, os.IsNotExist(err), "-I's file is removed at exit")
+
+	// -V: iperf3 3.12's verbose lines, in iperf3's order.
+	for try := 0; try < 20; try++ { // the server may still be ending the last test
+		out.Reset()
+		errb.Reset()
+		if code = runMain(context.Background(), []string{"-c", "127.0.0.1", "-p", p, "--device", "kernel", "-t", "0.3", "-V", "-R"}, &out, &errb, nil); !strings.Contains(errb.String(), "busy") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Equal(t, 0, code, errb.String())
+	require.Regexp(t, `(?s)iperf 3\.12 protocol\)\n\S+ .*\nTime: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\n`+
+		`Connecting to host 127\.0\.0\.1.*\n      Cookie: [a-z0-9]{36}\n      TCP MSS: \d+ \(default\)\n`+
+		`Reverse mode.*\n\[  1\] local .*\n`+
+		`Starting Test: protocol: TCP, 1 streams, 131072 byte blocks, omitting 0 seconds, 1 second test, tos 0\n`+
+		`\[ ID\] Interval           Transfer     Bitrate\n.*`+
+		`- - - - - - - - - - - - - - - - - - - - - - - - -\nTest Complete\. Summary Results:\n.*`+
+		`CPU Utilization: local/receiver \d+\.\d% \(\d+\.\d%u/\d+\.\d%s\), remote/sender \d+\.\d% \(\d+\.\d%u/\d+\.\d%s\)\n`+
+		`snd_tcp_congestion \w+\nrcv_tcp_congestion \w+\n\niperf Done\.\n$`, out.String())
 }
 
 // TestBindOnTheUserspaceStack: -B names an address of the userspace

@@ -121,4 +121,11 @@ func TestTextLayout(t *testing.T) {
 	assert.Regexp(t, `\[  1\]   0\.00-0\.\d\d   sec .* sender\n`, out)
 	assert.Regexp(t, `\[SUM\]   0\.00-0\.\d\d   sec .* receiver\n`, out)
 	assert.False(t, strings.Contains(out, "error"), out)
+
+	b.Reset()
+	rep.WriteText(&b, TextOptions{Verbose: true}, true)
+	out = b.String()
+	assert.Contains(t, out, "      Cookie: "+rep.Start.Cookie+"\n")
+	assert.Contains(t, out, "Starting Test: protocol: TCP, 2 streams, 131072 byte blocks, omitting 0 seconds, 1 second test, tos 0\n")
+	assert.Contains(t, out, "- - - - - - - - - - - - - - - - - - - - - - - - -\nTest Complete. Summary Results:\n[ ID]")
 }

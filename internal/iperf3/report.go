@@ -7,6 +7,12 @@ import (
 	"time"
 )
 
+// TimeLayout is how iperf3 writes times (start.timestamp.time, -V's
+// "Time:" line): RFC 1123 in GMT.
+const TimeLayout = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+func goSystemInfo() string { return runtime.GOOS + " " + runtime.GOARCH + " " + runtime.Version() }
+
 // Version is what reports give as "version".
 const Version = "enanet iperf3 (iperf " + protocolVersion + " protocol)"
 
@@ -178,8 +184,8 @@ func newReport(set testSettings, cookie string, now time.Time) *Report {
 	return &Report{
 		Start: Start{
 			Version:       Version,
-			SystemInfo:    runtime.GOOS + " " + runtime.GOARCH + " " + runtime.Version(),
-			Timestamp:     Timestamp{Time: now.UTC().Format(time.RFC1123), TimeSecs: now.Unix()},
+			SystemInfo:    SystemInfo(),
+			Timestamp:     Timestamp{Time: now.UTC().Format(TimeLayout), TimeSecs: now.Unix()},
 			Cookie:        cookie,
 			TargetBitrate: set.rate,
 			TestStart: TestStart{

@@ -11,6 +11,9 @@ type TextOptions struct {
 	// Format is iperf3's -f letter for rates: k, m, g, t (bits), K, M,
 	// G, T (bytes), a or A adaptive; 0 means a.
 	Format byte
+	// Verbose adds what iperf3 -V prints: the test's time, cookie, MSS
+	// and "Starting Test" line, and "Test Complete. Summary Results:".
+	Verbose bool
 }
 
 func (o TextOptions) format() byte {
@@ -102,16 +105,45 @@ func role(bidir, sender, client bool) string {
 }
 
 // TextStart writes the lines iperf3 prints once the streams are up.
-func (r *Report) TextStart(w io.Writer, client bool) {
-	if r.Start.AcceptedConnection != nil {
-		fmt.Fprintf(w, "Accepted connection from %s, port %d\n", r.Start.AcceptedConnection.Host, r.Start.AcceptedConnection.Port)
+func (r *Report) TextStart(w io.Writer, o TextOptions, client bool) {
+	st := r.Start
+	if o.Verbose && !client {
+		fmt.Fprintf(w, "Time: %s\n", st.Timestamp.Time)
 	}
-	if client && r.Start.TestStart.Reverse != 0 && r.Start.ConnectingTo != nil {
-		fmt.Fprintf(w, "Reverse mode, remote host %s is sending\n", r.Start.ConnectingTo.Host)
+	if st.AcceptedConnection != nil {
+		fmt.Fprintf(w, "Accepted connection from %s, port %d\n", st.AcceptedConnection.Host, st.AcceptedConnection.Port)
 	}
-	for _, c := range r.Start.Connected {
+	if o.Verbose {
+		fmt.Fprintf(w, "      Cookie: %s\n", st.Cookie)
+		switch {
+		case st.TCPMSS != nil:
+			fmt.Fprintf(w, "      TCP MSS: %d\n", *st.TCPMSS)
+		case st.TCPMSSDefault != nil:
+			fmt.Fprintf(w, "      TCP MSS: %d (default)\n", *st.TCPMSSDefault)
+		}
+	}
+	if client && st.TestStart.Reverse != 0 && st.ConnectingTo != nil {
+		fmt.Fprintf(w, "Reverse mode, remote host %s is sending\n", st.ConnectingTo.Host)
+	}
+	for _, c := range st.Connected {
 		fmt.Fprintf(w, "[%3d] local %s port %d connected to %s port %d\n", c.Socket, c.LocalHost, c.LocalPort, c.RemoteHost, c.RemotePort)
 	}
+	if o.Verbose {
+		io.WriteString(w, st.TestStart.startingLine())
+	}
+}
+
+// startingLine is iperf3 -V's "Starting Test" line.
+func (t TestStart) startingLine() string {
+	end := fmt.Sprintf("%d second test", t.Duration)
+	switch {
+	case t.Bytes > 0:
+		end = fmt.Sprintf("%d bytes to send", t.Bytes)
+	case t.Blocks > 0:
+		end = fmt.Sprintf("%d blocks to send", t.Blocks)
+	}
+	return fmt.Sprintf("Starting Test: protocol: %s, %d streams, %d byte blocks, omitting %d seconds, %s, tos %d\n",
+		t.Protocol, t.NumStreams, t.BlkSize, t.Omit, end, t.TOS)
 }
 
 // TextInterval writes one interval as iperf3 does; first says it is the
@@ -127,7 +159,7 @@ func TextInterval(w io.Writer, iv Interval, o TextOptions, client, bidir, first 
 		retr = retr || s.Retransmits != nil
 	}
 	if first {
-		io.WriteString(w, textHeader(udp, bidir, s0.Sender, retr || (!udp && !s0.Sender && client), true))
+		io.WriteString(w, textHeader(udp, bidir, s0.Sender, retr, true))
 	} else if len(iv.Streams) > 1 && !bidir {
 		io.WriteString(w, textSeparator)
 	}
@@ -175,6 +207,9 @@ func (r *Report) TextEnd(w io.Writer, o TextOptions, client bool) {
 	e := r.End
 	bidir := e.SumSentBidirReverse != nil
 	io.WriteString(w, textSeparator)
+	if o.Verbose {
+		io.WriteString(w, "Test Complete. Summary Results:\n")
+	}
 	udp := e.Sum != nil
 	retr := e.SumSent != nil && e.SumSent.Retransmits != nil
 	if bidir && e.SumSentBidirReverse.Retransmits != nil {
@@ -248,7 +283,7 @@ func (r *Report) TextEnd(w io.Writer, o TextOptions, client bool) {
 
 // WriteText writes the whole report as iperf3's text output.
 func (r *Report) WriteText(w io.Writer, o TextOptions, client bool) {
-	r.TextStart(w, client)
+	r.TextStart(w, o, client)
 	bidir := r.End.SumSentBidirReverse != nil || r.Start.TestStart.Bidir()
 	for i, iv := range r.Intervals {
 		TextInterval(w, iv, o, client, bidir, i == 0)
