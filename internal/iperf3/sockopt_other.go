@@ -8,10 +8,10 @@ import (
 	"net"
 )
 
-func kernelTCPInfo(net.Conn) (TCPInfo, bool)         { return TCPInfo{}, false }
-func kernelBufferSizes(net.Conn) (int, int)          { return 0, 0 }
-func kernelMSS(net.Conn) int                         { return 0 }
-func kernelSetOptions(net.Conn, SocketOptions) error { return errors.New("socket options need Linux") }
+func kernelTCPInfo(net.Conn) (TCPInfo, bool)                  { return TCPInfo{}, false }
+func kernelBufferSizes(net.Conn) (int, int)                   { return 0, 0 }
+func kernelMSS(net.Conn) int                                  { return 0 }
+func kernelSetOptions(net.Conn, SocketOptions) error          { return errors.New("socket options need Linux") }
 func kernelWaitAcked(context.Context, net.Conn) (bool, error) { return false, nil }
 
 // KernelDialer dials with the kernel's sockets; options need Linux.
