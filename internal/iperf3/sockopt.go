@@ -32,7 +32,7 @@ type TCPInfo struct {
 	// SndCwnd is the congestion window in bytes.
 	SndCwnd int64
 	// SndWnd is the peer's advertised receive window in bytes; 0 when the
-	// stack does not export it.
+	// stack does not export it (gVisor's endpoints do not: see gvstack).
 	SndWnd int64
 	// RTT and RTTVar are the smoothed round-trip time and its variation.
 	RTT, RTTVar time.Duration

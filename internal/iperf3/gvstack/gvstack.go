@@ -62,7 +62,11 @@ func (c *stackConn) WaitAcked(ctx context.Context) error {
 	return iperf3.PollUntil(ctx, func() bool { return c.segmentsReceived() > c.segsAtOpen })
 }
 
-// TCPInfo reads gVisor's per-endpoint TCP state and counters.
+// TCPInfo reads gVisor's per-endpoint TCP state and counters. SndWnd
+// stays 0: gVisor keeps the peer's window in its sender state, which its
+// API shows only to a TCP probe (tcp.NewProtocolProbe) that is fixed at
+// stack creation and copies every endpoint's whole state, allocating, on
+// every segment received; tcpip.TCPInfoOption has no window.
 func (c *stackConn) TCPInfo() (iperf3.TCPInfo, error) {
 	var ti tcpip.TCPInfoOption
 	if err := c.ep.GetSockOpt(&ti); err != nil {
