@@ -64,7 +64,13 @@ func TestSimIPv6(t *testing.T) {
 			r := runClient(t, append([]string{"-c", "::1", "-6", "-p", strconv.Itoa(port), "-t", "1"}, extra...)...)
 			checkReport(t, "enaperf -c ::1 -6 (sim) -> enaperf -s (sim)", r)
 			requireIPv6Stream(t, "enaperf -c", r)
-			requireIPv6Stream(t, "enaperf -s", serverReports(t, srvOut, i+2)[i+1])
+			srv := serverReports(t, srvOut, i+2)[i+1]
+			requireIPv6Stream(t, "enaperf -s", srv)
+			if len(extra) == 1 && extra[0] == "-R" {
+				// The server's accepted streams keep their gVisor
+				// endpoint (found through the stack): its TCP counters.
+				require.NotNil(t, srv.End.SumSent.Retransmits, "enaperf -s -R: no retransmits from the accepted endpoint")
+			}
 		}
 	})
 	t.Run("stock server", func(t *testing.T) {
