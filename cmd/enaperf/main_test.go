@@ -171,20 +171,30 @@ func waitReports(t *testing.T, out *syncBuffer, n int) int {
 func stock(t *testing.T, args ...string) map[string]any {
 	t.Helper()
 	bin := testenv.RequireTool(t, "iperf3", "apt-get install iperf3")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append(args, "-J")...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var m map[string]any
-	if jerr := json.Unmarshal(out.Bytes(), &m); jerr != nil {
-		t.Fatalf("iperf3 %v: %v / %v: %s %s", args, err, jerr, out.String(), errb.String())
+	for try := 0; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, bin, append(args, "-J")...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		cancel()
+		var m map[string]any
+		if jerr := json.Unmarshal(out.Bytes(), &m); jerr != nil {
+			t.Fatalf("iperf3 %v: %v / %v: %s %s", args, err, jerr, out.String(), errb.String())
+		}
+		e, failed := m["error"]
+		// iperf3 -s reopens its listener after each test: a client in
+		// between is refused or told the server is busy.
+		if es, _ := e.(string); failed && try < 5 && (strings.Contains(es, "refused") || strings.Contains(es, "busy")) {
+			t.Logf("iperf3 %v: %s; retrying", args, es)
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		if failed {
+			t.Fatalf("iperf3 %v: %v", args, e)
+		}
+		return m
 	}
-	if e, ok := m["error"]; ok {
-		t.Fatalf("iperf3 %v: %v", args, e)
-	}
-	return m
 }
 
 func num(m map[string]any, path ...string) float64 {
