@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -153,8 +152,8 @@ func (d Dialer) DialOptions(ctx context.Context, network, local, address string,
 	if err != nil {
 		return nil, fmt.Errorf("the userspace stack dials IP:port only, not %q", address)
 	}
-	if a := ap.Addr().Unmap(); (strings.HasSuffix(network, "4") && !a.Is4()) || (strings.HasSuffix(network, "6") && a.Is4()) {
-		return nil, fmt.Errorf("-%c: %v is an IPv%s address", network[len(network)-1], ap.Addr(), map[bool]string{true: "4", false: "6"}[a.Is4()])
+	if want := network[len(network)-1]; (want == '4' || want == '6') && ap.Addr().Unmap().Is4() != (want == '4') {
+		return nil, fmt.Errorf("-%c: %v is not an IPv%c address", want, ap.Addr(), want)
 	}
 	remote, proto := vpc.FullAddress(d.Stack, ap)
 	var bind tcpip.FullAddress
