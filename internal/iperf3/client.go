@@ -366,6 +366,13 @@ func explainDial(err error) error {
 	return err
 }
 
+// maxAckWait bounds the wait for a stream's cookie to be acknowledged
+// before the next stream connects. A peer acknowledges at once (Linux's
+// quick ACKs at a connection's start, gVisor) or after its delayed-ACK
+// timer (200 ms on Windows); longer means a lost segment, and the next
+// stream then connects without the proof, as stock iperf3 always does.
+const maxAckWait = time.Second
+
 // createStreams opens the data streams in order, so ids match the
 // server's accept order.
 func (c *client) createStreams(ctx context.Context) error {
@@ -407,7 +414,7 @@ func (c *client) createStreams(ctx context.Context) error {
 			// this connection in its accept queue) keeps that order even
 			// where the server's NIC spreads the handshakes over several
 			// queues and completes a later one first.
-			wctx, cancel := context.WithTimeout(ctx, c.timeout)
+			wctx, cancel := context.WithTimeout(ctx, min(c.timeout, maxAckWait))
 			if ok, err := waitAcked(wctx, conn); ok && err != nil {
 				c.log.Debug("iperf3 client: no acknowledgement of the cookie; opening the next stream anyway", "stream", st.id, "err", err)
 			}
