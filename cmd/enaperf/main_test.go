@@ -408,7 +408,7 @@ func TestBindOnTheUserspaceStack(t *testing.T) {
 	defer cancel()
 	code := runMain(ctx, []string{"-s", "-B", "10.9.9.9", "-p", strconv.Itoa(freePort(t))}, &out, &errb, nil)
 	require.Equal(t, 1, code)
-	require.Contains(t, errb.String(), "-B 10.9.9.9: the userspace stack has no such address (it has 172.31.0.10/20)")
+	require.Contains(t, errb.String(), "-B 10.9.9.9: the userspace stack has no such address (it has 172.31.0.10 and fd00:ec2:0:1::10)")
 
 	port := freePort(t)
 	addr, srvOut := startServer(t, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "-B", "172.31.0.10", "-J")

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -232,12 +233,23 @@ func localAddress(st *link.Stack, hostport string) (tcpip.FullAddress, error) {
 			return fa, fmt.Errorf("-B %q: want an IP address of the userspace stack", host)
 		}
 		if !hasAddress(st, a) {
-			have, _ := st.Addr()
-			return fa, fmt.Errorf("-B %s: the userspace stack has no such address (it has %v)", a, have)
+			return fa, noSuchAddress(st, a)
 		}
 		fa.Addr = tcpip.AddrFromSlice(a.Unmap().AsSlice())
 	}
 	return fa, nil
+}
+
+// noSuchAddress is -B's error for an address the stack does not have,
+// naming the ones it has.
+func noSuchAddress(st *link.Stack, a netip.Addr) error {
+	var have []string
+	for _, p := range []func() (netip.Prefix, netip.Addr){st.Addr, st.Addr6} {
+		if pfx, _ := p(); pfx.IsValid() {
+			have = append(have, pfx.Addr().String())
+		}
+	}
+	return fmt.Errorf("-B %s: the userspace stack has no such address (it has %s)", a, strings.Join(have, " and "))
 }
 
 func hasAddress(st *link.Stack, a netip.Addr) bool {
@@ -281,9 +293,7 @@ func Listen(st *link.Stack, bind, family string, port int) (*Listener, error) {
 			return nil, fmt.Errorf("-B %s is not an IPv%s address", a, family)
 		}
 		if !hasAddress(st, a) {
-			have, _ := st.Addr()
-			have6, _ := st.Addr6()
-			return nil, fmt.Errorf("-B %s: the userspace stack has no such address (it has %v and %v)", a, have.Addr(), have6.Addr())
+			return nil, noSuchAddress(st, a)
 		}
 	}
 	ln, err := st.Listen(network, net.JoinHostPort(bind, strconv.Itoa(port)))
