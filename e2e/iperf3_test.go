@@ -436,43 +436,43 @@ func TestKernelIperf3IPv6(t *testing.T) {
 		})
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	stockSrv := p.Command(ctx, "iperf3", "-s", "-6", "-B", k6.String(), "-p", strconv.Itoa(stockPort))
-	require.NoError(t, stockSrv.Start())
-	stockDone := make(chan struct{})
-	go func() { stockSrv.Wait(); close(stockDone) }()
-	t.Cleanup(func() {
-		cancel()
-		<-stockDone
-	})
-	_, err = p.Shell(10*time.Second, fmt.Sprintf("for i in $(seq 100); do ss -Hltn 'sport = :%d' | grep -q . && exit 0; sleep 0.1; done; exit 1", stockPort))
-	require.NoError(t, err, "iperf3 -s did not start listening")
 	for _, c := range iperfCases {
 		t.Run("our client "+c.name, func(t *testing.T) {
+			// A fresh iperf3 -s -1 per test, as TestKernelIperf3Server:
+			// with one iperf3 -s for all four, the UDP -R test right
+			// after the UDP test twice got no UDP connect reply under
+			// -race (a stale datagram of the previous test taken for
+			// the connect datagram is the likely cause; not confirmed).
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
+			stockSrv := p.Command(ctx, "iperf3", "-s", "-1", "-6", "-B", k6.String(), "-p", strconv.Itoa(stockPort))
+			require.NoError(t, stockSrv.Start())
+			waited := make(chan error, 1)
+			go func() { waited <- stockSrv.Wait() }()
+			t.Cleanup(func() {
+				cancel()
+				<-waited
+			})
+			_, err := p.Shell(10*time.Second, fmt.Sprintf("for i in $(seq 100); do ss -Hltn 'sport = :%d' | grep -q . && exit 0; sleep 0.1; done; exit 1", stockPort))
+			require.NoError(t, err, "iperf3 -s did not start listening")
 			cfg := iperf3.ClientConfig{Addr: netip.AddrPortFrom(k6, stockPort).String(), Network: "tcp6",
 				Dialer: gvstack.Dialer{Stack: p.Stack}, Duration: time.Second, Timeout: 10 * time.Second}
 			cfg.Reverse = slices.Contains(c.args, "-R")
 			if cfg.UDP = slices.Contains(c.args, "-u"); cfg.UDP {
 				cfg.Bitrate = 100e6
 			}
-			var rep *iperf3.Report
-			var err error
-			for try := 0; try < 5; try++ {
-				rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
-				rep, err = iperf3.Run(rctx, cfg)
-				rcancel()
-				// iperf3 -s reopens its listener after each test: a
-				// connection in between is refused or reset.
-				if err == nil || !(strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "reset")) {
-					break
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+			rep, err := iperf3.Run(ctx, cfg)
 			require.NoError(t, err)
 			require.NotZero(t, rep.End.SumReceived.Bytes)
 			require.LessOrEqual(t, rep.End.SumReceived.Bytes, rep.End.SumSent.Bytes)
 			requireV6(t, "our client", rep)
 			t.Logf("%s: sent %.0f Mbit/s received %.0f Mbit/s", c.name, rep.End.SumSent.BitsPerSecond/1e6, rep.End.SumReceived.BitsPerSecond/1e6)
+			select {
+			case <-waited:
+				waited <- nil
+			case <-time.After(15 * time.Second):
+				t.Fatal("iperf3 -s -1 did not exit")
+			}
 		})
 	}
 }
