@@ -143,9 +143,12 @@ func (n *enaNet) expose(listen string, port int) (string, error) {
 	if (n.c.family == "6" && !srv.Addr().Is6()) || (n.c.family == "4" && srv.Addr().Is6()) {
 		return "", fmt.Errorf("-%s: the userspace stack has no IPv%s address", n.c.family, n.c.family)
 	}
+	// The family the server is reached over, for the MSS and the dials.
+	v6 = srv.Addr().Is6()
+	family := "4"
 	hdr := 40
 	if v6 {
-		hdr = 60
+		family, hdr = "6", 60
 	}
 	ln, err := listenTCPWithMSS(listen, int(n.host.Stack.Endpoint.MTU())-hdr)
 	if err != nil {
@@ -156,9 +159,19 @@ func (n *enaNet) expose(listen string, port int) (string, error) {
 		ln.Close()
 		return "", fmt.Errorf("--listen (UDP): %w", err)
 	}
-	od := &orderedDialer{d: gvstack.Dialer{Stack: n.host.VPC.Stack}, target: srv}
+	od := &orderedDialer{d: gvstack.Dialer{Stack: n.host.VPC.Stack}, target: func() (netip.AddrPort, error) {
+		if a, ok := n.serverAddr(v6, port); ok {
+			return a, nil
+		}
+		return netip.AddrPort{}, fmt.Errorf("the userspace stack has no IPv%s address now", family)
+	}}
 	n.fwd.TCP(ln, od.dial)
-	n.fwd.UDP(pc, vpc.Dialer{Stack: n.host.VPC.Stack}.UDPTo(srv))
+	vd := vpc.Dialer{Stack: n.host.VPC.Stack}
+	if v6 {
+		n.fwd.UDP(pc, vd.UDPTo6(n.host.Stack, uint16(port)))
+	} else {
+		n.fwd.UDP(pc, vd.UDPTo(srv))
+	}
 	n.c.log.Debug("enaperf: forwarding the host to the simulated ENA", "host", ln.Addr(), "server", srv)
 	return ln.Addr().String(), nil
 }

@@ -31,8 +31,10 @@ const ackWaitBound = 2 * time.Second
 // iperf3 cookie, which every iperf3 connection starts with): by then the
 // previous connection is in the server's accept queue.
 type orderedDialer struct {
-	d      gvstack.Dialer
-	target netip.AddrPort
+	d gvstack.Dialer
+	// target is the server's address, read at each dial (as
+	// vpc.Dialer.TCPTo6 does): a DHCP(v6) lease may change it.
+	target func() (netip.AddrPort, error)
 
 	mu   sync.Mutex // the forwarder dials one at a time; this keeps prev consistent
 	prev iperf3.AckWaiter
@@ -47,8 +49,12 @@ func (o *orderedDialer) dial(ctx context.Context) (net.Conn, error) {
 		cancel()
 		o.prev = nil
 	}
+	target, err := o.target()
+	if err != nil {
+		return nil, err
+	}
 	// The buffers as vpc.Dialer.TCPTo sets them, before the handshake.
-	c, err := o.d.DialOptions(ctx, "tcp", "", o.target.String(), iperf3.SocketOptions{Window: vpc.ForwardTCPBuffer})
+	c, err := o.d.DialOptions(ctx, "tcp", "", target.String(), iperf3.SocketOptions{Window: vpc.ForwardTCPBuffer})
 	if err != nil {
 		return nil, err
 	}
