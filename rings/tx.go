@@ -390,6 +390,15 @@ func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
 	if !q.bound {
 		return errNotBound
 	}
+	if q.llq == nil {
+		total := 0
+		for _, s := range segs {
+			total += len(s)
+		}
+		if total > 0 && total <= q.bufSize && total <= q.maxFrame {
+			return q.sendHostOne(segs, total, &off)
+		}
+	}
 	var p txPlan
 	if err := q.plan(&p, segs, &off); err != nil {
 		return err
@@ -684,38 +693,50 @@ func (q *TxQueue) Reclaim() (int, error) {
 	if len(q.cq) == 0 {
 		return 0, nil
 	}
+	// The loop keeps the queue's positions and free lists in locals and
+	// stores them back once.
+	cq, mask, shift, info := q.cq, q.mask, q.shift, q.info
+	pos, head := q.cqHead, q.head
+	reqFree, bufFree := q.reqFree, q.bufFree
 	n := 0
-	var err error
+	var bad bool
+	var w0 uint32
 	for {
 		// Step 1: an acquire load of word 0; the phase says whether the
 		// device has written this entry on the current lap (§7.8). The
 		// Tx completion's other word (sub_qid, sq_head) is ignored by
 		// drivers (§7.5), so there is nothing more to read.
-		pos := q.cqHead
-		w0 := dmamem.Acquire32(q.cq, int((pos&q.mask)*TxCQEntrySize))
-		if w0&spec.TxCdescPhaseMask != phaseBit(pos, q.shift)<<24 {
+		w0 = dmamem.Acquire32(cq, int((pos&mask)*TxCQEntrySize))
+		if w0&spec.TxCdescPhaseMask != phaseBit(pos, shift)<<24 {
 			break
 		}
 		// Step 2: check before use (the slow path builds the error).
 		id := w0 & spec.TxCdescReqIDMask
-		if id >= q.depth || !q.info[id].inflight || q.checkMBZ && w0&spec.TxCdescMBZMask != 0 {
-			err = q.checkCompletion(w0)
+		if id >= uint32(len(info)) || !info[id].inflight || q.checkMBZ && w0&spec.TxCdescMBZMask != 0 {
+			bad = true
 			break
 		}
 		// Step 3: free the packet and its slots.
-		in := &q.info[id]
-		if in.linear {
+		in := &info[id]
+		switch {
+		case in.linear:
 			q.linFree = append(q.linFree, in.bufs[0])
-		} else {
-			for _, b := range in.bufs[:in.nbufs] {
-				q.bufFree = append(q.bufFree, b)
-			}
+		case in.nbufs == 1:
+			bufFree = append(bufFree, in.bufs[0])
+		default:
+			bufFree = append(bufFree, in.bufs[:in.nbufs]...)
 		}
 		in.inflight = false
-		q.reqFree = append(q.reqFree, uint16(w0))
-		q.head += uint32(in.slots)
-		q.cqHead = pos + 1
+		reqFree = append(reqFree, uint16(id))
+		head += uint32(in.slots)
+		pos++
 		n++
+	}
+	q.cqHead, q.head = pos, head
+	q.reqFree, q.bufFree = reqFree, bufFree
+	var err error
+	if bad {
+		err = q.checkCompletion(w0)
 	}
 	if n != 0 {
 		q.stats.completions.Add(uint64(n))
