@@ -322,3 +322,22 @@ func TestRequestRate(t *testing.T) {
 		})
 	}
 }
+
+// TestBusyPollRTT: the busy-poll comparison runs over (a) and (b) and
+// renders; the numbers are not checked against the target (timing).
+func TestBusyPollRTT(t *testing.T) {
+	port := uint16(7300)
+	r := MeasureBusyPollRTT(context.Background(), 1, 100*time.Millisecond, &port)
+	require.Empty(t, r.Err)
+	for _, c := range []Cell{r.AP50, r.AP99, r.BP50, r.BP99} {
+		assert.Positive(t, c.Value)
+		assert.Len(t, c.Samples, 1)
+	}
+	assert.LessOrEqual(t, r.BP50.Value, r.BP99.Value)
+	md := r.Markdown(1, 100*time.Millisecond)
+	assert.Contains(t, md, "| `busypoll` |")
+	assert.Contains(t, md, "(busypoll)/(a-nogso): p50")
+	res := &Results{BusyPoll: &r}
+	require.Len(t, res.busyPollTarget(), 1)
+	t.Logf("(a) p50 %v, (b) busy-poll p50 %v", time.Duration(r.AP50.Value*1e9), time.Duration(r.BP50.Value*1e9))
+}

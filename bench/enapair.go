@@ -19,6 +19,9 @@ import (
 type ENASettings struct {
 	GSO, GRO bool
 	MTU      int
+	// BusyPoll runs one queue per side and busy-polls Rx for up to
+	// busyPollSpin before waiting for the interrupt (busyPollNIC).
+	BusyPoll bool
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -51,12 +54,20 @@ func openENASide(w enasim.Wire, addr netip.Prefix, s ENASettings) (*enaSide, err
 	if err != nil {
 		return nil, fmt.Errorf("bench: creating the enasim device: %w", err)
 	}
-	side.dev, err = ena.Open(side.sim, ena.Config{MTU: s.MTU, Logger: quiet})
+	cfg := ena.Config{MTU: s.MTU, Logger: quiet}
+	if s.BusyPoll {
+		cfg.Queues = 1
+	}
+	side.dev, err = ena.Open(side.sim, cfg)
 	if err != nil {
 		side.close()
 		return nil, fmt.Errorf("bench: opening the driver on enasim: %w", err)
 	}
-	side.st, err = link.NewStack(enanic.New(side.dev), link.StackOptions{
+	var nic link.NIC = enanic.New(side.dev)
+	if s.BusyPoll {
+		nic = busyPollNIC{NIC: nic, Spin: busyPollSpin}
+	}
+	side.st, err = link.NewStack(nic, link.StackOptions{
 		Addr:     addr,
 		Endpoint: link.Options{NoGSO: !s.GSO, NoGRO: !s.GRO, Logger: quiet},
 		Logger:   quiet,

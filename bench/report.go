@@ -106,6 +106,7 @@ func (r *Results) Targets() []Target {
 	}
 	out = append(out, r.attributionTargets()...)
 	out = append(out, r.requestTargets()...)
+	out = append(out, r.busyPollTarget()...)
 	for _, d := range r.Driver.Results {
 		// The host-placement 64 B cell is the one compared with ixy's C
 		// driver (about 36 ns per forwarded packet): 40 ns; the others 50.
@@ -286,6 +287,7 @@ func (r *Results) Markdown(plotName string) string {
 
 	b.WriteString(r.AttributionMarkdown())
 	b.WriteString(r.RequestMarkdown())
+	b.WriteString(r.BusyPoll.Markdown(c.RTTRuns, c.RTTDuration))
 	fmt.Fprintf(&b, "\n### Ratios\n\n%s\n### Targets\n\n", r.RatioTable())
 	for _, t := range r.Targets() {
 		fmt.Fprintf(&b, "- %s\n", oneLine(t.String()))

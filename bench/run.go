@@ -150,6 +150,7 @@ type Results struct {
 	Links     []LinkResult
 	Lifecycle Lifecycle
 	Demo      *LinkResult // the enahttp demo path (request rate only); nil if not run
+	BusyPoll  *BusyPollRTT // busy-poll RTT of (b) against (a); nil if not run
 }
 
 // Run measures everything cfg asks for, in table order.
@@ -264,6 +265,14 @@ func Run(ctx context.Context, cfg Config) *Results {
 			}
 		}
 		r.Links = append(r.Links, lr)
+	}
+
+	if wantRow(cfg.Rows, BusyPollLink.ID) {
+		bp := MeasureBusyPollRTT(ctx, cfg.RTTRuns, cfg.RTTDuration, &port)
+		r.BusyPoll = &bp
+		p50, p99 := bp.Ratio()
+		logf("busypoll rtt: (a) p50 %.1f µs p99 %.1f µs, (b) busy-poll p50 %.1f µs p99 %.1f µs, ratio p50 %.2f p99 %.2f %s",
+			bp.AP50.Value*1e6, bp.AP99.Value*1e6, bp.BP50.Value*1e6, bp.BP99.Value*1e6, p50, p99, bp.Err)
 	}
 
 	if wantRow(cfg.Rows, "demo") {

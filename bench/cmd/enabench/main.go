@@ -37,7 +37,7 @@ func run() error {
 		return err
 	}
 	var (
-		rows     = flag.String("rows", "", "comma-separated row IDs to run (driver, a-nogso, a-gso, b-nogso, b-gso, c-frame, c-swgso, c-hostgso, kernel, demo, lifecycle, or links for every link row); empty means all")
+		rows     = flag.String("rows", "", "comma-separated row IDs to run (driver, a-nogso, a-gso, b-nogso, b-gso, c-frame, c-swgso, c-hostgso, kernel, busypoll, demo, lifecycle, or links for every link row); empty means all")
 		runs     = flag.Int("runs", 5, "goodput runs per cell (the median is reported)")
 		warmup   = flag.Duration("warmup", 500*time.Millisecond, "traffic before each counted goodput window")
 		duration = flag.Duration("duration", 1500*time.Millisecond, "counted window per goodput run")
