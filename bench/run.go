@@ -149,7 +149,7 @@ type Results struct {
 	Driver    DriverBench
 	Links     []LinkResult
 	Lifecycle Lifecycle
-	Demo      *LinkResult // the enahttp demo path (request rate only); nil if not run
+	Demo      *LinkResult  // the enahttp demo path (request rate only); nil if not run
 	BusyPoll  *BusyPollRTT // busy-poll RTT of (b) against (a); nil if not run
 }
 
