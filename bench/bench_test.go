@@ -143,7 +143,8 @@ func fakeResults() *Results {
 					{9001, 1}: {Err: "not measured: CPU profile: cpu profiling already in use"},
 				}
 			}
-			lr.Requests = map[int]RequestCell{1024: {RPS: float64(1000 * (i + 1)), P50: time.Duration(i+1) * time.Millisecond, P99: time.Duration(i+1) * 4 * time.Millisecond},
+			lr.Requests = map[int]RequestCell{1024: {RPS: float64(1000 * (i + 1)), P50: time.Duration(i+1) * time.Millisecond, P99: time.Duration(i+1) * 4 * time.Millisecond,
+				CPUPerReq: time.Duration(i+1) * 50 * time.Microsecond},
 				65536: {Err: "not measured: bench: GET failed"}}
 			lr.RTTP50 = Cell{Value: float64(i+1) * 10e-6}
 			lr.RTTP99 = Cell{Value: float64(i+1) * 40e-6}
@@ -151,7 +152,7 @@ func fakeResults() *Results {
 		r.Links = append(r.Links, lr)
 	}
 	r.Driver = DriverBench{Results: parseDriverBench([]byte(benchOut)), Command: "go test ..."}
-	r.Demo = &LinkResult{Link: DemoLink, Requests: map[int]RequestCell{1024: {RPS: 500, P50: 8 * time.Millisecond, P99: 20 * time.Millisecond}}}
+	r.Demo = &LinkResult{Link: DemoLink, Requests: map[int]RequestCell{1024: {RPS: 500, P50: 8 * time.Millisecond, P99: 20 * time.Millisecond, CPUPerReq: 300 * time.Microsecond}}}
 	r.Lifecycle = Lifecycle{Open: []time.Duration{time.Millisecond}, Reset: []time.Duration{2 * time.Millisecond}}
 	return r
 }
@@ -175,8 +176,8 @@ func TestWriters(t *testing.T) {
 		"| (b-gso)/(a-gso) | 2.00 |", "llq128 | 1514 B", "MISSED", "![goodput and RTT](enabench.png)",
 		"| `b-gso` | 1500 | 1 | 400 | 1.00 | 0.50 | 2.00 | 0.40 | 0.10 | 4.00 |", "| `b-gso` | 1500 | 1 | 500 | 512 | 12 % |",
 		"`b-gso` MTU 9001 ×1: not measured: CPU profile: cpu profiling already in use", "enanet's own share of CPU in b-gso, MTU 1500 ×1: 12.5 %",
-		"| `b-gso` | 4000 | 4000 | 16000 | — | — | — |", "| `demo` | 500 | 8000 | 20000 | — | — | — |",
-		"| (b-gso)/(a-gso) | 2.00 | 2.00 | 2.00 | — | — | — | 1 KiB req/s >= 0.80 |", "`b-gso` 64 KiB: not measured: bench: GET failed",
+		"| `b-gso` | 4000 | 4000 | 16000 | 200 | — | — | — | — |", "| `demo` | 500 | 8000 | 20000 | 300 | — | — | — | — |",
+		"| (b-gso)/(a-gso) | 2.00 | 2.00 | 2.00 | 2.00 | — | — | — | — | 1 KiB req/s >= 0.80 |", "`b-gso` 64 KiB: not measured: bench: GET failed",
 		"request rate (b-gso)/(a-gso), 1 KiB bodies: 2.00 (target >= 0.80: met)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)

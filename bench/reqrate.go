@@ -29,6 +29,11 @@ type RequestResult struct {
 	RPS      float64       // requests completed per second in the window
 	P50, P99 time.Duration // latency of the requests completed in the window
 	N        int           // requests completed in the window
+	// CPUPerReq is the whole process's CPU time (user+system) in the
+	// window divided by the requests completed in it: both stacks, the
+	// link, the HTTP client and server. Unlike RPS it does not fall when
+	// other processes take the machine's cores.
+	CPUPerReq time.Duration
 }
 
 // maxLatencySamples bounds the memory one run keeps per connection.
@@ -148,10 +153,10 @@ func RequestRate(ctx context.Context, p Pair, port uint16, o RequestOptions) (Re
 		return RequestResult{}, runErr(ctx, firstErr)
 	}
 	counting.Store(true)
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), processCPU()
 	ok := sleepCtx(rctx, o.Duration)
 	counting.Store(false)
-	el := time.Since(t0)
+	el, cpu := time.Since(t0), processCPU()-cpu0
 	cancel()
 	wg.Wait()
 	if !ok {
@@ -161,7 +166,8 @@ func RequestRate(ctx context.Context, p Pair, port uint16, o RequestOptions) (Re
 		return RequestResult{}, errors.New("bench: no request completed in the counted window")
 	}
 	slices.Sort(lat)
-	return RequestResult{RPS: float64(len(lat)) / el.Seconds(), P50: quantile(lat, 0.5), P99: quantile(lat, 0.99), N: len(lat)}, nil
+	return RequestResult{RPS: float64(len(lat)) / el.Seconds(), P50: quantile(lat, 0.5), P99: quantile(lat, 0.99), N: len(lat),
+		CPUPerReq: cpu / time.Duration(len(lat))}, nil
 }
 
 func runErr(ctx context.Context, first error) error {
@@ -205,9 +211,10 @@ func (c *RequestConfig) defaults() {
 // RequestCell is the median of a cell's request-rate runs, or why it is
 // missing.
 type RequestCell struct {
-	RPS      float64
-	P50, P99 time.Duration
-	Err      string
+	RPS       float64
+	P50, P99  time.Duration
+	CPUPerReq time.Duration // process CPU per request (RequestResult.CPUPerReq)
+	Err       string
 }
 
 // runRequests runs every body size over p.
@@ -218,7 +225,7 @@ func runRequests(ctx context.Context, cfg Config, p Pair, port *uint16, id strin
 	rc := cfg.Requests
 	out := map[int]RequestCell{}
 	for _, body := range rc.Bodies {
-		var rps, p50, p99 []float64
+		var rps, p50, p99, cpu []float64
 		cell := RequestCell{}
 		for run := 0; run < rc.Runs && ctx.Err() == nil; run++ {
 			*port++
@@ -228,15 +235,17 @@ func runRequests(ctx context.Context, cfg Config, p Pair, port *uint16, id strin
 				break
 			}
 			rps, p50, p99 = append(rps, res.RPS), append(p50, float64(res.P50)), append(p99, float64(res.P99))
+			cpu = append(cpu, float64(res.CPUPerReq))
 		}
 		if cell.Err == "" && len(rps) == 0 {
 			cell.Err = "not measured: interrupted"
 		}
 		if cell.Err == "" {
 			cell.RPS, cell.P50, cell.P99 = median(rps), time.Duration(median(p50)), time.Duration(median(p99))
+			cell.CPUPerReq = time.Duration(median(cpu))
 		}
 		out[body] = cell
-		logf("%s requests %d B: %.0f req/s p50 %v p99 %v %s", id, body, cell.RPS, cell.P50, cell.P99, cell.Err)
+		logf("%s requests %d B: %.0f req/s p50 %v p99 %v cpu/req %v %s", id, body, cell.RPS, cell.P50, cell.P99, cell.CPUPerReq, cell.Err)
 	}
 	return out
 }

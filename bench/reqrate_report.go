@@ -65,14 +65,16 @@ func (r *Results) RequestMarkdown() string {
 	fmt.Fprintf(&b, "\n### HTTP request rate\n\nHTTP/1.1 keep-alive GETs against Go's net/http on the server side of each row "+
 		"(MTU 1500): %d connections from an in-process client (net/http Transport), each with one request outstanding "+
 		"(a closed loop, like wrk); requests completed per second over %v after %v of warm-up, and the latency of "+
-		"those requests; median of %d runs. Latency in µs.\n\n", rc.Conns, rc.Duration, rc.Warmup, rc.Runs)
+		"those requests; median of %d runs. Latency in µs. CPU is the whole process's CPU time (user+system) in the window per "+
+		"request completed, in µs: both stacks, the link (and for (b) the device model), client and server; it does not "+
+		"shrink when other processes take the cores, as req/s does.\n\n", rc.Conns, rc.Duration, rc.Warmup, rc.Runs)
 	b.WriteString("| row |")
 	for _, body := range rc.Bodies {
-		fmt.Fprintf(&b, " %s req/s | %s p50 | %s p99 |", kib(body), kib(body), kib(body))
+		fmt.Fprintf(&b, " %s req/s | %s p50 | %s p99 | %s CPU |", kib(body), kib(body), kib(body), kib(body))
 	}
 	b.WriteString("\n|---|")
 	for range rc.Bodies {
-		b.WriteString("---:|---:|---:|")
+		b.WriteString("---:|---:|---:|---:|")
 	}
 	b.WriteString("\n")
 	var notes []string
@@ -81,13 +83,13 @@ func (r *Results) RequestMarkdown() string {
 		for _, body := range rc.Bodies {
 			c := reqCell(l, body)
 			if c.Err != "" {
-				b.WriteString(" — | — | — |")
+				b.WriteString(" — | — | — | — |")
 				if l.Skipped == "" {
 					notes = append(notes, fmt.Sprintf("`%s` %s: %s", l.Link.ID, kib(body), c.Err))
 				}
 				continue
 			}
-			fmt.Fprintf(&b, " %.0f | %s | %s |", c.RPS, us(c.P50), us(c.P99))
+			fmt.Fprintf(&b, " %.0f | %s | %s | %s |", c.RPS, us(c.P50), us(c.P99), us(c.CPUPerReq))
 		}
 		b.WriteString("\n")
 		if l.Skipped != "" {
@@ -104,13 +106,13 @@ func (r *Results) RequestMarkdown() string {
 	if len(notes) > 0 {
 		b.WriteString("\n")
 	}
-	b.WriteString("\nRatios (req/s: higher is better for the first row; latency: lower is better):\n\n| ratio |")
+	b.WriteString("\nRatios (req/s: higher is better; latency and CPU per request: lower is better):\n\n| ratio |")
 	for _, body := range rc.Bodies {
-		fmt.Fprintf(&b, " %s req/s | %s p50 | %s p99 |", kib(body), kib(body), kib(body))
+		fmt.Fprintf(&b, " %s req/s | %s p50 | %s p99 | %s CPU |", kib(body), kib(body), kib(body), kib(body))
 	}
 	b.WriteString(" target |\n|---|")
 	for range rc.Bodies {
-		b.WriteString("---:|---:|---:|")
+		b.WriteString("---:|---:|---:|---:|")
 	}
 	b.WriteString("---|\n")
 	for _, cmp := range requestComparisons {
@@ -122,10 +124,14 @@ func (r *Results) RequestMarkdown() string {
 		for _, body := range rc.Bodies {
 			x, y := reqCell(n, body), reqCell(d, body)
 			if x.Err != "" || y.Err != "" || y.RPS == 0 || y.P50 == 0 || y.P99 == 0 {
-				b.WriteString(" — | — | — |")
+				b.WriteString(" — | — | — | — |")
 				continue
 			}
-			fmt.Fprintf(&b, " %.2f | %.2f | %.2f |", x.RPS/y.RPS, float64(x.P50)/float64(y.P50), float64(x.P99)/float64(y.P99))
+			cpu := "—"
+			if x.CPUPerReq > 0 && y.CPUPerReq > 0 {
+				cpu = fmt.Sprintf("%.2f", float64(x.CPUPerReq)/float64(y.CPUPerReq))
+			}
+			fmt.Fprintf(&b, " %.2f | %.2f | %.2f | %s |", x.RPS/y.RPS, float64(x.P50)/float64(y.P50), float64(x.P99)/float64(y.P99), cpu)
 		}
 		fmt.Fprintf(&b, " %s |\n", cmp.target)
 	}
