@@ -583,7 +583,11 @@ func (q *TxQueue) writeLLQ(p *txPlan, segs [][]byte) {
 	es := q.entrySize
 	b := q.bounce[:p.slots*es]
 	clear(b)
-	gather(b[q.hdrOff:q.hdrOff+p.push], segs, 0, 0)
+	if hdr := b[q.hdrOff : q.hdrOff+p.push]; p.rest == 0 {
+		copySegs(hdr, segs) // the whole frame is pushed: a plain copy
+	} else {
+		gather(hdr, segs, 0, 0)
+	}
 	for k, d := range q.descs[:p.ndescs] {
 		e, off := uint32(0), uint32(k)*spec.LLQDescSlotSize
 		if c := uint32(k); c >= q.dbh {
@@ -723,9 +727,9 @@ func (q *TxQueue) Reclaim() (int, error) {
 			q.linFree = append(q.linFree, in.bufs[0])
 		case in.nbufs == 1:
 			bufFree = append(bufFree, in.bufs[0])
-		default:
+		case in.nbufs > 1:
 			bufFree = append(bufFree, in.bufs[:in.nbufs]...)
-		}
+		} // 0 buffers: an LLQ frame pushed whole in its entry
 		in.inflight = false
 		reqFree = append(reqFree, uint16(id))
 		head += uint32(in.slots)
