@@ -325,10 +325,11 @@ func TestRequestRate(t *testing.T) {
 }
 
 // TestBusyPollRTT: the busy-poll comparison runs over (a) and (b) and
-// renders; the numbers are not checked against the target (timing).
+// renders; the numbers are not checked against the target (timing), and the
+// pairs are not warmed (a smoke test, not a measurement).
 func TestBusyPollRTT(t *testing.T) {
 	port := uint16(7300)
-	r := MeasureBusyPollRTT(context.Background(), 1, 100*time.Millisecond, &port)
+	r := MeasureBusyPollRTT(context.Background(), 1, 100*time.Millisecond, 0, &port)
 	require.Empty(t, r.Err)
 	for _, c := range []Cell{r.AP50, r.AP99, r.BP50, r.BP99} {
 		assert.Positive(t, c.Value)

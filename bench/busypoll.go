@@ -76,10 +76,10 @@ type BusyPollRTT struct {
 var BusyPollLink = Link{ID: "busypoll", Group: "b",
 	Label: "(b) enasim pair, one queue per side, Rx busy-polled (runtime.Gosched) for 50 µs before waiting for the interrupt; no GSO/GRO"}
 
-// busyPollWarmup is how long MeasureBusyPollRTT ping-pongs 64 KiB messages
-// on each pair before measuring: at about 45 frames each way per exchange
-// that is many laps of every ring.
-const busyPollWarmup = 300 * time.Millisecond
+// BusyPollWarmup is how long enabench's busy-poll row ping-pongs 64 KiB
+// messages on each pair before measuring: at about 45 frames each way per
+// exchange that is many laps of every ring.
+const BusyPollWarmup = 300 * time.Millisecond
 
 // MeasureBusyPollRTT runs the 64-byte ping-pong runs times over (a) and
 // over (b) in busy-poll mode, alternating, at MTU 1500 without GSO/GRO (one
@@ -87,10 +87,14 @@ const busyPollWarmup = 300 * time.Millisecond
 // ping-pong of 64 KiB messages (frames both ways): a fresh (b) pair's first
 // lap through its Rx rings touches its DMA buffers for the first time, and
 // those page faults (thousands per pair, tens of µs of RTT while they last)
-// are the model's memory, not what a driver on pinned VFIO memory pays. While (a) runs, (b)'s Rx goroutines
-// have spun out their budget and wait for interrupts, so they do not take
-// CPU from it. The cells hold the medians of each run's p50 and p99.
-func MeasureBusyPollRTT(ctx context.Context, runs int, d time.Duration, port *uint16) BusyPollRTT {
+// are the model's memory, not what a driver on pinned VFIO memory pays.
+// While (a) runs, (b)'s Rx goroutines have spun out their budget and wait
+// for interrupts, so they do not take CPU from it. The cells hold the medians of each run's p50 and p99.
+//
+// warmup is how long each pair's warm-up ping-pong lasts (BusyPollWarmup in
+// enabench); 0 skips it, for smoke tests: under the race detector a
+// ping-pong of 64 KiB messages can stall for seconds on either pair.
+func MeasureBusyPollRTT(ctx context.Context, runs int, d, warmup time.Duration, port *uint16) BusyPollRTT {
 	ss, err := enaStackSettings(ENASettings{MTU: 1500})
 	if err != nil {
 		return BusyPollRTT{Err: "not measured: reading (b)'s stack settings: " + err.Error()}
@@ -106,8 +110,11 @@ func MeasureBusyPollRTT(ctx context.Context, runs int, d time.Duration, port *ui
 	}
 	defer b.Close()
 	for _, p := range []Pair{a, b} {
+		if warmup <= 0 {
+			break
+		}
 		*port++
-		if _, err := RTT(ctx, p, *port, 64<<10, busyPollWarmup); err != nil {
+		if _, err := RTT(ctx, p, *port, 64<<10, warmup); err != nil {
 			return BusyPollRTT{Err: "not measured: warming up: " + err.Error()}
 		}
 	}

@@ -268,7 +268,7 @@ func Run(ctx context.Context, cfg Config) *Results {
 	}
 
 	if wantRow(cfg.Rows, BusyPollLink.ID) {
-		bp := MeasureBusyPollRTT(ctx, cfg.RTTRuns, cfg.RTTDuration, &port)
+		bp := MeasureBusyPollRTT(ctx, cfg.RTTRuns, cfg.RTTDuration, BusyPollWarmup, &port)
 		r.BusyPoll = &bp
 		p50, p99 := bp.Ratio()
 		logf("busypoll rtt: (a) p50 %.1f µs p99 %.1f µs, (b) busy-poll p50 %.1f µs p99 %.1f µs, ratio p50 %.2f p99 %.2f %s",
