@@ -31,7 +31,7 @@ starts a fresh simulated device whose counters start at zero.`
 
 // cmdStats implements `enactl stats`.
 func cmdStats(e *env, args []string) int {
-	fs := flagSet("stats", "enactl stats --device ADDRESS|sim [--watch D] [--count N] [--json] [--socket PATH]", statsHelp)
+	fs := flagSet("stats", "enactl stats --device ADDRESS|sim [--watch D] [--count N] [--json], or --socket PATH instead of --device", statsHelp)
 	df := addDeviceFlags(fs)
 	watch := fs.Duration("watch", 0, "print again every interval (e.g. 1s) with per-second rates, until interrupted")
 	fs.DurationVar(watch, "interval", 0, "same as --watch")
@@ -39,6 +39,7 @@ func cmdStats(e *env, args []string) int {
 	count := fs.Int("count", 0, "with --watch, stop after this many prints (0 = until interrupted)")
 	asJSON := fs.Bool("json", false, "print one JSON object per sample (counters and rates by name)")
 	socket := fs.String("socket", "", "read through this control socket instead of looking for one")
+	df.socket = socket
 	if ok, code := parseDevice(e, "stats", fs, df, args); !ok {
 		return code
 	}

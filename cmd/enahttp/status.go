@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/enanet/enanet/ena/control"
 	"github.com/enanet/enanet/ena/observe"
 	"github.com/enanet/enanet/ena/spec"
 	"github.com/enanet/enanet/link"
@@ -176,19 +177,7 @@ func (a *app) status(ctx context.Context) Status {
 		TxCsumOffload: eps.TxCsumOffload, RxCsumOffload: eps.RxCsumOffload,
 	}
 	st.Link = LinkInfo{Up: a.dev.LinkUp(), Changes: eps.LinkChanges}
-	addr, gw := a.st.Addr()
-	if addr.IsValid() { // else IPv6 only
-		st.Network.Address = addr.String()
-	}
-	if gw.IsValid() {
-		st.Network.Gateway = gw.String()
-	}
-	if l := a.st.Lease(); l != nil {
-		st.Network.DHCP = true
-		st.Network.LeaseServer = l.Server.String()
-		st.Network.LeaseSeconds = int(l.Duration / time.Second)
-	}
-	a.network6(&st.Network)
+	st.Network = a.network()
 	ds, at, err := a.stats.get(ctx)
 	st.CountersTime = at
 	if err != nil {
@@ -221,6 +210,36 @@ func (a *app) status(ctx context.Context) Status {
 		st.Counters[c.Name] = c.Value
 	}
 	return st
+}
+
+// network is the stack's addressing, IPv4 and IPv6.
+func (a *app) network() Network {
+	var n Network
+	addr, gw := a.st.Addr()
+	if addr.IsValid() { // else IPv6 only
+		n.Address = addr.String()
+	}
+	if gw.IsValid() {
+		n.Gateway = gw.String()
+	}
+	if l := a.st.Lease(); l != nil {
+		n.DHCP = true
+		n.LeaseServer = l.Server.String()
+		n.LeaseSeconds = int(l.Duration / time.Second)
+	}
+	a.network6(&n)
+	return n
+}
+
+// controlNetwork is the addressing the control socket reports to
+// `enactl info` (the same keys as /api/v1/status "network").
+func (a *app) controlNetwork() control.Network {
+	n := a.network()
+	return control.Network{
+		Address: n.Address, Gateway: n.Gateway, DHCP: n.DHCP,
+		Address6: n.Address6, Gateway6: n.Gateway6, LinkLocal: n.LinkLocal, DHCP6: n.DHCP6,
+		DNS: n.DNS,
+	}
 }
 
 // network6 fills in the IPv6 part of the addressing.
