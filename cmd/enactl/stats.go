@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/enanet/enanet/ena/control"
@@ -71,17 +72,29 @@ func cmdStats(e *env, args []string) int {
 			}
 			return fail(e, "stats", err)
 		}
+		if s.Error != "" {
+			// The device's part could not be read (a reset): its zeros
+			// are not values, so leave them out rather than print them.
+			s = withoutDeviceCounters(s)
+		}
 		var rates map[string]float64
+		var restarted []string
 		if prev != nil {
 			rates = observe.Rates(*prev, s)
+			restarted = restartedCounters(*prev, s)
 		}
 		if *asJSON {
-			writeStatsJSON(e.stdout, s, rates)
+			writeStatsJSON(e.stdout, s, rates, restarted)
 		} else {
 			if n > 1 {
 				fmt.Fprintln(e.stdout)
 			}
 			observe.WriteTable(e.stdout, s, rates)
+			if len(restarted) > 0 {
+				fmt.Fprintf(e.stdout, "\nRestarted since the previous sample, so no rate this time: %s\n"+
+					"(a device reset restarts the device's own counters; replacing rings restarts the ring counters)\n",
+					strings.Join(restarted, ", "))
+			}
 		}
 		prev = &s
 		if *watch == 0 || (*count > 0 && n >= *count) {
@@ -144,8 +157,42 @@ type statsJSON struct {
 	Error    string             `json:"error,omitempty"`
 	Counters map[string]uint64  `json:"counters"`
 	Rates    map[string]float64 `json:"rates_per_second,omitempty"`
+	// Restarted are the counters lower than in the previous sample (a
+	// device reset, replaced rings): they have no rate in this sample.
+	Restarted []string `json:"restarted,omitempty"`
 }
 
-func writeStatsJSON(w io.Writer, s observe.Snapshot, rates map[string]float64) {
-	json.NewEncoder(w).Encode(statsJSON{Device: s.Device, Time: s.Time, Error: s.Error, Counters: s.Values(), Rates: rates})
+func writeStatsJSON(w io.Writer, s observe.Snapshot, rates map[string]float64, restarted []string) {
+	json.NewEncoder(w).Encode(statsJSON{Device: s.Device, Time: s.Time, Error: s.Error, Counters: s.Values(), Rates: rates, Restarted: restarted})
+}
+
+// restartedCounters names the counters (not gauges) of cur that are lower
+// than in prev: observe.Rates gives them no rate, and the table would
+// otherwise show a total that fell with no word why.
+func restartedCounters(prev, cur observe.Snapshot) []string {
+	old := prev.Values()
+	var names []string
+	for _, c := range cur.Counters {
+		if p, ok := old[c.Name]; ok && !c.Gauge && c.Value < p {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
+// withoutDeviceCounters is s without the counters that come from the
+// device's GET_STATS (device totals, ENI allowances, ENA Express): in a
+// snapshot whose device part failed they hold zeros, not readings. The
+// next sample then shows them again, without a rate.
+func withoutDeviceCounters(s observe.Snapshot) observe.Snapshot {
+	var kept []observe.Counter
+	for _, c := range s.Counters {
+		switch observe.GroupOf(c) {
+		case observe.GroupDevice, observe.GroupENI, observe.GroupSRD:
+			continue
+		}
+		kept = append(kept, c)
+	}
+	s.Counters = kept
+	return s
 }
