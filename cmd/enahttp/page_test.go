@@ -108,3 +108,9 @@ func TestSinkDeclaredOverGiB(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 }
+
+func TestGroupThousands(t *testing.T) {
+	for n, want := range map[uint64]string{0: "0", 999: "999", 1000: "1,000", 203897960: "203,897,960", 18446744073709551615: "18,446,744,073,709,551,615"} {
+		require.Equal(t, want, groupThousands(n))
+	}
+}

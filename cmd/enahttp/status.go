@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/enanet/enanet/ena/control"
@@ -311,6 +312,9 @@ var pageFuncs = template.FuncMap{
 		}
 		return "no"
 	},
+	// count groups a counter's digits by thousands (203,897,960): long
+	// columns of raw digits do not read.
+	"count": groupThousands,
 	// interrupts shows how a queue is served.
 	"interrupts": func(b bool) string {
 		if b {
@@ -318,6 +322,19 @@ var pageFuncs = template.FuncMap{
 		}
 		return "polled"
 	},
+}
+
+// groupThousands writes n with a comma between groups of three digits.
+func groupThousands(n uint64) string {
+	d := strconv.FormatUint(n, 10)
+	var b strings.Builder
+	for i, c := range d {
+		if i > 0 && (len(d)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 var page = template.Must(template.New("page").Funcs(pageFuncs).Parse(`<!doctype html>
@@ -361,14 +378,15 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 <h2>Queues</h2>
 <table>
 <tr><th>Queue</th><th>Tx pkts</th><th>Tx bytes</th><th>doorbells</th><th>no space</th><th>missed cmpl</th><th>Rx pkts</th><th>Rx bytes</th><th>L4 csum good/bad/unchecked</th><th>refills</th></tr>
-{{range .Queues}}<tr><td>{{.Queue}}</td><td class="num">{{.Tx.Packets}}</td><td class="num">{{.Tx.Bytes}}</td><td class="num">{{.Tx.Doorbells}}</td><td class="num">{{.Tx.NoSpace}}</td><td class="num">{{.Tx.MissedCompletion}}</td>
-<td class="num">{{.Rx.Packets}}</td><td class="num">{{.Rx.Bytes}}</td><td class="num">{{.Rx.L4CsumGood}}/{{.Rx.L4CsumBad}}/{{.Rx.L4CsumUnchecked}}</td><td class="num">{{.Rx.Refills}}</td></tr>
+{{range .Queues}}<tr><td>{{.Queue}}</td><td class="num">{{count .Tx.Packets}}</td><td class="num">{{count .Tx.Bytes}}</td><td class="num">{{count .Tx.Doorbells}}</td><td class="num">{{.Tx.NoSpace}}</td><td class="num">{{.Tx.MissedCompletion}}</td>
+<td class="num">{{count .Rx.Packets}}</td><td class="num">{{count .Rx.Bytes}}</td><td class="num">{{count .Rx.L4CsumGood}}/{{.Rx.L4CsumBad}}/{{.Rx.L4CsumUnchecked}}</td><td class="num">{{count .Rx.Refills}}</td></tr>
 {{end}}</table>
 
 <h2>Device counters</h2>
+{{if .Resets}}<p>The device restarts these at each reset (the queue counters above keep counting).</p>{{end}}
 <table>
-{{with .DeviceCounters}}<tr><th>Tx</th><td class="num">{{.TxPkts}} pkts, {{.TxBytes}} bytes, {{.TxDrops}} drops</td></tr>
-<tr><th>Rx</th><td class="num">{{.RxPkts}} pkts, {{.RxBytes}} bytes, {{.RxDrops}} drops, {{.RxOverruns}} overruns</td></tr>{{end}}
+{{with .DeviceCounters}}<tr><th>Tx</th><td class="num">{{count .TxPkts}} pkts, {{count .TxBytes}} bytes, {{.TxDrops}} drops</td></tr>
+<tr><th>Rx</th><td class="num">{{count .RxPkts}} pkts, {{count .RxBytes}} bytes, {{.RxDrops}} drops, {{.RxOverruns}} overruns</td></tr>{{end}}
 </table>
 
 <h2>ENI allowances exceeded</h2>
