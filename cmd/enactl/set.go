@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,8 @@ open TCP connections survive every change. Like ethtool -L/-G/-X/-C:
   --rx-usecs N        static Rx interrupt delay in µs (0 = off)
   --tx-usecs N        static Tx interrupt delay in µs
   --adaptive on|off   adaptive Rx interrupt moderation (net_dim style)
+
+As with ethtool -C, a moderation setting left out keeps its current value.
 
 Channels, rings and Rx buffers rebuild the queues (a few milliseconds
 without traffic); RSS and moderation apply at once. Settings are applied
@@ -85,6 +88,19 @@ func cmdSet(e *env, args []string) int {
 		}
 		s.RxBufSize = &n
 	}
+	if *rssKey != "" {
+		if _, err := control.ParseRSSKey(*rssKey); err != nil {
+			return usage("--rss-key: %v", err)
+		}
+	}
+	for _, u := range []struct {
+		name string
+		v    *int
+	}{{"rx-usecs", rxUsecs}, {"tx-usecs", txUsecs}} {
+		if *u.v < 0 {
+			return usage("--%s %d: want 0 (off) or a delay in microseconds", u.name, *u.v)
+		}
+	}
 	s.RSSKey, s.RSSFunction = *rssKey, *rssFunc
 	if *rssTable != "" {
 		for _, f := range strings.Split(*rssTable, ",") {
@@ -120,6 +136,9 @@ func cmdSet(e *env, args []string) int {
 			return usage("--adaptive %q: want on or off", *adaptive)
 		}
 		s.Adaptive = &on
+	}
+	if reflect.ValueOf(s).IsZero() {
+		return usage("give at least one setting, e.g. --channels 2 (enactl set --help lists them)")
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
