@@ -41,6 +41,7 @@ func cmdSet(e *env, args []string) int {
 	fs := flagSet("set", "enactl set --device ADDRESS|sim [--socket PATH] SETTING...", setHelp)
 	device := fs.String("device", "", "the device to change: a PCI address, or sim for a simulated one")
 	socket := fs.String("socket", "", "use this control socket instead of looking for one")
+	_ = fs.MarkHidden("sysfs") // the command talks to a socket, never to sysfs
 	channels := fs.Int("channels", 0, "queue pairs in use")
 	txRing := fs.Int("tx-ring", 0, "Tx ring size (power of two)")
 	rxRing := fs.Int("rx-ring", 0, "Rx ring size (power of two)")
