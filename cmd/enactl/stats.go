@@ -135,11 +135,13 @@ func statsSource(ctx context.Context, e *env, fs *flags, df deviceFlags, socket 
 		}
 		return take, func() { c.Close() }, exitOK
 	}
-	fmt.Fprintf(e.stderr, "enactl stats: no running process that this user can reach serves %s; bringing it up here (counters start at zero)\n", *df.device)
 	r, ok, code := openDevice(e, "stats", fs, df, oneQueue)
 	if !ok {
 		return nil, nil, code
 	}
+	// Said once the device is up: a device that cannot be opened gets
+	// only the reason why.
+	fmt.Fprintf(e.stderr, "enactl stats: no running process that this user can reach serves %s; brought it up here (counters start at zero)\n", *df.device)
 	name := r.dev.Info().Identity.Address
 	return func(ctx context.Context) (observe.Snapshot, error) {
 		s := observe.Take(ctx, r.dev, name)
