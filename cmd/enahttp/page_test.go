@@ -114,3 +114,15 @@ func TestGroupThousands(t *testing.T) {
 		require.Equal(t, want, groupThousands(n))
 	}
 }
+
+// TestPageWhileDeviceCannotAnswer: during a reset the device's counters
+// were not read, so the page says so instead of showing zeros or "does
+// not report ENI statistics".
+func TestPageWhileDeviceCannotAnswer(t *testing.T) {
+	var b strings.Builder
+	require.NoError(t, page.Execute(&b, Status{Error: "ena: device is resetting", Resets: map[string]uint64{"USER_TRIGGER": 1}}))
+	html := b.String()
+	assert.Contains(t, html, "Unavailable while the device cannot answer (ena: device is resetting)")
+	assert.NotContains(t, html, "0 pkts")
+	assert.NotContains(t, html, "does not report ENI statistics")
+}

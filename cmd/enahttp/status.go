@@ -40,7 +40,11 @@ type Status struct {
 	// Counters are all counters under their ethtool -S names
 	// (package ena/observe), conntrack_allowance_available included.
 	Counters map[string]uint64 `json:"counters"`
-	Error    string            `json:"error,omitempty"` // device counters unavailable (e.g. during a reset)
+	// Error says the device's own counters (device_counters, eni, and
+	// their names in counters) could not be read, e.g. during a reset:
+	// device_counters and eni then hold zeros, and counters leaves
+	// those names out.
+	Error string `json:"error,omitempty"`
 }
 
 // DeviceInfo identifies the device.
@@ -208,6 +212,12 @@ func (a *app) status(ctx context.Context) Status {
 	st.Endpoint = eps
 	st.Counters = map[string]uint64{}
 	for _, c := range observe.Counters(&ds) {
+		switch observe.GroupOf(c) {
+		case observe.GroupDevice, observe.GroupENI, observe.GroupSRD:
+			if err != nil {
+				continue // the device's own counters were not read: absent, not 0
+			}
+		}
 		st.Counters[c.Name] = c.Value
 	}
 	return st
@@ -383,21 +393,21 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 {{end}}</table>
 
 <h2>Device counters</h2>
-{{if .Resets}}<p>The device restarts these at each reset (the queue counters above keep counting).</p>{{end}}
+{{if .Error}}<p>Unavailable while the device cannot answer ({{.Error}}).</p>{{else}}{{if .Resets}}<p>The device restarts these at each reset (the queue counters above keep counting).</p>{{end}}
 <table>
 {{with .DeviceCounters}}<tr><th>Tx</th><td class="num">{{count .TxPkts}} pkts, {{count .TxBytes}} bytes, {{.TxDrops}} drops</td></tr>
 <tr><th>Rx</th><td class="num">{{count .RxPkts}} pkts, {{count .RxBytes}} bytes, {{.RxDrops}} drops, {{.RxOverruns}} overruns</td></tr>{{end}}
-</table>
+</table>{{end}}
 
 <h2>ENI allowances exceeded</h2>
-{{with .ENI}}{{if .Valid}}<table>
+{{if .Error}}<p>Unavailable while the device cannot answer.</p>{{else}}{{with .ENI}}{{if .Valid}}<table>
 <tr><th>bw_in</th><td class="num">{{.BWInAllowanceExceeded}}</td></tr>
 <tr><th>bw_out</th><td class="num">{{.BWOutAllowanceExceeded}}</td></tr>
 <tr><th>pps</th><td class="num">{{.PPSAllowanceExceeded}}</td></tr>
 <tr><th>conntrack</th><td class="num">{{.ConntrackAllowanceExceeded}}</td></tr>
 <tr><th>linklocal</th><td class="num">{{.LinklocalAllowanceExceeded}}</td></tr>
 {{with .ConntrackAllowanceAvailable}}<tr><th>conntrack allowance available</th><td class="num">{{.}} connections</td></tr>{{end}}
-</table>{{else}}<p>The device does not report ENI statistics.</p>{{end}}{{end}}
+</table>{{else}}<p>The device does not report ENI statistics.</p>{{end}}{{end}}{{end}}
 
 <h2>Resets and driver events</h2>
 <table>
