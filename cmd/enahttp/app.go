@@ -237,6 +237,11 @@ func (a *app) Close() {
 	}
 	a.wg.Wait()
 	if a.host != nil {
+		if a.host.Control != nil {
+			// The stack closes before the socket: no info request may
+			// read its addresses meanwhile.
+			a.host.Control.SetNetwork(nil)
+		}
 		a.host.Close()
 	}
 }
