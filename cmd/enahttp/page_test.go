@@ -125,4 +125,9 @@ func TestPageWhileDeviceCannotAnswer(t *testing.T) {
 	assert.Contains(t, html, "Unavailable while the device cannot answer (ena: device is resetting)")
 	assert.NotContains(t, html, "0 pkts")
 	assert.NotContains(t, html, "does not report ENI statistics")
+
+	avail := uint64(500000)
+	b.Reset()
+	require.NoError(t, page.Execute(&b, Status{ENI: ENICounters{Valid: true, ConntrackAllowanceAvailable: &avail}}))
+	assert.Contains(t, b.String(), "500,000 connections")
 }

@@ -406,7 +406,7 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 <tr><th>pps</th><td class="num">{{.PPSAllowanceExceeded}}</td></tr>
 <tr><th>conntrack</th><td class="num">{{.ConntrackAllowanceExceeded}}</td></tr>
 <tr><th>linklocal</th><td class="num">{{.LinklocalAllowanceExceeded}}</td></tr>
-{{with .ConntrackAllowanceAvailable}}<tr><th>conntrack allowance available</th><td class="num">{{.}} connections</td></tr>{{end}}
+{{with .ConntrackAllowanceAvailable}}<tr><th>conntrack allowance available</th><td class="num">{{count .}} connections</td></tr>{{end}}
 </table>{{else}}<p>The device does not report ENI statistics.</p>{{end}}{{end}}{{end}}
 
 <h2>Resets and driver events</h2>
