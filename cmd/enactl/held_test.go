@@ -153,6 +153,7 @@ func TestInfoShowsHolderAddresses(t *testing.T) {
 	})
 	code, out, errs = enactlIn(t, dir, "info", "--socket", srv.Path())
 	require.Equal(t, 0, code, errs)
+	require.Regexp(t, `held by:\s+enahttp pid \d+\n`, out)
 	require.Contains(t, out, "ipv4:                172.31.0.10/20 (DHCP)\n")
 	require.Contains(t, out, "ipv4 gateway:        172.31.0.1\n")
 	require.Contains(t, out, "ipv6:                fd00:ec2:0:1::10/128 (DHCPv6)\n")

@@ -13,10 +13,11 @@ Prints what the device reports and what the driver negotiated: identity and
 revision, versions, MAC address, link, MTU limits, queue counts and depths,
 LLQ mode with the negotiated entry size and pushed-header size (or why host
 mode is used), offloads, DMA address width, interrupt use, capabilities
-and the device's hints. When a running process holds the device and
-reports the stack it runs on it (enahttp does), the stack's
-addresses follow: IPv4 and gateway, IPv6 global, gateway and link-local,
-and DNS servers ("network" in --json).
+and the device's hints. When a running process holds the device, a
+"held by" line names it, and when it reports the stack it runs on the
+device (enahttp does), the stack's addresses follow: IPv4 and gateway,
+IPv6 global, gateway and link-local, and DNS servers ("network" in
+--json).
 
 When a process holds the device (enahttp, enaperf, or a service that serves
 the control socket), enactl asks it through its control socket in
@@ -39,12 +40,16 @@ func cmdInfo(e *env, args []string) int {
 	defer cancel()
 	var in observe.Info
 	var network *control.Network // the holder's stack, if it says
+	var holder control.Hello     // who answered, when a process holds the device
 	c, err := findHolder(ctx, e, "info", *df.device, *socket)
 	if err != nil {
 		return fail(e, "info", err)
 	}
 	if c != nil {
 		defer c.Close()
+		if holder, err = c.Hello(ctx); err != nil {
+			return fail(e, "info", err)
+		}
 		if in, network, err = c.InfoNetwork(ctx); err != nil {
 			return fail(e, "info", err)
 		}
@@ -66,6 +71,11 @@ func cmdInfo(e *env, args []string) int {
 	}
 	if err := observe.WriteInfo(e.stdout, in); err != nil {
 		return fail(e, "info", fmt.Errorf("writing: %w", err))
+	}
+	if holder.PID != 0 {
+		if _, err := fmt.Fprintf(e.stdout, "%-20s %s\n", "held by:", holderName(holder)); err != nil {
+			return fail(e, "info", fmt.Errorf("writing: %w", err))
+		}
 	}
 	if network != nil {
 		if err := control.WriteNetwork(e.stdout, *network); err != nil {
