@@ -145,7 +145,7 @@ func TestOperateWhileServing(t *testing.T) {
 	eni := doc.(map[string]any)["eni"].(map[string]any)
 	require.EqualValues(t, 500000, eni["conntrack_allowance_available"])
 	html := string(get(t, a.URL()))
-	require.Contains(t, html, "<tr><th>conntrack allowance available</th><td class=\"num\">500000 connections</td></tr>")
+	require.Contains(t, html, "<tr><th>conntrack allowance available</th><td class=\"num\">500,000 connections</td></tr>")
 	counters := doc.(map[string]any)["counters"].(map[string]any)
 	require.Contains(t, counters, "conntrack_allowance_available")
 	require.Contains(t, counters, "queue_0_rx_cnt")
