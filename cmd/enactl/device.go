@@ -22,6 +22,9 @@ type deviceFlags struct {
 	iovaIsPhys *bool
 	poll       *bool
 	verbose    *bool
+	// socket is the command's --socket flag (info, stats): given, it names
+	// the device's holder, so --device may be left out.
+	socket *string
 }
 
 func addDeviceFlags(fs *flags) deviceFlags {
@@ -39,6 +42,9 @@ func addDeviceFlags(fs *flags) deviceFlags {
 
 // check validates the shared flags; a non-nil error is a usage error.
 func (d deviceFlags) check() error {
+	if d.socket != nil && *d.socket != "" && *d.device == "" {
+		return nil // the socket names the device; the other flags apply to none
+	}
 	if err := checkDevice(*d.device); err != nil {
 		return err
 	}

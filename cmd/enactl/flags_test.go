@@ -80,3 +80,26 @@ func TestStatsFlagErrors(t *testing.T) {
 		require.Empty(t, out)
 	}
 }
+
+// TestFlagErrorsNameTheFix: a mistyped flag or value gets a sentence with
+// the fix and the synopsis, never the parser's internals.
+func TestFlagErrorsNameTheFix(t *testing.T) {
+	for _, tc := range []struct{ args, want string }{
+		{"stats --device sim --count x", `--count "x": want a whole number. --count: with --watch`},
+		{"stats --device sim --watch abc", `--watch "abc": want a duration such as 1s`},
+		{"stats --device sim --watch", `--watch needs a value: a duration`},
+		{"info --devcie sim", `unknown flag --devcie: did you mean --device?`},
+		{"info --zzz", `unknown flag --zzz (run enactl info --help for the flags)`},
+		{"info -x", `unknown flag -x (run`},
+		{"info --json=maybe", `--json "maybe": want true or false`},
+		{"set --device sim --channels two", `--channels "two": want a whole number`},
+		{"trace --device sim --duration 5", `--duration "5": want a duration`},
+	} {
+		code, out, errs := enactl(t, strings.Fields(tc.args)...)
+		require.Equal(t, exitUsage, code, tc.args)
+		require.Empty(t, out, tc.args)
+		require.Contains(t, errs, tc.want, tc.args)
+		require.Contains(t, errs, "\nUsage: enactl ", tc.args)
+		require.NotRegexp(t, `strconv|time: invalid|Parse`, errs, tc.args)
+	}
+}

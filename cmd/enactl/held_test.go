@@ -40,7 +40,7 @@ func TestCommandsOnHeldDevice(t *testing.T) {
 
 	code, out, errs := enactlIn(t, dir, "stats", "--device", "sim", "--watch", "20ms", "--count", "3")
 	require.Equal(t, 0, code, errs)
-	require.NotContains(t, errs, "bringing it up here")
+	require.NotContains(t, errs, "brought it up here")
 	require.Equal(t, 3, strings.Count(out, "COUNTER"))
 	require.Contains(t, out, "1      rx", "the held device's 2 queues, not a fresh one's 1")
 	require.Contains(t, out, "pkt/s")
@@ -134,4 +134,44 @@ func TestListShowsHeldSimWithoutENA(t *testing.T) {
 	require.Contains(t, out, "No ENA devices found")
 	require.Contains(t, out, "Simulated devices in use:")
 	require.Regexp(t, `(?m)^\s+enahttp pid \d+\s+2\s`, out)
+}
+
+// TestInfoShowsHolderAddresses: enactl info prints the addresses of the
+// holder's stack, in text and under "network" in JSON, with --socket
+// alone naming the holder.
+func TestInfoShowsHolderAddresses(t *testing.T) {
+	dir := t.TempDir()
+	_, _, srv := holdSim(t, dir)
+	code, out, errs := enactlIn(t, dir, "info", "--socket", srv.Path())
+	require.Equal(t, 0, code, errs)
+	require.NotContains(t, out, "ipv4:", "a holder that reports no stack shows no addresses")
+
+	srv.SetNetwork(func() control.Network {
+		return control.Network{Address: "172.31.0.10/20", Gateway: "172.31.0.1", DHCP: true,
+			Address6: "fd00:ec2:0:1::10/128", Gateway6: "fe80::ec:2fff:fe00:1", LinkLocal: "fe80::1:2ff:fe03:405", DHCP6: true,
+			DNS: []string{"172.31.0.2", "fd00:ec2::253"}}
+	})
+	code, out, errs = enactlIn(t, dir, "info", "--socket", srv.Path())
+	require.Equal(t, 0, code, errs)
+	require.Regexp(t, `held by:\s+enahttp pid \d+\n`, out)
+	require.Contains(t, out, "ipv4:                172.31.0.10/20 (DHCP)\n")
+	require.Contains(t, out, "ipv4 gateway:        172.31.0.1\n")
+	require.Contains(t, out, "ipv6:                fd00:ec2:0:1::10/128 (DHCPv6)\n")
+	require.Contains(t, out, "ipv6 gateway:        fe80::ec:2fff:fe00:1\n")
+	require.Contains(t, out, "ipv6 link-local:     fe80::1:2ff:fe03:405\n")
+	require.Contains(t, out, "dns:                 172.31.0.2, fd00:ec2::253\n")
+
+	code, out, errs = enactlIn(t, dir, "info", "--device", "sim", "--json")
+	require.Equal(t, 0, code, errs)
+	var doc struct {
+		Queues  int             `json:"queues"`
+		Network control.Network `json:"network"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &doc))
+	require.Equal(t, 2, doc.Queues, "the device's keys stay at the top level")
+	require.Equal(t, "fe80::1:2ff:fe03:405", doc.Network.LinkLocal)
+	require.Equal(t, []string{"172.31.0.2", "fd00:ec2::253"}, doc.Network.DNS)
+
+	code, _, errs = enactlIn(t, dir, "stats", "--socket", srv.Path())
+	require.Equal(t, 0, code, errs)
 }

@@ -117,8 +117,9 @@ func parse(e *env, f *flags, args []string) (ok bool, code int) {
 		return false, exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "%s: %v\n\n", f.Name(), err)
-		f.printHelp(e.stderr)
+		// The error and the synopsis, not the whole help: the fix stays on
+		// screen (--help has the rest).
+		fmt.Fprintf(e.stderr, "%s: %v\nUsage: %s\n", f.Name(), flagError(f, err), f.synopsis)
 		return false, exitUsage
 	}
 	return true, exitOK

@@ -21,6 +21,7 @@ func cmdReset(e *env, args []string) int {
 	fs := flagSet("reset", "enactl reset --device ADDRESS|sim [--socket PATH]", resetHelp)
 	device := fs.String("device", "", "the device to reset: a PCI address, or sim for a simulated one")
 	socket := fs.String("socket", "", "use this control socket instead of looking for one")
+	_ = fs.MarkHidden("sysfs") // the command talks to a socket, never to sysfs
 	if ok, code := parse(e, fs, args); !ok {
 		return code
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,8 @@ open TCP connections survive every change. Like ethtool -L/-G/-X/-C:
   --tx-usecs N        static Tx interrupt delay in µs
   --adaptive on|off   adaptive Rx interrupt moderation (net_dim style)
 
+As with ethtool -C, a moderation setting left out keeps its current value.
+
 Channels, rings and Rx buffers rebuild the queues (a few milliseconds
 without traffic); RSS and moderation apply at once. Settings are applied
 in the order above and the first refused one stops the command, naming
@@ -38,6 +41,7 @@ func cmdSet(e *env, args []string) int {
 	fs := flagSet("set", "enactl set --device ADDRESS|sim [--socket PATH] SETTING...", setHelp)
 	device := fs.String("device", "", "the device to change: a PCI address, or sim for a simulated one")
 	socket := fs.String("socket", "", "use this control socket instead of looking for one")
+	_ = fs.MarkHidden("sysfs") // the command talks to a socket, never to sysfs
 	channels := fs.Int("channels", 0, "queue pairs in use")
 	txRing := fs.Int("tx-ring", 0, "Tx ring size (power of two)")
 	rxRing := fs.Int("rx-ring", 0, "Rx ring size (power of two)")
@@ -85,6 +89,19 @@ func cmdSet(e *env, args []string) int {
 		}
 		s.RxBufSize = &n
 	}
+	if *rssKey != "" {
+		if _, err := control.ParseRSSKey(*rssKey); err != nil {
+			return usage("--rss-key: %v", err)
+		}
+	}
+	for _, u := range []struct {
+		name string
+		v    *int
+	}{{"rx-usecs", rxUsecs}, {"tx-usecs", txUsecs}} {
+		if *u.v < 0 {
+			return usage("--%s %d: want 0 (off) or a delay in microseconds", u.name, *u.v)
+		}
+	}
 	s.RSSKey, s.RSSFunction = *rssKey, *rssFunc
 	if *rssTable != "" {
 		for _, f := range strings.Split(*rssTable, ",") {
@@ -120,6 +137,9 @@ func cmdSet(e *env, args []string) int {
 			return usage("--adaptive %q: want on or off", *adaptive)
 		}
 		s.Adaptive = &on
+	}
+	if reflect.ValueOf(s).IsZero() {
+		return usage("give at least one setting, e.g. --channels 2 (enactl set --help lists them)")
 	}
 	ctx, cancel := interruptible()
 	defer cancel()

@@ -33,4 +33,29 @@ func TestSetOnHeldDevice(t *testing.T) {
 	code, _, errs = enactlIn(t, dir, "set", "--device", "sim", "--rss-entry", "x")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errs, "INDEX:QUEUE")
+
+	// As ethtool -C: a moderation setting left out keeps its value.
+	code, _, errs = enactlIn(t, dir, "set", "--device", "sim", "--tx-usecs", "8")
+	require.Equal(t, 0, code, errs)
+	require.Equal(t, 20*time.Microsecond, d.Coalesce().RxDelay, "--tx-usecs alone keeps --rx-usecs")
+	require.Equal(t, 8*time.Microsecond, d.Coalesce().TxDelay)
+
+	// Bad values: what to give, before anything reaches the device.
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, exitUsage, "give at least one setting, e.g. --channels 2"},
+		{[]string{"--rss-key", "zz"}, exitUsage, `the key has 'z' at position 1, not a hex digit: want 80 hex digits`},
+		{[]string{"--rss-key", "abc"}, exitUsage, "3 hex digits, an odd count"},
+		{[]string{"--rx-usecs", "-1"}, exitUsage, "--rx-usecs -1: want 0 (off) or a delay in microseconds"},
+		{[]string{"--rx-usecs", "99999999"}, exitFailure, "rx_usecs 99999999: the device's maximum is 32767 µs"},
+	} {
+		code, _, errs = enactlIn(t, dir, append([]string{"set", "--device", "sim"}, tc.args...)...)
+		require.Equal(t, tc.code, code, "%v: %s", tc.args, errs)
+		require.Contains(t, errs, tc.want, tc.args)
+		require.NotContains(t, errs, "encoding/hex", tc.args)
+	}
+	require.Equal(t, 20*time.Microsecond, d.Coalesce().RxDelay, "refused settings change nothing")
 }

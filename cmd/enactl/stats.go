@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/enanet/enanet/ena/control"
@@ -31,7 +32,7 @@ starts a fresh simulated device whose counters start at zero.`
 
 // cmdStats implements `enactl stats`.
 func cmdStats(e *env, args []string) int {
-	fs := flagSet("stats", "enactl stats --device ADDRESS|sim [--watch D] [--count N] [--json] [--socket PATH]", statsHelp)
+	fs := flagSet("stats", "enactl stats --device ADDRESS|sim [--watch D] [--count N] [--json], or --socket PATH instead of --device", statsHelp)
 	df := addDeviceFlags(fs)
 	watch := fs.Duration("watch", 0, "print again every interval (e.g. 1s) with per-second rates, until interrupted")
 	fs.DurationVar(watch, "interval", 0, "same as --watch")
@@ -39,6 +40,7 @@ func cmdStats(e *env, args []string) int {
 	count := fs.Int("count", 0, "with --watch, stop after this many prints (0 = until interrupted)")
 	asJSON := fs.Bool("json", false, "print one JSON object per sample (counters and rates by name)")
 	socket := fs.String("socket", "", "read through this control socket instead of looking for one")
+	df.socket = socket
 	if ok, code := parseDevice(e, "stats", fs, df, args); !ok {
 		return code
 	}
@@ -70,17 +72,29 @@ func cmdStats(e *env, args []string) int {
 			}
 			return fail(e, "stats", err)
 		}
+		if s.Error != "" {
+			// The device's part could not be read (a reset): its zeros
+			// are not values, so leave them out rather than print them.
+			s = withoutDeviceCounters(s)
+		}
 		var rates map[string]float64
+		var restarted []string
 		if prev != nil {
 			rates = observe.Rates(*prev, s)
+			restarted = restartedCounters(*prev, s)
 		}
 		if *asJSON {
-			writeStatsJSON(e.stdout, s, rates)
+			writeStatsJSON(e.stdout, s, rates, restarted)
 		} else {
 			if n > 1 {
 				fmt.Fprintln(e.stdout)
 			}
 			observe.WriteTable(e.stdout, s, rates)
+			if len(restarted) > 0 {
+				fmt.Fprintf(e.stdout, "\nRestarted since the previous sample, so no rate this time: %s\n"+
+					"(a device reset restarts the device's own counters; replacing rings restarts the ring counters)\n",
+					strings.Join(restarted, ", "))
+			}
 		}
 		prev = &s
 		if *watch == 0 || (*count > 0 && n >= *count) {
@@ -121,11 +135,13 @@ func statsSource(ctx context.Context, e *env, fs *flags, df deviceFlags, socket 
 		}
 		return take, func() { c.Close() }, exitOK
 	}
-	fmt.Fprintf(e.stderr, "enactl stats: no running process that this user can reach serves %s; bringing it up here (counters start at zero)\n", *df.device)
 	r, ok, code := openDevice(e, "stats", fs, df, oneQueue)
 	if !ok {
 		return nil, nil, code
 	}
+	// Said once the device is up: a device that cannot be opened gets
+	// only the reason why.
+	fmt.Fprintf(e.stderr, "enactl stats: no running process that this user can reach serves %s; brought it up here (counters start at zero)\n", *df.device)
 	name := r.dev.Info().Identity.Address
 	return func(ctx context.Context) (observe.Snapshot, error) {
 		s := observe.Take(ctx, r.dev, name)
@@ -143,8 +159,42 @@ type statsJSON struct {
 	Error    string             `json:"error,omitempty"`
 	Counters map[string]uint64  `json:"counters"`
 	Rates    map[string]float64 `json:"rates_per_second,omitempty"`
+	// Restarted are the counters lower than in the previous sample (a
+	// device reset, replaced rings): they have no rate in this sample.
+	Restarted []string `json:"restarted,omitempty"`
 }
 
-func writeStatsJSON(w io.Writer, s observe.Snapshot, rates map[string]float64) {
-	json.NewEncoder(w).Encode(statsJSON{Device: s.Device, Time: s.Time, Error: s.Error, Counters: s.Values(), Rates: rates})
+func writeStatsJSON(w io.Writer, s observe.Snapshot, rates map[string]float64, restarted []string) {
+	json.NewEncoder(w).Encode(statsJSON{Device: s.Device, Time: s.Time, Error: s.Error, Counters: s.Values(), Rates: rates, Restarted: restarted})
+}
+
+// restartedCounters names the counters (not gauges) of cur that are lower
+// than in prev: observe.Rates gives them no rate, and the table would
+// otherwise show a total that fell with no word why.
+func restartedCounters(prev, cur observe.Snapshot) []string {
+	old := prev.Values()
+	var names []string
+	for _, c := range cur.Counters {
+		if p, ok := old[c.Name]; ok && !c.Gauge && c.Value < p {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
+// withoutDeviceCounters is s without the counters that come from the
+// device's GET_STATS (device totals, ENI allowances, ENA Express): in a
+// snapshot whose device part failed they hold zeros, not readings. The
+// next sample then shows them again, without a rate.
+func withoutDeviceCounters(s observe.Snapshot) observe.Snapshot {
+	var kept []observe.Counter
+	for _, c := range s.Counters {
+		switch observe.GroupOf(c) {
+		case observe.GroupDevice, observe.GroupENI, observe.GroupSRD:
+			continue
+		}
+		kept = append(kept, c)
+	}
+	s.Counters = kept
+	return s
 }

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/enanet/enanet/ena"
@@ -144,6 +147,9 @@ func start(c config) (a *app, err error) {
 	}
 	a.kind, a.dev, a.st, a.fatal = a.host.Kind, a.host.Dev, a.host.Stack, a.host.Fatal()
 	a.stats = newStatsCache(a.dev.Stats, snapshotMaxAge)
+	if a.host.Control != nil { // enactl info shows the stack's addresses
+		a.host.Control.SetNetwork(a.controlNetwork)
+	}
 
 	a.serverAddr = a.host.Addr(uint16(c.port))
 	ln, err := a.st.Listen("tcp", fmt.Sprintf(":%d", c.port)) // IPv4 and IPv6
@@ -167,7 +173,7 @@ func start(c config) (a *app, err error) {
 		// The host port is spliced through the VPC router's stack to the
 		// server, so every request crosses the simulated ENA.
 		if a.hostLn, err = net.Listen("tcp", c.listen); err != nil {
-			return a, fmt.Errorf("--listen: %w", err)
+			return a, listenError("--listen", c.listen, "127.0.0.1:8081", err)
 		}
 		a.fwd.TCP(a.hostLn, vpc.Dialer{Stack: a.host.VPC.Stack}.TCPTo(a.serverAddr))
 		if err := a.forward6(); err != nil {
@@ -191,7 +197,7 @@ func (a *app) forward6() error {
 	ln, err := net.Listen("tcp", l6)
 	if err != nil {
 		if a.cfg.listen6Set {
-			return fmt.Errorf("--listen6: %w", err)
+			return listenError("--listen6", l6, "[::1]:8081", err)
 		}
 		a.cfg.log.Warn("enahttp: no IPv6 forward from the host (--listen6 off silences this)", "listen6", l6, "err", err)
 		return nil
@@ -199,6 +205,25 @@ func (a *app) forward6() error {
 	a.hostLn6 = ln
 	a.fwd.TCP(ln, vpc.Dialer{Stack: a.host.VPC.Stack}.TCPTo6(a.st, uint16(a.cfg.port)))
 	return nil
+}
+
+// listenError says why the host could not listen on addr for flag, and
+// what to give instead (example is a valid value).
+func listenError(flag, addr, example string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s %s: the address is in use (another enahttp?): stop that process or choose a free port, e.g. %s %s", flag, addr, flag, example)
+	}
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("%s %s: the host has no such address: give one of its own (127.0.0.1, ::1, or an interface's), e.g. %s %s", flag, addr, flag, example)
+	}
+	_, port, serr := net.SplitHostPort(addr)
+	if serr != nil {
+		return fmt.Errorf("%s %q: want HOST:PORT, e.g. %s %s", flag, addr, flag, example)
+	}
+	if p, perr := strconv.ParseUint(port, 10, 16); perr != nil || p == 0 && port != "0" {
+		return fmt.Errorf("%s %s: port %q: want 1 to 65535 (0 picks a free one), e.g. %s %s", flag, addr, port, flag, example)
+	}
+	return fmt.Errorf("%s %s: %w", flag, addr, err)
 }
 
 // Close stops everything in reverse order. Safe on a partly started app.
@@ -212,6 +237,11 @@ func (a *app) Close() {
 	}
 	a.wg.Wait()
 	if a.host != nil {
+		if a.host.Control != nil {
+			// The stack closes before the socket: no info request may
+			// read its addresses meanwhile.
+			a.host.Control.SetNetwork(nil)
+		}
 		a.host.Close()
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -211,4 +212,28 @@ func TestListenOnlyWithSimulator(t *testing.T) {
 	_, err = start(config{Config: netenv.Config{Device: dev[0].Name(), IP: "10.0.0.5/24"}, port: 80, listen: "127.0.0.1:0", listenSet: true})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "--listen applies to the simulated device only")
+}
+
+// TestListenErrorsNameTheFix: a --listen the host cannot bind says what
+// to give instead, not only package net's error.
+func TestListenErrorsNameTheFix(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	for _, tc := range []struct{ listen, want string }{
+		{"bogus", `--listen "bogus": want HOST:PORT, e.g. --listen 127.0.0.1:8081`},
+		{busy.Addr().String(), "the address is in use (another enahttp?): stop that process or choose a free port"},
+		{"127.0.0.1:99999", `port "99999": want 1 to 65535`},
+		{"192.0.2.77:8080", "the host has no such address"},
+	} {
+		ln, err := net.Listen("tcp", tc.listen)
+		if err == nil {
+			ln.Close()
+			t.Fatalf("--listen %s: the host accepted it", tc.listen)
+		}
+		require.Contains(t, listenError("--listen", tc.listen, "127.0.0.1:8081", err).Error(), tc.want, tc.listen)
+	}
+	// start reports it (the full path, once).
+	_, err = start(config{Config: netenv.Config{Device: "sim"}, port: 80, listen: "bogus", listenSet: true, listen6: "off"})
+	require.ErrorContains(t, err, `--listen "bogus": want HOST:PORT`)
 }

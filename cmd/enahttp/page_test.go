@@ -108,3 +108,26 @@ func TestSinkDeclaredOverGiB(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 }
+
+func TestGroupThousands(t *testing.T) {
+	for n, want := range map[uint64]string{0: "0", 999: "999", 1000: "1,000", 203897960: "203,897,960", 18446744073709551615: "18,446,744,073,709,551,615"} {
+		require.Equal(t, want, groupThousands(n))
+	}
+}
+
+// TestPageWhileDeviceCannotAnswer: during a reset the device's counters
+// were not read, so the page says so instead of showing zeros or "does
+// not report ENI statistics".
+func TestPageWhileDeviceCannotAnswer(t *testing.T) {
+	var b strings.Builder
+	require.NoError(t, page.Execute(&b, Status{Error: "ena: device is resetting", Resets: map[string]uint64{"USER_TRIGGER": 1}}))
+	html := b.String()
+	assert.Contains(t, html, "Unavailable while the device cannot answer (ena: device is resetting)")
+	assert.NotContains(t, html, "0 pkts")
+	assert.NotContains(t, html, "does not report ENI statistics")
+
+	avail := uint64(500000)
+	b.Reset()
+	require.NoError(t, page.Execute(&b, Status{ENI: ENICounters{Valid: true, ConntrackAllowanceAvailable: &avail}}))
+	assert.Contains(t, b.String(), "500,000 connections")
+}

@@ -8,8 +8,10 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/enanet/enanet/ena/control"
 	"github.com/enanet/enanet/ena/observe"
 	"github.com/enanet/enanet/ena/spec"
 	"github.com/enanet/enanet/link"
@@ -38,7 +40,11 @@ type Status struct {
 	// Counters are all counters under their ethtool -S names
 	// (package ena/observe), conntrack_allowance_available included.
 	Counters map[string]uint64 `json:"counters"`
-	Error    string            `json:"error,omitempty"` // device counters unavailable (e.g. during a reset)
+	// Error says the device's own counters (device_counters, eni, and
+	// their names in counters) could not be read, e.g. during a reset:
+	// device_counters and eni then hold zeros, and counters leaves
+	// those names out.
+	Error string `json:"error,omitempty"`
 }
 
 // DeviceInfo identifies the device.
@@ -176,19 +182,7 @@ func (a *app) status(ctx context.Context) Status {
 		TxCsumOffload: eps.TxCsumOffload, RxCsumOffload: eps.RxCsumOffload,
 	}
 	st.Link = LinkInfo{Up: a.dev.LinkUp(), Changes: eps.LinkChanges}
-	addr, gw := a.st.Addr()
-	if addr.IsValid() { // else IPv6 only
-		st.Network.Address = addr.String()
-	}
-	if gw.IsValid() {
-		st.Network.Gateway = gw.String()
-	}
-	if l := a.st.Lease(); l != nil {
-		st.Network.DHCP = true
-		st.Network.LeaseServer = l.Server.String()
-		st.Network.LeaseSeconds = int(l.Duration / time.Second)
-	}
-	a.network6(&st.Network)
+	st.Network = a.network()
 	ds, at, err := a.stats.get(ctx)
 	st.CountersTime = at
 	if err != nil {
@@ -218,9 +212,45 @@ func (a *app) status(ctx context.Context) Status {
 	st.Endpoint = eps
 	st.Counters = map[string]uint64{}
 	for _, c := range observe.Counters(&ds) {
+		switch observe.GroupOf(c) {
+		case observe.GroupDevice, observe.GroupENI, observe.GroupSRD:
+			if err != nil {
+				continue // the device's own counters were not read: absent, not 0
+			}
+		}
 		st.Counters[c.Name] = c.Value
 	}
 	return st
+}
+
+// network is the stack's addressing, IPv4 and IPv6.
+func (a *app) network() Network {
+	var n Network
+	addr, gw := a.st.Addr()
+	if addr.IsValid() { // else IPv6 only
+		n.Address = addr.String()
+	}
+	if gw.IsValid() {
+		n.Gateway = gw.String()
+	}
+	if l := a.st.Lease(); l != nil {
+		n.DHCP = true
+		n.LeaseServer = l.Server.String()
+		n.LeaseSeconds = int(l.Duration / time.Second)
+	}
+	a.network6(&n)
+	return n
+}
+
+// controlNetwork is the addressing the control socket reports to
+// `enactl info` (the same keys as /api/v1/status "network").
+func (a *app) controlNetwork() control.Network {
+	n := a.network()
+	return control.Network{
+		Address: n.Address, Gateway: n.Gateway, DHCP: n.DHCP,
+		Address6: n.Address6, Gateway6: n.Gateway6, LinkLocal: n.LinkLocal, DHCP6: n.DHCP6,
+		DNS: n.DNS,
+	}
 }
 
 // network6 fills in the IPv6 part of the addressing.
@@ -292,6 +322,9 @@ var pageFuncs = template.FuncMap{
 		}
 		return "no"
 	},
+	// count groups a counter's digits by thousands (203,897,960): long
+	// columns of raw digits do not read.
+	"count": groupThousands,
 	// interrupts shows how a queue is served.
 	"interrupts": func(b bool) string {
 		if b {
@@ -299,6 +332,19 @@ var pageFuncs = template.FuncMap{
 		}
 		return "polled"
 	},
+}
+
+// groupThousands writes n with a comma between groups of three digits.
+func groupThousands(n uint64) string {
+	d := strconv.FormatUint(n, 10)
+	var b strings.Builder
+	for i, c := range d {
+		if i > 0 && (len(d)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 var page = template.Must(template.New("page").Funcs(pageFuncs).Parse(`<!doctype html>
@@ -342,25 +388,26 @@ Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 <h2>Queues</h2>
 <table>
 <tr><th>Queue</th><th>Tx pkts</th><th>Tx bytes</th><th>doorbells</th><th>no space</th><th>missed cmpl</th><th>Rx pkts</th><th>Rx bytes</th><th>L4 csum good/bad/unchecked</th><th>refills</th></tr>
-{{range .Queues}}<tr><td>{{.Queue}}</td><td class="num">{{.Tx.Packets}}</td><td class="num">{{.Tx.Bytes}}</td><td class="num">{{.Tx.Doorbells}}</td><td class="num">{{.Tx.NoSpace}}</td><td class="num">{{.Tx.MissedCompletion}}</td>
-<td class="num">{{.Rx.Packets}}</td><td class="num">{{.Rx.Bytes}}</td><td class="num">{{.Rx.L4CsumGood}}/{{.Rx.L4CsumBad}}/{{.Rx.L4CsumUnchecked}}</td><td class="num">{{.Rx.Refills}}</td></tr>
+{{range .Queues}}<tr><td>{{.Queue}}</td><td class="num">{{count .Tx.Packets}}</td><td class="num">{{count .Tx.Bytes}}</td><td class="num">{{count .Tx.Doorbells}}</td><td class="num">{{.Tx.NoSpace}}</td><td class="num">{{.Tx.MissedCompletion}}</td>
+<td class="num">{{count .Rx.Packets}}</td><td class="num">{{count .Rx.Bytes}}</td><td class="num">{{count .Rx.L4CsumGood}}/{{.Rx.L4CsumBad}}/{{.Rx.L4CsumUnchecked}}</td><td class="num">{{count .Rx.Refills}}</td></tr>
 {{end}}</table>
 
 <h2>Device counters</h2>
+{{if .Error}}<p>Unavailable while the device cannot answer ({{.Error}}).</p>{{else}}{{if .Resets}}<p>The device restarts these at each reset (the queue counters above keep counting).</p>{{end}}
 <table>
-{{with .DeviceCounters}}<tr><th>Tx</th><td class="num">{{.TxPkts}} pkts, {{.TxBytes}} bytes, {{.TxDrops}} drops</td></tr>
-<tr><th>Rx</th><td class="num">{{.RxPkts}} pkts, {{.RxBytes}} bytes, {{.RxDrops}} drops, {{.RxOverruns}} overruns</td></tr>{{end}}
-</table>
+{{with .DeviceCounters}}<tr><th>Tx</th><td class="num">{{count .TxPkts}} pkts, {{count .TxBytes}} bytes, {{.TxDrops}} drops</td></tr>
+<tr><th>Rx</th><td class="num">{{count .RxPkts}} pkts, {{count .RxBytes}} bytes, {{.RxDrops}} drops, {{.RxOverruns}} overruns</td></tr>{{end}}
+</table>{{end}}
 
 <h2>ENI allowances exceeded</h2>
-{{with .ENI}}{{if .Valid}}<table>
+{{if .Error}}<p>Unavailable while the device cannot answer.</p>{{else}}{{with .ENI}}{{if .Valid}}<table>
 <tr><th>bw_in</th><td class="num">{{.BWInAllowanceExceeded}}</td></tr>
 <tr><th>bw_out</th><td class="num">{{.BWOutAllowanceExceeded}}</td></tr>
 <tr><th>pps</th><td class="num">{{.PPSAllowanceExceeded}}</td></tr>
 <tr><th>conntrack</th><td class="num">{{.ConntrackAllowanceExceeded}}</td></tr>
 <tr><th>linklocal</th><td class="num">{{.LinklocalAllowanceExceeded}}</td></tr>
-{{with .ConntrackAllowanceAvailable}}<tr><th>conntrack allowance available</th><td class="num">{{.}} connections</td></tr>{{end}}
-</table>{{else}}<p>The device does not report ENI statistics.</p>{{end}}{{end}}
+{{with .ConntrackAllowanceAvailable}}<tr><th>conntrack allowance available</th><td class="num">{{count .}} connections</td></tr>{{end}}
+</table>{{else}}<p>The device does not report ENI statistics.</p>{{end}}{{end}}{{end}}
 
 <h2>Resets and driver events</h2>
 <table>

@@ -146,14 +146,22 @@ func (c *Client) Hello(ctx context.Context) (Hello, error) {
 
 // Info reads the device's attributes.
 func (c *Client) Info(ctx context.Context) (observe.Info, error) {
+	in, _, err := c.InfoNetwork(ctx)
+	return in, err
+}
+
+// InfoNetwork reads the device's attributes and the addressing of the
+// stack the serving process runs on it; the Network is nil when the
+// server does not report one (no stack, or an older server).
+func (c *Client) InfoNetwork(ctx context.Context) (observe.Info, *Network, error) {
 	r, err := c.Do(ctx, OpInfo)
 	if err != nil {
-		return observe.Info{}, err
+		return observe.Info{}, nil, err
 	}
 	if r.Info == nil {
-		return observe.Info{}, fmt.Errorf("%s answered info without one", c.path)
+		return observe.Info{}, nil, fmt.Errorf("%s answered info without one", c.path)
 	}
-	return *r.Info, nil
+	return *r.Info, r.Network, nil
 }
 
 // Stats reads a snapshot of the device's counters.

@@ -276,3 +276,72 @@ func TestOtherUserRefused(t *testing.T) {
 	_, err = d.Stats(ctx)
 	require.NoError(t, err)
 }
+
+// TestInfoNetwork: op info carries the stack's addresses once the serving
+// process reports them, and a server that does not answers without the key
+// (what a version-1 client written before it expects).
+func TestInfoNetwork(t *testing.T) {
+	dir := t.TempDir()
+	_, srv := serve(t, dir)
+	ctx := context.Background()
+	raw := func() map[string]json.RawMessage {
+		conn, err := net.Dial("unix", srv.Path())
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = conn.Write([]byte(`{"version":1,"op":"info"}` + "\n"))
+		require.NoError(t, err)
+		line, err := bufio.NewReader(conn).ReadBytes('\n')
+		require.NoError(t, err)
+		var m map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(line, &m))
+		return m
+	}
+
+	require.NotContains(t, raw(), "network", "no stack reported: no key")
+	c := dial(t, srv.Path())
+	_, n, err := c.InfoNetwork(ctx)
+	require.NoError(t, err)
+	require.Nil(t, n)
+
+	want := control.Network{Address: "172.31.0.10/20", Gateway: "172.31.0.1", DHCP: true,
+		Address6: "fd00:ec2:0:1::10/128", Gateway6: "fe80::1", LinkLocal: "fe80::2", DHCP6: true,
+		DNS: []string{"172.31.0.2", "fd00:ec2::253"}}
+	srv.SetNetwork(func() control.Network { return want })
+	in, n, err := c.InfoNetwork(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, in.Queues)
+	require.NotNil(t, n)
+	require.Equal(t, want, *n)
+	var keys map[string]any
+	require.NoError(t, json.Unmarshal(raw()["network"], &keys))
+	for _, k := range []string{"address", "gateway", "dhcp", "address6", "gateway6", "link_local", "dhcp6", "dns"} {
+		require.Contains(t, keys, k)
+	}
+	_, err = c.Info(ctx)
+	require.NoError(t, err, "Info still answers the device's attributes alone")
+
+	srv.SetNetwork(nil)
+	require.NotContains(t, raw(), "network")
+
+	// Options.Network serves from the start.
+	d := openSim(t)
+	srv2, err := control.Serve(d, control.Options{Dir: dir, Network: func() control.Network { return control.Network{Address: "10.0.0.5/24"} }})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv2.Close() })
+	_, n, err = dial(t, srv2.Path()).InfoNetwork(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "10.0.0.5/24", n.Address)
+}
+
+func TestWriteNetwork(t *testing.T) {
+	var b strings.Builder
+	require.NoError(t, control.WriteNetwork(&b, control.Network{Address: "10.0.1.5/24", Gateway: "10.0.1.1",
+		Address6: "fd00::5/128", DHCP6: true, LinkLocal: "fe80::5", DNS: []string{"10.0.1.2"}}))
+	require.Equal(t, ""+
+		"ipv4:                10.0.1.5/24 (static)\n"+
+		"ipv4 gateway:        10.0.1.1\n"+
+		"ipv6:                fd00::5/128 (DHCPv6)\n"+
+		"ipv6 gateway:        none\n"+
+		"ipv6 link-local:     fe80::5\n"+
+		"dns:                 10.0.1.2\n", b.String())
+}

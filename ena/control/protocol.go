@@ -23,7 +23,8 @@
 //	{"version":1,"op":"stats","ok":true,"stats":{"device":"sim0","time":"…","counters":[…]}}
 //
 // Operations: "hello" (who serves the socket: program, pid, device),
-// "info" (observe.Info), "stats" (observe.Snapshot), "reset" (reset
+// "info" (observe.Info, and the stack's addresses under "network" when
+// the serving process reports them: Network), "stats" (observe.Snapshot), "reset" (reset
 // and rebuild the device, as the watchdog would) and "set" (change
 // channels, rings, RSS or moderation; set.go). A failure answers
 // {"version":1,"ok":false,"error":{"code":"…","message":"…"}} with one of
@@ -107,6 +108,7 @@ type Response struct {
 	Error   *Error            `json:"error,omitempty"`
 	Hello   *Hello            `json:"hello,omitempty"`
 	Info    *observe.Info     `json:"info,omitempty"`
+	Network *Network          `json:"network,omitempty"` // with info, when the server reports its stack (network.go)
 	Stats   *observe.Snapshot `json:"stats,omitempty"`
 	Reset   *ResetResult      `json:"reset,omitempty"`
 	Set     *SetResult        `json:"set_result,omitempty"`

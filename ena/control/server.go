@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,6 +55,10 @@ type Options struct {
 	// Logger receives refused peers, stale sockets and client errors; nil
 	// discards them.
 	Logger *slog.Logger
+	// Network reports the addressing of the stack the process runs on the
+	// device, answered with op "info"; nil answers none. A process whose
+	// stack comes up after Serve gives it later with SetNetwork.
+	Network func() Network
 }
 
 // Server serves one device's control socket.
@@ -65,6 +70,8 @@ type Server struct {
 	hello Hello
 	log   *slog.Logger
 	uid   int
+
+	network atomic.Pointer[func() Network] // Options.Network or SetNetwork
 
 	resetMu sync.Mutex // one reset at a time
 	sem     chan struct{}
@@ -116,6 +123,7 @@ func Serve(dev *ena.Device, o Options) (*Server, error) {
 	if s.src == nil {
 		s.src = dev
 	}
+	s.SetNetwork(o.Network)
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s, nil
@@ -177,6 +185,18 @@ func clearStale(path string, log *slog.Logger) error {
 
 // Path is the socket's path.
 func (s *Server) Path() string { return s.path }
+
+// SetNetwork sets (or with nil removes) what reports the stack's
+// addressing to op "info": for a process that brings its stack up after
+// serving the socket. It is called on every info request, so it must be
+// safe for concurrent use and quick.
+func (s *Server) SetNetwork(fn func() Network) {
+	if fn == nil {
+		s.network.Store(nil)
+		return
+	}
+	s.network.Store(&fn)
+}
 
 // Close stops serving, closes every connection, removes the socket and
 // waits for the server's goroutines. The device is untouched.
@@ -331,6 +351,10 @@ func (s *Server) handle(line []byte) *Response {
 	case OpInfo:
 		in := observe.MakeInfo(s.hello.Kind, s.dev.Info(), s.dev.LinkUp())
 		resp.Info = &in
+		if fn := s.network.Load(); fn != nil {
+			n := (*fn)()
+			resp.Network = &n
+		}
 	case OpStats:
 		ctx, cancel := context.WithTimeout(context.Background(), StatsTimeout)
 		snap := observe.Take(ctx, s.src, s.hello.Device)

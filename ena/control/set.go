@@ -31,8 +31,7 @@ type Settings struct {
 	// RSSEntries are [index, queue] pairs.
 	RSSTable   []int    `json:"rss_table,omitempty"`
 	RSSEntries [][2]int `json:"rss_entries,omitempty"`
-	// Interrupt moderation; any of the three set applies all three
-	// (unset ones are 0 / off).
+	// Interrupt moderation; one left out keeps its current setting.
 	RxUsecs  *int  `json:"rx_usecs,omitempty"`
 	TxUsecs  *int  `json:"tx_usecs,omitempty"`
 	Adaptive *bool `json:"adaptive_rx,omitempty"`
@@ -90,9 +89,9 @@ func applySettings(dev *ena.Device, s *Settings) (SetResult, error) {
 	}
 	if s.RSSKey != "" {
 		add("rss_key", func() error {
-			k, err := hex.DecodeString(strings.ReplaceAll(s.RSSKey, ":", ""))
+			k, err := ParseRSSKey(s.RSSKey)
 			if err != nil {
-				return fmt.Errorf("the key is not hex (80 hex digits, colons allowed): %v", err)
+				return err
 			}
 			return dev.SetRSSKey(k)
 		})
@@ -121,7 +120,23 @@ func applySettings(dev *ena.Device, s *Settings) (SetResult, error) {
 		})
 	}
 	if s.RxUsecs != nil || s.TxUsecs != nil || s.Adaptive != nil {
-		var c ena.Coalesce
+		// As ethtool -C: what the request leaves out keeps its setting.
+		cur := dev.Coalesce()
+		c := cur.Coalesce
+		for _, u := range []struct {
+			name string
+			v    *int
+		}{{"rx_usecs", s.RxUsecs}, {"tx_usecs", s.TxUsecs}} {
+			if u.v == nil {
+				continue
+			}
+			if *u.v < 0 {
+				return r, fmt.Errorf("coalesce: %s %d: want 0 (off) or more microseconds", u.name, *u.v)
+			}
+			if max := cur.MaxDelay; cur.Supported && max > 0 && time.Duration(*u.v)*time.Microsecond > max {
+				return r, fmt.Errorf("coalesce: %s %d: the device's maximum is %d µs", u.name, *u.v, max/time.Microsecond)
+			}
+		}
 		if s.RxUsecs != nil {
 			c.RxDelay = time.Duration(*s.RxUsecs) * time.Microsecond
 		}
@@ -134,7 +149,7 @@ func applySettings(dev *ena.Device, s *Settings) (SetResult, error) {
 		add("coalesce", func() error { return dev.SetCoalesce(c) })
 	}
 	if len(steps) == 0 {
-		return r, fmt.Errorf("set: nothing to change")
+		return r, fmt.Errorf(`set: nothing to change: give at least one setting, e.g. {"channels":2}`)
 	}
 	for _, st := range steps {
 		if err := step(st.name, st.f); err != nil {
@@ -154,4 +169,27 @@ func (c *Client) Set(ctx context.Context, s Settings) (SetResult, error) {
 		return SetResult{}, fmt.Errorf("%s answered set without a result", c.path)
 	}
 	return *r.Set, nil
+}
+
+// ParseRSSKey reads an RSS key written as hex digits, colons allowed
+// between them (ethtool -X hkey's form). The length is the device's to
+// judge (40 bytes on ENA).
+func ParseRSSKey(s string) ([]byte, error) {
+	digits := strings.ReplaceAll(s, ":", "")
+	k, err := hex.DecodeString(digits)
+	if err != nil {
+		return nil, fmt.Errorf("the key %s: want 80 hex digits (0-9, a-f; colons allowed)", badHex(digits))
+	}
+	return k, nil
+}
+
+// badHex names the first character of digits that is not a hex digit, or
+// says the count is odd.
+func badHex(digits string) string {
+	for i, c := range digits {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return fmt.Sprintf("has %q at position %d, not a hex digit", c, i+1)
+		}
+	}
+	return fmt.Sprintf("has %d hex digits, an odd count", len(digits))
 }
