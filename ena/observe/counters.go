@@ -149,7 +149,7 @@ var deviceCounters = []deviceDesc{
 		})},
 	{"keep_alives", "keep-alive events from the device", GroupDriver, "", Events, false, false, drv(func(d *ena.DriverStats) uint64 { return d.KeepAlives })},
 	{"aenq_events", "asynchronous events from the device", GroupDriver, "", Events, false, false, drv(func(d *ena.DriverStats) uint64 { return d.AENQEvents })},
-	{"link_changes", "link up and down events", GroupDriver, "", Events, false, false, drv(func(d *ena.DriverStats) uint64 { return d.LinkChanges })},
+	{"link_changes", "link state notifications from the device (LINK_CHANGE), including the link-up after each reset", GroupDriver, "", Events, false, false, drv(func(d *ena.DriverStats) uint64 { return d.LinkChanges })},
 
 	{"ena_admin_q_submitted_cmd", "admin commands submitted", GroupAdmin, "", Commands, false, true, drv(func(d *ena.DriverStats) uint64 { return d.AdminCommands })},
 	{"ena_admin_q_no_completion", "admin commands the device did not complete in time", GroupAdmin, "", Commands, false, true, drv(func(d *ena.DriverStats) uint64 { return d.AdminTimeouts })},
@@ -194,9 +194,23 @@ func QueueName(queue int, dir, stat string) string {
 // Counters names every counter of st, device-wide first, then per queue.
 // Counters the device does not offer (no ENI statistics, no ENA Express)
 // are left out rather than shown as zero.
-func Counters(st *ena.Stats) []Counter {
+func Counters(st *ena.Stats) []Counter { return counters(st, true) }
+
+// fromDevice reports whether a counter's value comes from the device (an
+// admin command) rather than from the driver.
+func (d *deviceDesc) fromDevice() bool {
+	return d.group == GroupDevice || d.group == GroupENI || d.group == GroupSRD
+}
+
+// counters is Counters; without device, the counters the device reports
+// are left out (the device could not be asked, e.g. during a reset: its
+// fields in st are zero, not its values).
+func counters(st *ena.Stats, device bool) []Counter {
 	out := make([]Counter, 0, len(deviceCounters)+len(st.Driver.Resets)+len(st.Queues)*len(queueCounters))
 	for _, d := range deviceCounters {
+		if !device && d.fromDevice() {
+			continue
+		}
 		v, ok := d.get(st)
 		if !ok {
 			continue

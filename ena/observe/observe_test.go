@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -101,4 +102,36 @@ func TestInfoSnakeCase(t *testing.T) {
 	require.Contains(t, txt.String(), "tx placement:        LLQ: 128 B entries")
 	require.Contains(t, txt.String(), "interrupts:          admin interrupt, I/O interrupt")
 	require.NotContains(t, txt.String(), "{")
+}
+
+// failingSource answers the driver's counters and fails the device's, as
+// ena.Device.Stats does during a reset; it records when it read them.
+type failingSource struct {
+	st   ena.Stats
+	read time.Time
+}
+
+func (f *failingSource) Stats(context.Context) (ena.Stats, error) {
+	f.read = time.Now()
+	time.Sleep(2 * time.Millisecond) // the admin command the device part waits for
+	return f.st, errors.New("ena: device is resetting")
+}
+
+// TestTakeDuringReset: when the device cannot be asked, its counters are
+// left out (not shown as zeros), the driver's stay, and Time is when the
+// driver's counters were read, not when the device's answer came back.
+func TestTakeDuringReset(t *testing.T) {
+	src := &failingSource{st: ena.Stats{
+		Driver: ena.DriverStats{LinkChanges: 3},
+		Queues: []ena.QueueStats{{}},
+	}}
+	s := observe.Take(context.Background(), src, "sim0")
+	require.Equal(t, "ena: device is resetting", s.Error)
+	v := s.Values()
+	for _, name := range []string{"tx_pkts", "rx_bytes", "rx_drops", "bw_in_allowance_exceeded"} {
+		require.NotContains(t, v, name)
+	}
+	require.Equal(t, uint64(3), v["link_changes"])
+	require.Contains(t, v, "queue_0_tx_cnt")
+	require.False(t, s.Time.After(src.read), "snapshot time %v is after the read at %v", s.Time, src.read)
 }

@@ -28,10 +28,15 @@ type Snapshot struct {
 
 // Take reads src and names its counters. A device error is recorded in
 // Snapshot.Error, not returned: the driver's counters are still worth
-// showing.
+// showing, and the device's are left out rather than shown as zeros.
+//
+// Time is taken before the read: the driver's and the rings' counters are
+// read first and the device's answer follows, so two snapshots taken
+// concurrently order by Time as their driver counters do.
 func Take(ctx context.Context, src Source, device string) Snapshot {
+	t := time.Now()
 	st, err := src.Stats(ctx)
-	s := Snapshot{Device: device, Time: time.Now(), Counters: Counters(&st)}
+	s := Snapshot{Device: device, Time: t, Counters: counters(&st, err == nil)}
 	if err != nil {
 		s.Error = err.Error()
 	}
