@@ -337,13 +337,7 @@ func (q *RxQueue) nextSingle() bool {
 		p.Frags[0] = q.pool.mem[id][:length]
 		p.NFrags = 1
 	}
-	p.Hash = binary.LittleEndian.Uint32(c[8:12])
-	p.L3 = spec.L3Proto(w0 & spec.RxCdescL3ProtoMask)
-	p.L4 = spec.L4Proto((w0 & spec.RxCdescL4ProtoMask) >> spec.RxCdescL4ProtoShift)
-	p.L3CsumErr = w0&spec.RxCdescL3CsumErrMask != 0
-	p.L4CsumErr = w0&spec.RxCdescL4CsumErrMask != 0
-	p.L4CsumChecked = w0&spec.RxCdescL4CsumCheckedMask != 0
-	p.IPv4Frag = w0&spec.RxCdescIPv4FragMask != 0
+	p.setParse(w0, binary.LittleEndian.Uint32(c[8:12]))
 	q.count(p)
 	return true
 }
@@ -412,13 +406,7 @@ func (q *RxQueue) next() (uint32, error) {
 		}
 
 		// Step 4: the LAST completion carries the parse results (§7.7).
-		p.Hash = le32(q.cq, off+8)
-		p.L3 = spec.L3Proto(w0 & spec.RxCdescL3ProtoMask)
-		p.L4 = spec.L4Proto((w0 & spec.RxCdescL4ProtoMask) >> spec.RxCdescL4ProtoShift)
-		p.L3CsumErr = w0&spec.RxCdescL3CsumErrMask != 0
-		p.L4CsumErr = w0&spec.RxCdescL4CsumErrMask != 0
-		p.L4CsumChecked = w0&spec.RxCdescL4CsumCheckedMask != 0
-		p.IPv4Frag = w0&spec.RxCdescIPv4FragMask != 0
+		p.setParse(w0, le32(q.cq, off+8))
 		q.count(p)
 		return i + 1, nil
 	}
@@ -535,4 +523,16 @@ func (q *RxQueue) Close() error {
 	}
 	q.pool = nil
 	return err
+}
+
+// setParse records what the device's parser reported in a frame's LAST
+// completion (§7.7): its first word w0 and the Rx hash.
+func (p *RxPacket) setParse(w0, hash uint32) {
+	p.Hash = hash
+	p.L3 = spec.L3Proto(w0 & spec.RxCdescL3ProtoMask)
+	p.L4 = spec.L4Proto((w0 & spec.RxCdescL4ProtoMask) >> spec.RxCdescL4ProtoShift)
+	p.L3CsumErr = w0&spec.RxCdescL3CsumErrMask != 0
+	p.L4CsumErr = w0&spec.RxCdescL4CsumErrMask != 0
+	p.L4CsumChecked = w0&spec.RxCdescL4CsumCheckedMask != 0
+	p.IPv4Frag = w0&spec.RxCdescIPv4FragMask != 0
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/enanet/enanet/ena/observe"
 	"github.com/enanet/enanet/internal/netenv"
 )
 
@@ -111,7 +112,7 @@ func TestSinkDeclaredOverGiB(t *testing.T) {
 
 func TestGroupThousands(t *testing.T) {
 	for n, want := range map[uint64]string{0: "0", 999: "999", 1000: "1,000", 203897960: "203,897,960", 18446744073709551615: "18,446,744,073,709,551,615"} {
-		require.Equal(t, want, groupThousands(n))
+		require.Equal(t, want, observe.FormatCount(n))
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/enanet/enanet/ena/control"
@@ -324,7 +323,7 @@ var pageFuncs = template.FuncMap{
 	},
 	// count groups a counter's digits by thousands (203,897,960): long
 	// columns of raw digits do not read.
-	"count": groupThousands,
+	"count": observe.FormatCount,
 	// interrupts shows how a queue is served.
 	"interrupts": func(b bool) string {
 		if b {
@@ -332,19 +331,6 @@ var pageFuncs = template.FuncMap{
 		}
 		return "polled"
 	},
-}
-
-// groupThousands writes n with a comma between groups of three digits.
-func groupThousands(n uint64) string {
-	d := strconv.FormatUint(n, 10)
-	var b strings.Builder
-	for i, c := range d {
-		if i > 0 && (len(d)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 var page = template.Must(template.New("page").Funcs(pageFuncs).Parse(`<!doctype html>
