@@ -2,7 +2,6 @@ package ena
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/enanet/enanet/ena/enasim"
 	"github.com/enanet/enanet/ena/spec"
-	"github.com/enanet/enanet/rings"
 )
 
 // TestRxStallAfterSetChannels: with fewer channels than queue pairs the
@@ -33,21 +31,7 @@ func TestRxStallAfterSetChannels(t *testing.T) {
 			loopbackOK(t, d, 1)
 
 			s.Faults().StallRx(true)
-			base := d.counters.resets[spec.ResetGeneric].Load()
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for range 300 {
-					if d.counters.resets[spec.ResetGeneric].Load() > base {
-						return
-					}
-					if err := d.Queue(0).Send([][]byte{testFrame(d.MAC(), 7, 100)}, rings.TxOffload{}); errors.Is(err, ErrClosed) {
-						return
-					}
-					d.Queue(0).Flush()
-					time.Sleep(10 * time.Millisecond)
-				}
-			}()
+			done := sendUntilReset(d, spec.ResetGeneric)
 			waitReset(t, d, spec.ResetGeneric, 3*time.Second)
 			<-done
 			assert.Equal(t, tc.down, d.Channels(), "the reset keeps the channel count")

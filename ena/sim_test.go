@@ -432,19 +432,7 @@ func TestSimFaults(t *testing.T) {
 			// the keep-alive) although buffers are posted. Keep traffic
 			// coming until the driver resets (the reset ends the stall).
 			s.Faults().StallRx(true)
-			base := d.counters.resets[spec.ResetGeneric].Load()
-			go func() {
-				for range 300 {
-					if d.counters.resets[spec.ResetGeneric].Load() > base {
-						return
-					}
-					if err := d.Queue(0).Send([][]byte{testFrame(d.MAC(), 7, 100)}, rings.TxOffload{}); errors.Is(err, ErrClosed) {
-						return
-					}
-					d.Queue(0).Flush()
-					time.Sleep(10 * time.Millisecond)
-				}
-			}()
+			sendUntilReset(d, spec.ResetGeneric)
 		}},
 		{"admin-delay", spec.ResetAdminTO, func(d *Device, s *enasim.Device) {
 			d.admin.setTimeout(50 * time.Millisecond)
@@ -579,4 +567,27 @@ func TestSimPollingModesAndHints(t *testing.T) {
 			t.Fatalf("Send after Close: %v", err)
 		}
 	}
+}
+
+// sendUntilReset sends a frame on queue 0 every 10 ms, for at most 3 s,
+// until the driver counts a reset with reason (or the device closes), so a
+// fault that shows only under traffic (an Rx stall) is detected. The
+// returned channel is closed when the sender stops.
+func sendUntilReset(d *Device, reason spec.ResetReason) <-chan struct{} {
+	base := d.counters.resets[reason].Load()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 300 {
+			if d.counters.resets[reason].Load() > base {
+				return
+			}
+			if err := d.Queue(0).Send([][]byte{testFrame(d.MAC(), 7, 100)}, rings.TxOffload{}); errors.Is(err, ErrClosed) {
+				return
+			}
+			d.Queue(0).Flush()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return done
 }
