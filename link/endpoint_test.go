@@ -158,6 +158,8 @@ func TestTCPBulk(t *testing.T) {
 		{"mixed", rigConfig{queues: 2, offloads: fullOffloads, optsB: &link.Options{NoGSO: true, NoGRO: true, NoTxChecksumOffload: true}}},
 		{"no-qdisc", rigConfig{queues: 2, offloads: fullOffloads, noQDisc: true}},
 		{"jumbo", rigConfig{queues: 1, offloads: fullOffloads, mtu: 9001}},
+		{"jumbo-software-verdict", rigConfig{queues: 1, mtu: 9001}},
+		{"jumbo-no-gro", rigConfig{queues: 2, offloads: fullOffloads, mtu: 9001, opts: link.Options{NoGRO: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.c)

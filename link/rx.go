@@ -37,6 +37,11 @@ type rxQueue struct {
 	gro  gro.GRO
 	pkts [RxBudget]*stack.PacketBuffer
 	n    int
+	// views holds the frame being received, copied out of the DMA buffers
+	// in np pieces (copyIn); parts are their bytes.
+	views [rxMaxParts]*buffer.View
+	parts [rxMaxParts][]byte
+	np    int
 	// fragReady are verified fragments waiting for the next deliver.
 	fragReady []readyFrag
 
@@ -111,10 +116,11 @@ func sleepCtx(g *rxGen, d time.Duration) {
 	}
 }
 
-// receive is the Poll callback: check, copy and wrap one frame. The ring
+// receive is the Poll callback: copy, check and wrap one frame. The ring
 // buffers go back to the device when Poll returns, so the bytes are copied
-// into a pooled view here (buffer cannot wrap DMA memory; the copy is a
-// small part of the per-packet cost).
+// into pooled views here (buffer cannot wrap DMA memory; the copy is a
+// small part of the per-packet cost), and checked in the copy, where the
+// device can no longer change them.
 func (r *rxQueue) receive(p *rings.RxPacket) {
 	e := r.e
 	if r.n >= len(r.pkts) {
@@ -134,35 +140,47 @@ func (r *rxQueue) receive(p *rings.RxPacket) {
 		r.c.malformed.Add(1)
 		return
 	}
-	v := buffer.NewView(size)
-	for i := 0; i < nf; i++ {
-		v.Write(p.Frags[i])
-	}
-	frame := v.AsSlice()
+	r.copyIn(p, size)
 	if e.pcap != nil {
-		e.pcap.writeFrame(frame)
+		e.pcap.write(r.parts[:r.np], size)
 	}
-	eth := header.Ethernet(frame)
+	eth := header.Ethernet(r.parts[0])
 	// The device filters on its MAC; check again, since the stack does not
 	// (a multicast or broadcast destination is fine).
 	dst := eth.DestinationAddress()
 	if dst[0]&1 == 0 && dst != e.LinkAddress() {
 		r.c.foreignMAC.Add(1)
-		v.Release()
+		r.releaseParts()
 		return
 	}
 	proto := eth.Type()
-	if e.frags != nil && proto == header.IPv4ProtocolNumber && r.fragment(v, frame[header.EthernetMinimumSize:], p) {
-		return // held, dropped, or queued for delivery by the fragment verifier
+	if r.np > 1 && !splitOK(proto, r.parts[0][header.EthernetMinimumSize:]) {
+		r.join(size)
 	}
-	if e.frags != nil && proto == header.IPv6ProtocolNumber && r.fragment6(v, frame[header.EthernetMinimumSize:]) {
-		return
+	var pkt *stack.PacketBuffer
+	if r.np > 1 {
+		// A long TCP or UDP frame (splitOK), kept in its views.
+		if e.rxOffload && !r.verify(proto, r.parts[0][header.EthernetMinimumSize:], size-header.EthernetMinimumSize, p) {
+			r.releaseParts()
+			return
+		}
+		pkt = stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: r.payload()})
+	} else {
+		v, frame := r.views[0], r.parts[0]
+		r.views[0], r.parts[0], r.np = nil, nil, 0
+		b := frame[header.EthernetMinimumSize:]
+		if e.frags != nil && proto == header.IPv4ProtocolNumber && r.fragment(v, b, p) {
+			return // held, dropped, or queued for delivery by the fragment verifier
+		}
+		if e.frags != nil && proto == header.IPv6ProtocolNumber && r.fragment6(v, b) {
+			return
+		}
+		if e.rxOffload && !r.verify(proto, b, len(b), p) {
+			v.Release()
+			return
+		}
+		pkt = stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
 	}
-	if e.rxOffload && !r.verify(proto, frame[header.EthernetMinimumSize:], p) {
-		v.Release()
-		return
-	}
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
 	pkt.LinkHeader().Consume(header.EthernetMinimumSize)
 	pkt.NetworkProtocolNumber = proto
 	pkt.RXChecksumValidated = e.rxOffload
@@ -337,14 +355,19 @@ func (r *rxQueue) ipv4HeaderOK(h []byte, p *rings.RxPacket) bool {
 // trust every checksum of what we deliver. The device's verdicts are used
 // where it gave one (§7.7 status bits); the rest is checked here. It
 // reports whether the packet may be delivered.
-func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, p *rings.RxPacket) bool {
+//
+// b starts at the IP header; l3Len is the bytes from there to the end of
+// the frame. b is all of them, or, for a frame split into views (splitOK),
+// the first view's part, which holds the headers.
+func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, l3Len int, p *rings.RxPacket) bool {
 	var ip frame.IP
 	var ok bool
-	var l4 []byte
+	var l4 []byte // the L4 segment, or its first part for a split frame
+	var l4Len int // the whole segment's length
 	switch proto {
 	case header.IPv4ProtocolNumber:
 		ip, ok = frame.ParseIPv4(b)
-		if !ok || ip.Len < ip.HeaderLen || ip.Len > len(b) {
+		if !ok || ip.Len < ip.HeaderLen || ip.Len > l3Len {
 			r.c.malformed.Add(1)
 			return false
 		}
@@ -358,15 +381,17 @@ func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, p *rings.R
 			r.c.fragDropped.Add(1)
 			return false
 		}
-		l4 = b[ip.HeaderLen:ip.Len]
+		l4Len = ip.Len - ip.HeaderLen
+		l4 = b[ip.HeaderLen:min(ip.Len, len(b))]
 	case header.IPv6ProtocolNumber:
 		ip, ok = frame.ParseIPv6(b)
-		if !ok || ip.Len > len(b) {
+		if !ok || ip.Len > l3Len {
 			r.c.malformed.Add(1)
 			return false
 		}
-		// Walk the simple extension headers to find TCP/UDP.
-		next, rest := ip.Proto, b[ip.HeaderLen:ip.Len]
+		// Walk the simple extension headers to find TCP/UDP (a split frame
+		// has none: splitOK).
+		next, rest := ip.Proto, b[ip.HeaderLen:min(ip.Len, len(b))]
 		for next != frame.ProtoTCP && next != frame.ProtoUDP {
 			if next == 44 { // fragment
 				r.c.fragDropped.Add(1)
@@ -382,6 +407,7 @@ func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, p *rings.R
 			next, rest = rest[0], rest[(int(rest[1])+1)*8:]
 		}
 		ip.Proto, l4 = next, rest
+		l4Len = len(rest) + max(ip.Len-len(b), 0)
 	default:
 		return true // ARP and others carry no checksum the stack skips
 	}
@@ -400,7 +426,7 @@ func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, p *rings.R
 	if ip.Proto == frame.ProtoUDP {
 		minLen = frame.UDPHeaderLen
 	}
-	if len(l4) < minLen || len(l4) > 0xffff {
+	if len(l4) < minLen || l4Len > 0xffff {
 		r.c.malformed.Add(1)
 		return false
 	}
@@ -408,7 +434,14 @@ func (r *rxQueue) verify(proto tcpip.NetworkProtocolNumber, b []byte, p *rings.R
 		r.c.swVerified.Add(1)
 		return true // IPv4 UDP without checksum
 	}
-	if checksum.Checksum(l4, frame.PseudoHeaderSum(ip.Src, ip.Dst, ip.Proto, len(l4))) != 0xffff {
+	pseudo := frame.PseudoHeaderSum(ip.Src, ip.Dst, ip.Proto, l4Len)
+	var sum uint16
+	if len(l4) == l4Len {
+		sum = checksum.Checksum(l4, pseudo)
+	} else {
+		sum = checksum.Combine(pseudo, r.l4Sum(l4, l4Len))
+	}
+	if sum != 0xffff {
 		r.c.csumBad.Add(1)
 		return false
 	}
