@@ -246,7 +246,11 @@ func (p *QueuePair) Send(segs [][]byte, off rings.TxOffload) error {
 		return t.Send(segs, off)
 	}
 	if err := p.stateErr(); err != nil && !p.d.reconfiguring() {
-		return err
+		// During a recovery the queue is stopped: wait for the attempt
+		// in progress (bounded, see txRecoveryWait) instead of dropping.
+		if !errors.Is(err, ErrResetting) || !p.d.awaitRecovery() {
+			return err
+		}
 	}
 	// During a reconfiguration (a rebuild the user asked for, bounded
 	// by the admin timeouts) the sender waits for the pair instead of

@@ -22,6 +22,16 @@ const (
 	recoveryBackoffMax = 3 * time.Second
 )
 
+// txRecoveryWait bounds how long Send waits for a recovery attempt in
+// progress. A Tx queue is stopped during a reset, as a NIC driver stops its
+// netdev queues: frames wait in the stack's queue instead of being dropped,
+// because dropping a whole congestion window costs TCP far more than the
+// milliseconds a recovery takes (a hole of a thousand segments took gVisor
+// minutes to repair, one retransmission timeout per segment). The bound keeps
+// a sender from waiting out an attempt stuck in admin timeouts; between
+// failed attempts Send fails at once and the link reads down.
+const txRecoveryWait = 500 * time.Millisecond
+
 // ErrDeviceGone means the device no longer answers register reads (they
 // return all-ones): it was removed or its function was reset from outside.
 // Nothing but closing the Device helps.
@@ -89,6 +99,11 @@ type recoveryState struct {
 	since, next  time.Time
 	lastDuration time.Duration
 	dataStopped  bool // stopForReset locked the queue pairs; under resetMu
+	// attemptEnd is open while a recovery attempt runs and closed when it
+	// ends, either way; nil between attempts. Send waits on it, once per
+	// attempt: waitedOut says a sender already waited the whole bound.
+	attemptEnd chan struct{}
+	waitedOut  bool
 }
 
 // recover resets the device with reason and rebuilds everything (§9.3):
@@ -99,7 +114,11 @@ type recoveryState struct {
 // (retryRecovery); the returned error then says so.
 func (d *Device) recover(reason spec.ResetReason) error {
 	d.resetMu.Lock()
+	// The attempt is announced before the state changes, so a Send that
+	// sees the device resetting finds it to wait on.
+	d.beginAttempt()
 	if !d.state.CompareAndSwap(stateRunning, stateResetting) {
+		d.endAttempt()
 		d.resetMu.Unlock()
 		switch d.state.Load() {
 		case stateDead:
@@ -145,6 +164,8 @@ func (d *Device) attemptRecovery() error {
 	d.rec.attempt++
 	attempt, reason := d.rec.attempt, d.rec.reason
 	d.rec.mu.Unlock()
+	d.beginAttempt()
+	defer d.endAttempt()
 	err := d.resetAndRebuild(reason)
 	if err == nil {
 		d.pendingReset.Store(0)
@@ -171,6 +192,55 @@ func (d *Device) attemptRecovery() error {
 	d.rec.mu.Unlock()
 	d.log.Warn("ena: recovery attempt failed; retrying", "reason", reason, "attempt", attempt, "in", backoff, "err", err)
 	return fmt.Errorf("ena: recovery after %v reset, attempt %d failed (retrying in %v): %w", reason, attempt, backoff, err)
+}
+
+// beginAttempt opens the channel Send waits on during a recovery attempt,
+// unless it is open already.
+func (d *Device) beginAttempt() {
+	d.rec.mu.Lock()
+	if d.rec.attemptEnd == nil {
+		d.rec.attemptEnd, d.rec.waitedOut = make(chan struct{}), false
+	}
+	d.rec.mu.Unlock()
+}
+
+// endAttempt releases the senders waiting for the attempt.
+func (d *Device) endAttempt() {
+	d.rec.mu.Lock()
+	end := d.rec.attemptEnd
+	d.rec.attemptEnd = nil
+	d.rec.mu.Unlock()
+	if end != nil {
+		close(end)
+	}
+}
+
+// awaitRecovery waits, at most txRecoveryWait, for the recovery attempt in
+// progress to end, and reports whether the device runs again. Without an
+// attempt in progress, or once a sender waited this attempt out, it
+// returns at once.
+func (d *Device) awaitRecovery() bool {
+	d.rec.mu.Lock()
+	end, waitedOut := d.rec.attemptEnd, d.rec.waitedOut
+	d.rec.mu.Unlock()
+	if end == nil || waitedOut {
+		return d.state.Load() == stateRunning
+	}
+	t := time.NewTimer(txRecoveryWait)
+	defer t.Stop()
+	select {
+	case <-end:
+	case <-d.stop:
+	case <-t.C:
+		// The rest of this attempt's frames fail at once: a batch must
+		// not wait the bound once per frame.
+		d.rec.mu.Lock()
+		if d.rec.attemptEnd == end {
+			d.rec.waitedOut = true
+		}
+		d.rec.mu.Unlock()
+	}
+	return d.state.Load() == stateRunning
 }
 
 // recoveryDue reports whether a failed recovery waits for its next attempt,

@@ -344,6 +344,7 @@ func runMatrixCase(t *testing.T, prof string, c matrixCase, port uint16) {
 		expectBefore = a.resets(c.reason)
 	}
 	du := startDuplex(t, a, b, port)
+	defer watchStall(t.Logf, t.Name(), du, a, b, 5*time.Second)()
 	start := time.Now()
 	for du.total() < int64(transferBytes())/2 { // a quarter of each direction
 		select {

@@ -1,0 +1,108 @@
+package enanic
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+)
+
+// stallReport describes one side when a transfer stops moving: the
+// endpoint's per-queue counters, the driver's ring counters and health, the
+// model's counters and, for every TCP endpoint of the stack, gVisor's view
+// of the connection (RTO, SRTT, window, congestion state) and the stack's
+// loss-recovery counters. It reads nothing through the admin queue.
+func (s *faultSide) stallReport(name string) string {
+	var b strings.Builder
+	ep := s.st.Endpoint.Stats()
+	fmt.Fprintf(&b, "side %s: link up %v, health %+v\n", name, ep.LinkUp, s.dev.Health())
+	for i, q := range ep.Tx {
+		fmt.Fprintf(&b, "  link tx %d: %+v\n", i, q)
+	}
+	for i, q := range ep.Rx {
+		fmt.Fprintf(&b, "  link rx %d: pkts %d bytes %d batches %d bad %d malformed %d nodisp %d pollerr %d\n",
+			i, q.Packets, q.Bytes, q.Batches, q.ChecksumBad, q.Malformed, q.NoDispatcher, q.PollErrors)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // driver and ring counters only
+	ds, _ := s.dev.Stats(ctx)
+	fmt.Fprintf(&b, "  driver: %+v\n", ds.Driver)
+	for i, q := range ds.Queues {
+		fmt.Fprintf(&b, "  ring tx %d: %+v\n  ring rx %d: %+v\n", i, q.Tx, i, q.Rx)
+	}
+	fmt.Fprintf(&b, "  model: %+v\n", s.sim.Stats())
+	tcp := s.st.Stack.Stats().TCP
+	fmt.Fprintf(&b, "  tcp: sent %d retrans %d timeouts %d fastrecovery %d sackrecovery %d tlp %d slowstart-retrans %d fastretransmit %d spurious %d spurious-rto %d send-errors %d invalid-rcvd %d\n",
+		tcp.SegmentsSent.Value(), tcp.Retransmits.Value(), tcp.Timeouts.Value(), tcp.FastRecovery.Value(),
+		tcp.SACKRecovery.Value(), tcp.TLPRecovery.Value(), tcp.SlowStartRetransmits.Value(), tcp.FastRetransmit.Value(),
+		tcp.SpuriousRecovery.Value(), tcp.SpuriousRTORecovery.Value(), tcp.SegmentSendErrors.Value(), tcp.InvalidSegmentsReceived.Value())
+	ip := s.st.Stack.Stats().IP
+	fmt.Fprintf(&b, "  ip: out-requests %d outgoing-errors %d\n", ip.PacketsSent.Value(), ip.OutgoingPacketErrors.Value())
+	nic := s.st.Stack.Stats().NICs
+	fmt.Fprintf(&b, "  nic: tx %d, tx dropped no buffer space %d, stack dropped %d\n", nic.Tx.Packets.Value(), nic.TxPacketsDroppedNoBufferSpace.Value(), s.st.Stack.Stats().DroppedPackets.Value())
+	for _, te := range s.st.Stack.RegisteredEndpoints() {
+		e, ok := te.(tcpip.Endpoint)
+		if !ok {
+			continue
+		}
+		var info tcpip.TCPInfoOption
+		if err := e.GetSockOpt(&info); err != nil {
+			continue
+		}
+		id := te.(interface{ Info() tcpip.EndpointInfo }).Info()
+		fmt.Fprintf(&b, "  tcp endpoint %+v: %+v\n", id, info)
+	}
+	return b.String()
+}
+
+// dumpGoroutines writes every goroutine's stack to a file named after the
+// test and returns its path ("" if it could not).
+func dumpGoroutines(name string) string {
+	f, err := os.CreateTemp("", "stall-"+strings.NewReplacer("/", "_").Replace(name)+"-*.txt")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+	return f.Name()
+}
+
+// watchStall logs both sides' stallReport when du moves less than 1 MiB
+// in quiet (a crawl counts as a stall), and again every quiet while it
+// stays that slow, until du ends.
+func watchStall(logf func(string, ...any), name string, du *duplex, a, b *faultSide, quiet time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		last := du.total()
+		tick := time.NewTicker(quiet)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-du.done:
+				return
+			case <-tick.C:
+			}
+			n := du.total()
+			moved := n - last
+			last = n
+			if moved >= 1<<20 {
+				continue
+			}
+			// The goroutines first: a report that blocks on a lock is
+			// itself a finding.
+			logf("transfer crawled: %d bytes in %v (A got %d, B got %d bytes); goroutines in %s", moved, quiet,
+				du.recvA.Load(), du.recvB.Load(), dumpGoroutines(name))
+			logf("%s", a.stallReport("A"))
+			logf("%s", b.stallReport("B"))
+		}
+	}()
+	return func() { close(done); <-finished }
+}
