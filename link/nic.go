@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"time"
 
 	"github.com/enanet/enanet/rings"
 )
@@ -34,6 +35,36 @@ type NIC interface {
 	// SetFatalHandler installs the function called once when the device has
 	// failed for good (reset impossible or failed).
 	SetFatalHandler(func(error))
+}
+
+// HealthReporter is implemented by a NIC that recovers from device faults
+// by itself (enanic.NIC does): Endpoint.Stats then includes its Health.
+type HealthReporter interface {
+	// DeviceHealth says whether the device moves traffic and, while it
+	// does not, how its recovery is going.
+	DeviceHealth() DeviceHealth
+}
+
+// DeviceHealth is a device's recovery state, as Endpoint.Stats reports it.
+// The fields mirror ena.Health so that link stays independent of the
+// driver.
+type DeviceHealth struct {
+	// State is running, recovering, failed (gone for good) or closed.
+	State string `json:"state"`
+	// LinkUp is false while the device recovers.
+	LinkUp bool `json:"link_up"`
+	// Reason is the reset reason of the current recovery, or of the last
+	// one when running again; Resets counts every reset.
+	Reason string `json:"reset_reason,omitempty"`
+	Resets uint64 `json:"resets"`
+	// Attempt is the current recovery's attempt number (0 while running);
+	// LastError is why the last attempt failed.
+	Attempt   int    `json:"attempt"`
+	LastError string `json:"last_error,omitempty"`
+	// NextAttempt is when a failed recovery tries again (zero otherwise).
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// LastRecovery is how long the last completed recovery took.
+	LastRecovery time.Duration `json:"last_recovery_ns"`
 }
 
 // Queue is one I/O queue pair. Tx methods are called by one goroutine at a

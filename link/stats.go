@@ -72,6 +72,10 @@ type Stats struct {
 	TxLinkDown    uint64         `json:"tx_link_down"` // frames dropped while the link was down
 	Tx            []TxQueueStats `json:"tx"`
 	Rx            []RxQueueStats `json:"rx"`
+	// Health is the device's recovery state (link down while recovering,
+	// the attempt, the last error), when the NIC reports one
+	// (HealthReporter).
+	Health *DeviceHealth `json:"health,omitempty"`
 }
 
 // Stats returns the endpoint's counters.
@@ -88,6 +92,10 @@ func (e *Endpoint) Stats() Stats {
 	}
 	if err := e.Err(); err != nil {
 		st.Fatal = err.Error()
+	}
+	if hr, ok := e.nic.(HealthReporter); ok {
+		h := hr.DeviceHealth()
+		st.Health = &h
 	}
 	for _, q := range e.tx {
 		st.Tx = append(st.Tx, TxQueueStats{

@@ -34,5 +34,21 @@ func (n NIC) Offloads() link.Offloads {
 	}
 }
 
+// DeviceHealth implements link.HealthReporter: the device's Health in
+// link's type, so the endpoint's Stats show recovery.
+func (n NIC) DeviceHealth() link.DeviceHealth {
+	h := n.Device.Health()
+	d := link.DeviceHealth{
+		State: h.State.String(), LinkUp: h.LinkUp, Resets: h.Resets, Attempt: h.Attempt,
+		LastError: h.LastError, NextAttempt: h.NextAttempt, LastRecovery: h.LastRecovery,
+	}
+	if h.Resets > 0 {
+		d.Reason = h.Reason.String()
+	}
+	return d
+}
+
+var _ link.HealthReporter = NIC{}
+
 // Queue implements link.NIC; *ena.QueuePair has exactly link.Queue's methods.
 func (n NIC) Queue(i int) link.Queue { return n.Device.Queue(i) }

@@ -46,6 +46,14 @@ func TestConnectionsSurviveAdminOutage(t *testing.T) {
 	require.GreaterOrEqual(t, h.Attempt, 2)
 	require.NotEmpty(t, h.LastError)
 	t.Logf("after %v: %+v", outage, h)
+	// The endpoint's stats say the same.
+	eh := a.st.Endpoint.Stats().Health
+	require.NotNil(t, eh)
+	require.Equal(t, "recovering", eh.State)
+	require.False(t, eh.LinkUp)
+	require.Equal(t, "ADMIN_TO", eh.Reason)
+	require.GreaterOrEqual(t, eh.Attempt, 2)
+	require.NotEmpty(t, eh.LastError)
 	a.sim.Faults().DropAdminCompletions(0)
 	for a.dev.Health().State != ena.StateRunning {
 		require.Less(t, time.Since(t0), outage+10*time.Second, "device not back: %+v", a.dev.Health())
@@ -66,4 +74,8 @@ func TestConnectionsSurviveAdminOutage(t *testing.T) {
 	require.Equal(t, ena.StateRunning, seen[len(seen)-1].State)
 	st, _ := a.dev.Stats(context.Background())
 	require.NotZero(t, st.Driver.Resets[spec.ResetAdminTO])
+	eh = a.st.Endpoint.Stats().Health
+	require.Equal(t, "running", eh.State)
+	require.Zero(t, eh.Attempt)
+	require.NotZero(t, eh.LastRecovery)
 }
