@@ -42,6 +42,8 @@ func tcpSettings() []tcpSetting {
 		{"sack-rack-reno", opt(true, tcpip.TCPRACKLossDetection, "reno", 0)},
 		{"sack-rack-cubic", opt(true, tcpip.TCPRACKLossDetection, "cubic", 0)},
 		{"sack-norack-reno", opt(true, 0, "reno", 0)},
+		{"sack-norack-cubic", opt(true, 0, "cubic", 0)},
+		{"nosack-reno", opt(false, 0, "reno", 0)},
 		{"sack-rack-cubic-minrto50ms", opt(true, tcpip.TCPRACKLossDetection, "cubic", 50*time.Millisecond)},
 	}
 }
@@ -55,6 +57,8 @@ var impairments = []struct {
 	{"loss-0.1%", enasim.Impairment{Loss: 0.001, Seed: 7}},
 	{"reorder-1%-1ms", enasim.Impairment{Reorder: 0.01, ReorderDelay: time.Millisecond, Seed: 7}},
 	{"burst-loss-50", enasim.Impairment{BurstLoss: 0.0002, BurstLen: 50, Seed: 7}},
+	// About what a device reset costs the frames in flight to it.
+	{"burst-loss-500", enasim.Impairment{BurstLoss: 0.0001, BurstLen: 500, Seed: 7}},
 }
 
 // BenchmarkTCPLossRecovery measures single-stream goodput from A to B
