@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -55,6 +56,10 @@ func (s *faultSide) stallReport(name string) string {
 		}
 		id := te.(interface{ Info() tcpip.EndpointInfo }).Info()
 		fmt.Fprintf(&b, "  tcp endpoint %+v: %+v\n", id, info)
+		fmt.Fprintf(&b, "    endpoint counters: %s\n", nonZeroCounters(reflect.ValueOf(e.Stats()).Elem()))
+		if !raceOn { // unlocked reads of the endpoint's internals
+			fmt.Fprintf(&b, "    internals: %s\n", tcpInternals(te))
+		}
 	}
 	return b.String()
 }
@@ -105,4 +110,55 @@ func watchStall(logf func(string, ...any), name string, du *duplex, a, b *faultS
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// nonZeroCounters lists the non-zero *tcpip.StatCounter fields of the
+// struct v, nested structs included, as name=value.
+func nonZeroCounters(v reflect.Value) string {
+	var out []string
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		for i := range v.NumField() {
+			f, name := v.Field(i), prefix+v.Type().Field(i).Name
+			if !f.CanInterface() {
+				continue
+			}
+			switch c := f.Interface().(type) {
+			case *tcpip.StatCounter:
+				if c != nil && c.Value() != 0 {
+					out = append(out, fmt.Sprintf("%s=%d", name, c.Value()))
+				}
+				continue
+			}
+			if f.Kind() == reflect.Struct {
+				walk(name+".", f)
+			}
+		}
+	}
+	walk("", v)
+	return strings.Join(out, " ")
+}
+
+// tcpInternals prints the receiver's and sender's sequence state and the
+// timestamp state of a gVisor TCP endpoint, read without its locks (a
+// diagnostic taken while the connection is stuck).
+func tcpInternals(ep any) string {
+	v := reflect.ValueOf(ep)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return "?"
+	}
+	v = v.Elem()
+	var b strings.Builder
+	if rcv := v.FieldByName("rcv"); rcv.IsValid() && !rcv.IsNil() {
+		fmt.Fprintf(&b, "rcv %+v; ", rcv.Elem().FieldByName("TCPReceiverState"))
+		fmt.Fprintf(&b, "rcv pending %v; ", rcv.Elem().FieldByName("pendingRcvdSegments").Len())
+	}
+	if snd := v.FieldByName("snd"); snd.IsValid() && !snd.IsNil() {
+		st := snd.Elem().FieldByName("TCPSenderState")
+		for _, n := range []string{"SndUna", "SndNxt", "SndWnd", "Outstanding", "SackedOut", "MaxSentAck", "FastRecovery"} {
+			fmt.Fprintf(&b, "%s %+v ", n, st.FieldByName(n))
+		}
+	}
+	fmt.Fprintf(&b, "; ts %+v; rcvbuf %+v", v.FieldByName("TCPEndpointStateInner"), v.FieldByName("TCPRcvBufState"))
+	return b.String()
 }
