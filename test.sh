@@ -78,10 +78,15 @@ if [ $# -eq 0 ]; then
 	# The race run above did each fault on one profile with small
 	# transfers; the full matrix (every fault, every profile, 16 MiB each
 	# way) runs here, without the detector's tenfold slowdown.
-	# Not by default yet: in some full runs gVisor's TCP stalls for the
-	# whole 90 s deadline after a recovery the device finished in
-	# milliseconds (device-reset-request on 2 of 3 profiles in one run),
-	# and a red CI blocks everything else. FULL_MATRIX=1 ./test.sh runs it.
+	# Not by default yet. The 90 s TCP stalls after a recovery are fixed
+	# (the Tx queue waits during a reset instead of dropping a window;
+	# the stack's TCP uses SACK without RACK), and on a loaded shared
+	# machine 3 of 4 full runs passed (60-200 s). But one failure was
+	# the load's (a spurious MISS_TX_CMPL reset at load 22 pre-empted the
+	# expected ADMIN_TO), and in about 1 of 550 device-reset-request runs
+	# both TCP directions still stop for good (cause not yet found), which
+	# is several percent per full run: too often for a CI that blocks
+	# everything when red. FULL_MATRIX=1 ./test.sh runs it.
 	if [ -n "${FULL_MATRIX:-}" ]; then
 		echo "== fault matrix under TCP"
 		go test -count=1 -timeout 15m -run '^TestFaultMatrixUnderTCP$' ./link/enanic/
