@@ -81,7 +81,7 @@ if [ $# -eq 0 ]; then
 	# Not by default yet. The 90 s TCP stalls after a recovery are fixed
 	# (the Tx queue waits during a reset instead of dropping a window;
 	# the stack's TCP uses SACK without RACK), and on a loaded shared
-	# machine 3 of 4 full runs passed (60-200 s). But one failure was
+	# machine 4 of 5 full runs passed (45-200 s). But one failure was
 	# the load's (a spurious MISS_TX_CMPL reset at load 22 pre-empted the
 	# expected ADMIN_TO), and in about 1 of 550 device-reset-request runs
 	# both TCP directions still stop for good (cause not yet found), which
