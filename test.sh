@@ -83,7 +83,7 @@ if [ $# -eq 0 ]; then
 	# the stack's TCP uses SACK without RACK), and on a loaded shared
 	# machine 4 of 5 full runs passed (45-200 s). But one failure was
 	# the load's (a spurious MISS_TX_CMPL reset at load 22 pre-empted the
-	# expected ADMIN_TO), and in about 1 of 550 device-reset-request runs
+	# expected ADMIN_TO), and in 2 of about 1900 device-reset-request runs
 	# both TCP directions still stop for good (cause not yet found), which
 	# is several percent per full run: too often for a CI that blocks
 	# everything when red. FULL_MATRIX=1 ./test.sh runs it.
