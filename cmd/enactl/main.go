@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/enanet/enanet/internal/flagerr"
 	"github.com/enanet/enanet/vfio/pci"
 )
 
@@ -119,7 +120,7 @@ func parse(e *env, f *flags, args []string) (ok bool, code int) {
 	if err != nil {
 		// The error and the synopsis, not the whole help: the fix stays on
 		// screen (--help has the rest).
-		fmt.Fprintf(e.stderr, "%s: %v\nUsage: %s\n", f.Name(), flagError(f, err), f.synopsis)
+		fmt.Fprintf(e.stderr, "%s: %v\nUsage: %s\n", f.Name(), flagerr.Rewrite(f.FlagSet, err), f.synopsis)
 		return false, exitUsage
 	}
 	return true, exitOK

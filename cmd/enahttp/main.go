@@ -80,7 +80,7 @@ func parseFlags(args []string) (config, error) {
 		fmt.Printf("Usage: enahttp [flags]\n\nServes HTTP from a userspace TCP/IP stack on an ENA (by default the simulated one).\n\n%s", fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
-		return c, netenv.FlagError(err)
+		return c, netenv.FlagError(fs, err)
 	}
 	c.listenSet = fs.Changed("listen")
 	c.listen6Set = fs.Changed("listen6")

@@ -115,20 +115,23 @@ var ignoredOptions = []ignoredOption{
 	{"mptcp", "m", false, "no MPTCP in gVisor"},
 }
 
-func parseFlags(args []string, stderr io.Writer) (config, error) {
+// parseFlags reads the command line. --help prints the options to stdout
+// (as iperf3 does) and returns pflag.ErrHelp; a bad option returns an error
+// that names it and the fix, never the Go parser's wording.
+func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
 	var c config
 	fs := pflag.NewFlagSet("enaperf", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are rewritten and reported by the caller
 	fs.SortFlags = false
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: enaperf -s [options]          serve iperf3 clients on the userspace stack
+		fmt.Fprint(stdout, `Usage: enaperf -s [options]          serve iperf3 clients on the userspace stack
        enaperf -c HOST [options]     run a test against an iperf3 server
 
 enaperf takes iperf3 3.12's options with iperf3's spelling and defaults; options that
 mean nothing on a userspace stack are accepted and reported as ignored.
 
 `)
-		fs.PrintDefaults()
+		fmt.Fprint(stdout, fs.FlagUsages())
 	}
 	fs.BoolVarP(&c.server, "server", "s", false, "run as a server")
 	fs.StringVarP(&c.client, "client", "c", "", "run as a client of the iperf3 server at HOST")
@@ -186,7 +189,7 @@ mean nothing on a userspace stack are accepted and reported as ignored.
 	netenv.AddFlags(fs, &c.Config)
 	fs.StringVar(&c.listen, "listen", "", "--device sim server: host address forwarded (TCP and UDP) through the simulated VPC to the server (default 127.0.0.1:PORT, and [::1]:PORT to the stack's IPv6 address)")
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		return c, netenv.FlagError(fs, err)
 	}
 	if c.version {
 		return c, nil
@@ -359,7 +362,7 @@ func main() {
 // ready, if set, is called with the address clients should use once a
 // server is up.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) int {
-	c, err := parseFlags(args, stderr)
+	c, err := parseFlags(args, stdout, stderr)
 	if err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0

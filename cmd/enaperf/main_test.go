@@ -328,6 +328,37 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
+// TestFlagValueErrorsNameTheFlag: a value the flag parser rejects is
+// reported with the flag and what it takes, on stderr with exit 2, never
+// with the Go parse function's name.
+func TestFlagValueErrorsNameTheFlag(t *testing.T) {
+	for _, tc := range []struct{ args, want string }{
+		{"-t abc", `--time "abc": want a number`},
+		{"-p abc", `--port "abc": want a whole number`},
+		{"-i abc", `--interval "abc": want a number`},
+		{"--tiem 3", `unknown flag --tiem: did you mean --time?`},
+	} {
+		var out, errb bytes.Buffer
+		code := runMain(context.Background(), append([]string{"-c", "127.0.0.1"}, strings.Fields(tc.args)...), &out, &errb, nil)
+		require.Equal(t, 2, code, tc.args)
+		require.Empty(t, out.String(), tc.args)
+		require.Contains(t, errb.String(), tc.want, tc.args)
+		require.NotRegexp(t, `strconv|Parse|invalid syntax`, errb.String(), tc.args)
+	}
+}
+
+// TestHelpGoesToStdout: --help prints to stdout and exits 0, as iperf3,
+// enahttp and enactl do, so `enaperf --help | less` works.
+func TestHelpGoesToStdout(t *testing.T) {
+	for _, arg := range []string{"--help", "-h"} {
+		var out, errb bytes.Buffer
+		require.Equal(t, 0, runMain(context.Background(), []string{arg}, &out, &errb, nil), arg)
+		require.Contains(t, out.String(), "Usage: enaperf -s", arg)
+		require.Contains(t, out.String(), "--time", arg)
+		require.Empty(t, errb.String(), arg)
+	}
+}
+
 // TestErrorsNameCauseAndFix: bad flags and an unreachable server give one
 // sentence with the cause and the fix, no Go internals, no repetition.
 func TestErrorsNameCauseAndFix(t *testing.T) {

@@ -27,6 +27,7 @@ import (
 	"github.com/enanet/enanet/ena/control"
 	"github.com/enanet/enanet/ena/enasim"
 	"github.com/enanet/enanet/internal/devopen"
+	"github.com/enanet/enanet/internal/flagerr"
 	"github.com/enanet/enanet/link"
 	"github.com/enanet/enanet/link/enanic"
 	"github.com/enanet/enanet/link/vpc"
@@ -373,24 +374,8 @@ func (h *Host) Close() {
 	}
 }
 
-// FlagError rewords a command-line parse error from pflag for people: an
-// invalid value names the flag and what it takes, without the Go parse
-// function pflag quotes ("strconv.ParseInt: parsing ...").
-func FlagError(err error) error {
-	var iv *pflag.InvalidValueError
-	if !errors.As(err, &iv) {
-		return err
-	}
-	want := "a valid " + iv.GetFlag().Value.Type()
-	switch iv.GetFlag().Value.Type() {
-	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
-		want = "a whole number"
-	case "float32", "float64":
-		want = "a number"
-	case "bool":
-		want = "true or false"
-	case "duration":
-		want = "a duration such as 500ms, 10s or 1m"
-	}
-	return fmt.Errorf("--%s %q: want %s", iv.GetFlag().Name, iv.GetValue(), want)
-}
+// FlagError rewords a command-line parse error of fs for people: the flag,
+// what it takes and what it does, without the Go parse function pflag
+// quotes ("strconv.ParseInt: parsing ..."). It is package flagerr's, which
+// enactl shares.
+func FlagError(fs *pflag.FlagSet, err error) error { return flagerr.Rewrite(fs, err) }

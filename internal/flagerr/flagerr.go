@@ -1,4 +1,9 @@
-package main
+// Package flagerr rewrites pflag's parse errors as sentences that name the
+// flag and the fix. pflag's own wording quotes the Go parser
+// ("strconv.ParseInt: parsing "x": invalid syntax"), which tells a user
+// nothing about what to type. enactl, enahttp and enaperf share it so their
+// messages read alike.
+package flagerr
 
 import (
 	"errors"
@@ -8,10 +13,10 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// flagError rewrites a parse error of f as a sentence that names the fix:
-// pflag's own wording quotes the parser ("strconv.ParseInt: parsing "x":
-// invalid syntax"), which tells a user nothing about what to type.
-func flagError(f *flags, err error) error {
+// Rewrite returns err, a parse error of fs, as a sentence for people; other
+// errors are returned unchanged. fs.Name() is the command named in the
+// "run ... --help" hint.
+func Rewrite(fs *pflag.FlagSet, err error) error {
 	var invalid *pflag.InvalidValueError
 	var missing *pflag.ValueRequiredError
 	var unknown *pflag.NotExistError
@@ -25,12 +30,12 @@ func flagError(f *flags, err error) error {
 	case errors.As(err, &unknown):
 		name := strings.TrimLeft(unknown.GetSpecifiedName(), "-")
 		if unknown.GetSpecifiedShortnames() != "" { // -x: a one-letter flag
-			return fmt.Errorf("unknown flag -%s (run %s --help for the flags)", name, f.Name())
+			return fmt.Errorf("unknown flag -%s (run %s --help for the flags)", name, fs.Name())
 		}
-		if s := closestFlag(f, name); s != "" {
-			return fmt.Errorf("unknown flag --%s: did you mean --%s? (run %s --help for the flags)", name, s, f.Name())
+		if s := closestFlag(fs, name); s != "" {
+			return fmt.Errorf("unknown flag --%s: did you mean --%s? (run %s --help for the flags)", name, s, fs.Name())
 		}
-		return fmt.Errorf("unknown flag --%s (run %s --help for the flags)", name, f.Name())
+		return fmt.Errorf("unknown flag --%s (run %s --help for the flags)", name, fs.Name())
 	}
 	return err
 }
@@ -52,11 +57,11 @@ func wantFor(fl *pflag.Flag) string {
 	return fl.Usage
 }
 
-// closestFlag is the flag of f whose name is within two edits of name
+// closestFlag is the flag of fs whose name is within two edits of name
 // (a typo), or "" when none is.
-func closestFlag(f *flags, name string) string {
+func closestFlag(fs *pflag.FlagSet, name string) string {
 	best, bestD := "", 3
-	f.VisitAll(func(fl *pflag.Flag) {
+	fs.VisitAll(func(fl *pflag.Flag) {
 		if fl.Hidden {
 			return
 		}
