@@ -33,7 +33,7 @@ func (s *Stack) Listen(network, address string) (net.Listener, error) {
 	}
 	if f.v4 && f.v6 {
 		if host, port, err := net.SplitHostPort(address); err == nil && (host == "" || host == "::" || host == "0.0.0.0") {
-			return s.listenBoth(network, port)
+			return s.listenBoth(network, host, port)
 		}
 	}
 	wq := new(waiter.Queue)

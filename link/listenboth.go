@@ -11,13 +11,14 @@ import (
 // than one dual-stack IPv6 endpoint, so that IPv4 connections stay plain
 // IPv4 endpoints in netstack (an IPv4-mapped IPv6 endpoint takes other
 // paths, for segment sizes among others). Port 0 takes a free port for
-// both.
-func (s *Stack) listenBoth(network, port string) (net.Listener, error) {
+// both. Errors name what the caller asked for (network "tcp", address
+// ":80"), as package net's do, not the per-family listener that failed.
+func (s *Stack) listenBoth(network, host, port string) (net.Listener, error) {
 	var last error
 	for try := 0; try < 8; try++ {
 		l6, err := s.Listen("tcp6", net.JoinHostPort("::", port))
 		if err != nil {
-			return nil, err
+			return nil, asAsked(err, network, host)
 		}
 		p := strconv.Itoa(l6.Addr().(*net.TCPAddr).Port)
 		l4, err := s.Listen("tcp4", net.JoinHostPort("0.0.0.0", p))
@@ -31,12 +32,28 @@ func (s *Stack) listenBoth(network, port string) (net.Listener, error) {
 			return d, nil
 		}
 		l6.Close()
-		last = err
+		last = asAsked(err, network, host)
 		if port != "0" {
 			break // the port was asked for: IPv4 has it taken
 		}
 	}
 	return nil, last
+}
+
+// asAsked rewrites the Net and Addr of a per-family listener's *net.OpError
+// to the network and wildcard host the caller gave, keeping the port the
+// failed listener resolved.
+func asAsked(err error, network, host string) error {
+	oe, ok := err.(*net.OpError)
+	if !ok {
+		return err
+	}
+	asked := *oe
+	asked.Net = network
+	if ta, ok := oe.Addr.(*net.TCPAddr); ok {
+		asked.Addr = &net.TCPAddr{IP: net.ParseIP(host), Port: ta.Port}
+	}
+	return &asked
 }
 
 // dualListener merges the Accept of two listeners. Its goroutines (one

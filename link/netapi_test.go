@@ -192,8 +192,11 @@ func TestNetErrors(t *testing.T) {
 		for _, network := range []string{"tcp", "tcp4", "tcp6"} {
 			_, err = r.b.Listen(network, ":8080")
 			assert.ErrorIs(t, err, syscall.EADDRINUSE, network)
-			assert.Contains(t, err.Error(), "bind: address already in use")
+			// Package net's wording: the network and address asked for.
+			assert.EqualError(t, err, "listen "+network+" :8080: bind: address already in use")
 		}
+		_, err = r.b.Listen("tcp", "[::]:8080")
+		assert.EqualError(t, err, "listen tcp [::]:8080: bind: address already in use")
 		pc, err := r.b.ListenPacket("udp", ":5353")
 		require.NoError(t, err)
 		defer pc.Close()
