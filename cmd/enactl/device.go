@@ -30,7 +30,7 @@ type deviceFlags struct {
 func addDeviceFlags(fs *flags) deviceFlags {
 	d := deviceFlags{
 		device:     fs.String("device", "", "device to open: a PCI address bound to vfio-pci, or sim for the software model"),
-		mode:       fs.String("mode", "auto", "VFIO IOMMU mode: auto, iommu or noiommu"),
+		mode:       fs.String("mode", "auto", "VFIO IOMMU mode: auto, iommu or noiommu (also --vfio-mode, as enahttp and enaperf spell it)"),
 		profile:    fs.String("profile", "", "enasim instance profile with --device sim: nitro-v3 (default), nitro-v4, no-llq; add +express for ENA Express"),
 		iovaIsPhys: fs.Bool("iova-is-phys", false, "type1 mode: map DMA at IOVA == physical address (the QEMU proxy test rig needs it)"),
 		poll:       fs.Bool("poll", false, "use no interrupts: poll the admin queue and I/O completions"),

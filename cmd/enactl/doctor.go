@@ -128,7 +128,7 @@ func cmdDoctor(e *env, args []string) int {
 	fs := flagSet("doctor", "enactl doctor --device ADDRESS|sim [--report FILE] [--peer HOST:PORT]", doctorHelp)
 	device := fs.String("device", "", "device to qualify: a PCI address bound to vfio-pci, or sim")
 	profile := fs.String("profile", "", "enasim instance profile with --device sim: nitro-v3 (default), nitro-v4, no-llq; add +express for ENA Express")
-	mode := fs.String("mode", "auto", "VFIO IOMMU mode: auto, iommu or noiommu")
+	mode := fs.String("mode", "auto", "VFIO IOMMU mode: auto, iommu or noiommu (also --vfio-mode, as enahttp and enaperf spell it)")
 	report := fs.String("report", "", "report file (default enanet-doctor-DEVICE-TIME.json in the current directory)")
 	peer := fs.String("peer", "", "iperf3 server HOST:PORT for the throughput check (default: the simulated VPC's with sim, none on hardware)")
 	dur := fs.Duration("duration", 2*time.Second, "throughput test length (1s..60s)")

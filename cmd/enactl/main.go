@@ -104,6 +104,14 @@ func flagSet(name, synopsis, help string) *flags {
 	fs.SetOutput(io.Discard) // parse reports errors itself
 	fs.SortFlags = false
 	fs.Usage = func() {}
+	// enahttp and enaperf spell --mode as --vfio-mode; accept both here so
+	// a command line carries over.
+	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "vfio-mode" {
+			name = "mode"
+		}
+		return pflag.NormalizedName(name)
+	})
 	f := &flags{FlagSet: fs, synopsis: synopsis, help: help}
 	f.sysfsRoot = fs.String("sysfs", "/sys", "sysfs root (tests point this at a fixture tree)")
 	return f

@@ -86,7 +86,7 @@ type Config struct {
 // into c. --device is left to the command: its help text differs (enaperf
 // also accepts "kernel").
 func AddFlags(fs *pflag.FlagSet, c *Config) {
-	fs.StringVar(&c.Profile, "profile", "", "enasim instance profile (nitro-v3, nitro-v4, no-llq)")
+	fs.StringVar(&c.Profile, "profile", "", "enasim instance profile with --device sim: nitro-v3 (default), nitro-v4, no-llq; add +express for ENA Express (e.g. nitro-v4+express)")
 	fs.IntVar(&c.Queues, "queues", 0, "I/O queue pairs (0: min(device maximum, GOMAXPROCS))")
 	fs.StringVar(&c.LLQ, "llq", "default", "LLQ policy: default (device recommendation), normal (128 B), large (256 B), off")
 	fs.IntVar(&c.MTU, "mtu", 0, "L3 MTU, 576 up to the device's max_mtu (0: 1500; ENAs report 9216, an EC2 VPC carries up to 9001)")
@@ -97,7 +97,7 @@ func AddFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Gateway6, "gw6", "", "IPv6 default gateway for --ip6 (default: the router that advertises itself)")
 	fs.BoolVar(&c.DHCP6, "dhcp6", false, "wait for an IPv6 address by DHCPv6 at start (the default on the simulated device)")
 	fs.StringVar(&c.Pcap, "pcap", "", "write a pcap capture of the ENA's traffic to FILE")
-	fs.StringVar(&c.VFIOMode, "vfio-mode", "auto", "VFIO IOMMU mode for a real device: auto, iommu or noiommu")
+	fs.StringVar(&c.VFIOMode, "vfio-mode", "auto", "VFIO IOMMU mode for a real device: auto, iommu or noiommu (enactl takes it as --mode or --vfio-mode)")
 	fs.BoolVar(&c.Poll, "poll", false, "use no interrupts: poll the admin queue and busy-poll Rx")
 	fs.BoolVar(&c.IOVAIsPhys, "iova-is-phys", false, "type1 mode: map DMA at IOVA == physical address (QEMU proxy test rig)")
 	fs.MarkHidden("iova-is-phys")

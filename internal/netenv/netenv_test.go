@@ -191,3 +191,13 @@ func TestFlagError(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `--poll "maybe": want true or false`)
 }
+
+// TestHelpNamesWhatTheParserTakes: --profile's help names the +express
+// suffix the profile parser accepts, --vfio-mode enactl's spelling.
+func TestHelpNamesWhatTheParserTakes(t *testing.T) {
+	var c Config
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	AddFlags(fs, &c)
+	assert.Contains(t, fs.Lookup("profile").Usage, "+express")
+	assert.Contains(t, fs.Lookup("vfio-mode").Usage, "--mode")
+}
