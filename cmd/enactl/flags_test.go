@@ -107,9 +107,9 @@ func TestFlagErrorsNameTheFix(t *testing.T) {
 // TestVFIOModeAlias: enactl takes --vfio-mode, enahttp's and enaperf's
 // spelling of --mode, so a device command line carries over.
 func TestVFIOModeAlias(t *testing.T) {
-		code, _, errs := enactl(t, "info", "--device", "0000:00:06.0", "--vfio-mode", "noiommu", "--sysfs", t.TempDir())
+	code, _, errs := enactl(t, "info", "--device", "0000:00:06.0", "--vfio-mode", "noiommu", "--sysfs", t.TempDir())
 	require.Equal(t, 1, code, errs)
-		require.NotContains(t, errs, "unknown flag")
+	require.NotContains(t, errs, "unknown flag")
 	_, out, _ := enactl(t, "info", "--help")
 	require.Contains(t, out, "--vfio-mode")
 }
