@@ -147,9 +147,6 @@ func start(c config) (a *app, err error) {
 	}
 	a.kind, a.dev, a.st, a.fatal = a.host.Kind, a.host.Dev, a.host.Stack, a.host.Fatal()
 	a.stats = newStatsCache(a.dev.Stats, snapshotMaxAge)
-	if a.host.Control != nil { // enactl info shows the stack's addresses
-		a.host.Control.SetNetwork(a.controlNetwork)
-	}
 
 	a.serverAddr = a.host.Addr(uint16(c.port))
 	ln, err := a.st.Listen("tcp", fmt.Sprintf(":%d", c.port)) // IPv4 and IPv6
@@ -237,11 +234,6 @@ func (a *app) Close() {
 	}
 	a.wg.Wait()
 	if a.host != nil {
-		if a.host.Control != nil {
-			// The stack closes before the socket: no info request may
-			// read its addresses meanwhile.
-			a.host.Control.SetNetwork(nil)
-		}
 		a.host.Close()
 	}
 }

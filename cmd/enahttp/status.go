@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/enanet/enanet/ena/control"
 	"github.com/enanet/enanet/ena/observe"
 	"github.com/enanet/enanet/ena/spec"
 	"github.com/enanet/enanet/link"
@@ -239,17 +238,6 @@ func (a *app) network() Network {
 	}
 	a.network6(&n)
 	return n
-}
-
-// controlNetwork is the addressing the control socket reports to
-// `enactl info` (the same keys as /api/v1/status "network").
-func (a *app) controlNetwork() control.Network {
-	n := a.network()
-	return control.Network{
-		Address: n.Address, Gateway: n.Gateway, DHCP: n.DHCP,
-		Address6: n.Address6, Gateway6: n.Gateway6, LinkLocal: n.LinkLocal, DHCP6: n.DHCP6,
-		DNS: n.DNS,
-	}
 }
 
 // network6 fills in the IPv6 part of the addressing.

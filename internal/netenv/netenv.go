@@ -289,7 +289,39 @@ func Open(c Config) (h *Host, err error) {
 	if h.Stack, err = link.NewStack(enanic.New(h.Dev), opts); err != nil {
 		return h, err
 	}
+	if h.Control != nil { // enactl info shows the stack's addresses
+		h.Control.SetNetwork(h.Network)
+	}
 	return h, nil
+}
+
+// Network is the stack's addressing as the control socket reports it to
+// `enactl info`: IPv4 and IPv6 addresses, gateways, where they came from
+// and the DNS servers.
+func (h *Host) Network() control.Network {
+	var n control.Network
+	st := h.Stack
+	if addr, gw := st.Addr(); addr.IsValid() { // else IPv6 only
+		n.Address = addr.String()
+		if gw.IsValid() {
+			n.Gateway = gw.String()
+		}
+	}
+	n.DHCP = st.Lease() != nil
+	if addr6, gw6 := st.Addr6(); addr6.IsValid() {
+		n.Address6 = addr6.String()
+		if gw6.IsValid() {
+			n.Gateway6 = gw6.String()
+		}
+	}
+	if ll := st.LinkLocal(); ll.IsValid() {
+		n.LinkLocal = ll.String()
+	}
+	n.DHCP6 = st.Lease6() != nil
+	for _, d := range st.DNSServers() {
+		n.DNS = append(n.DNS, d.String())
+	}
+	return n
 }
 
 // simSubnet is the simulated VPC's router address and prefix for a static
@@ -354,6 +386,11 @@ func (h *Host) Addr(port uint16) netip.AddrPort {
 
 // Close stops everything in reverse order; safe on a partly opened Host.
 func (h *Host) Close() {
+	if h.Control != nil {
+		// The stack closes before the socket: no info request may read
+		// its addresses meanwhile.
+		h.Control.SetNetwork(nil)
+	}
 	if h.Stack != nil {
 		h.Stack.Close()
 	}
