@@ -1,8 +1,10 @@
 package netenv
 
 import (
+	"context"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
@@ -49,5 +51,36 @@ func TestIPv6FlagErrors(t *testing.T) {
 	} {
 		_, err := Open(tc.c)
 		assert.ErrorContains(t, err, tc.want, "%+v", tc.c)
+	}
+}
+
+// TestOpenSimulatedVPCFollowsIP6: the simulated VPC takes --ip6's prefix,
+// so its router reaches the address (port forwarding dials it from there)
+// however the prefix differs from the default VPC's.
+func TestOpenSimulatedVPCFollowsIP6(t *testing.T) {
+	h, err := Open(Config{Queues: 1, IP6: "2600:1f18::5/64"})
+	require.NoError(t, err)
+	defer h.Close()
+	assert.Equal(t, netip.MustParsePrefix("2600:1f18::1/64"), h.VPC.Subnet6())
+	ln, err := h.Stack.Listen("tcp6", ":80")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := h.VPC.Stack.Dial(ctx, "tcp", "[2600:1f18::5]:80")
+	require.NoError(t, err, "the VPC router reaches --ip6")
+	c.Close()
+
+	for ip6, want := range map[string]string{
+		"2600:1f18::5/56": "the simulated VPC takes /64 IPv6 subnets",
+		"2600:1f18::1/64": "is the simulated VPC router's address",
+	} {
+		_, err := Open(Config{Queues: 1, IP6: ip6})
+		assert.ErrorContains(t, err, want, ip6)
 	}
 }

@@ -93,7 +93,7 @@ func AddFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.IP, "ip", "", "static address with prefix, e.g. 10.0.1.5/24 (default: DHCP); with the simulated device its VPC takes this subnet (/16 to /28)")
 	fs.StringVar(&c.Gateway, "gw", "", "default gateway for --ip, in its subnet; with the simulated device the VPC router's address (without --gw: the subnet's base + 1, no default route)")
 	fs.BoolVar(&c.DHCP, "dhcp", false, "get the address by DHCP (the default when --ip is not given)")
-	fs.StringVar(&c.IP6, "ip6", "", "static IPv6 address with prefix, e.g. 2600:1f18:aaaa:bbbb::5/64 (default: from the network's Router Advertisements and DHCPv6)")
+	fs.StringVar(&c.IP6, "ip6", "", "static IPv6 address with prefix, e.g. 2600:1f18:aaaa:bbbb::5/64 (default: from the network's Router Advertisements and DHCPv6); with the simulated device its VPC takes this /64")
 	fs.StringVar(&c.Gateway6, "gw6", "", "IPv6 default gateway for --ip6 (default: the router that advertises itself)")
 	fs.BoolVar(&c.DHCP6, "dhcp6", false, "wait for an IPv6 address by DHCPv6 at start (the default on the simulated device)")
 	fs.StringVar(&c.Pcap, "pcap", "", "write a pcap capture of the ENA's traffic to FILE")
@@ -249,6 +249,12 @@ func Open(c Config) (h *Host, err error) {
 				return h, err
 			}
 		}
+		if opts.Addr6.IsValid() {
+			if vc.Router6, err = simSubnet6(opts.Addr6, opts.Gateway6); err != nil {
+				wire.Close()
+				return h, err
+			}
+		}
 		if h.VPC, err = vpc.New(far, vc); err != nil {
 			wire.Close()
 			return h, fmt.Errorf("simulated VPC: %w", err)
@@ -343,6 +349,27 @@ func simSubnet(ip netip.Prefix, gw netip.Addr) (netip.Prefix, error) {
 		}
 		return subnet, fmt.Errorf("--ip %v is the simulated VPC router's address (the subnet's base + 1); "+
 			"pick another address or name the router with --gw", ip.Addr())
+	}
+	return subnet, nil
+}
+
+// simSubnet6 is the simulated VPC's IPv6 router address and prefix for a
+// static --ip6: the VPC follows its prefix as it follows --ip's subnet
+// (router, Router Advertisement prefix, DHCPv6 pool), so the address is
+// reachable through the router. The router is --gw6 when that is an
+// address in the prefix, else the prefix's base + 1.
+func simSubnet6(ip6 netip.Prefix, gw6 netip.Addr) (netip.Prefix, error) {
+	router := gw6
+	if !router.IsValid() || !ip6.Masked().Contains(router) {
+		router = ip6.Masked().Addr().Next()
+	}
+	subnet := netip.PrefixFrom(router, ip6.Bits())
+	if err := vpc.CheckSubnet6(subnet); err != nil {
+		return subnet, fmt.Errorf("--ip6 %v: %w (the default simulated VPC is %v)", ip6, err, vpc.RouterPrefix6.Masked())
+	}
+	if router == ip6.Addr() {
+		return subnet, fmt.Errorf("--ip6 %v is the simulated VPC router's address (the prefix's base + 1); "+
+			"pick another address or name the router with --gw6", ip6.Addr())
 	}
 	return subnet, nil
 }

@@ -12,11 +12,12 @@ import (
 // serveNames gives the VPC's resolver the router's names (GatewayName,
 // HostName) and, unless cfg.NoIPv6, starts the VPC's IPv6 services:
 // Router Advertisements (managed flag, the subnet's /64 on-link), DHCPv6
-// leases from FirstLease6, and the resolver at Resolver6Addr.
+// leases from the subnet's base + 0x10 (FirstLease6 in the default
+// subnet), and the resolver at Resolver6Addr.
 func (v *VPC) serveNames(cfg Config) error {
 	router := []netip.Addr{v.Router()}
 	if !cfg.NoIPv6 {
-		router = append(router, RouterPrefix6.Addr())
+		router = append(router, v.router6.Addr())
 	}
 	v.AddDNSName(GatewayName, router...)
 	v.AddDNSName(HostName, router...)
@@ -32,10 +33,10 @@ func (v *VPC) serveNames(cfg Config) error {
 		return err
 	}
 	var err error
-	if v.RA, err = AdvertiseRouter(v.Stack, RAConfig{Prefix: RouterPrefix6, Managed: true, MTU: cfg.MTU}); err != nil {
+	if v.RA, err = AdvertiseRouter(v.Stack, RAConfig{Prefix: v.router6, Managed: true, MTU: cfg.MTU}); err != nil {
 		return err
 	}
-	if v.DHCPv6, err = ServeDHCPv6(v.Stack, DHCPv6ServerConfig{First: FirstLease6, Count: cfg.Leases,
+	if v.DHCPv6, err = ServeDHCPv6(v.Stack, DHCPv6ServerConfig{First: v.FirstLease6(), Count: cfg.Leases,
 		DNS: []netip.Addr{Resolver6Addr}, Lifetime: cfg.DHCPv6Lifetime}); err != nil {
 		return err
 	}
@@ -47,7 +48,19 @@ func (v *VPC) Router6() netip.Addr {
 	if v.RA == nil {
 		return netip.Addr{}
 	}
-	return RouterPrefix6.Addr()
+	return v.router6.Addr()
+}
+
+// Subnet6 is the router's IPv6 address with the subnet's prefix length
+// (Config.Router6).
+func (v *VPC) Subnet6() netip.Prefix { return v.router6 }
+
+// FirstLease6 is the first address the DHCPv6 server hands out: the
+// subnet's base + 0x10 (the package's FirstLease6 in the default subnet).
+func (v *VPC) FirstLease6() netip.Addr {
+	b := v.router6.Masked().Addr().As16()
+	b[15] = 0x10
+	return netip.AddrFrom16(b)
 }
 
 func (v *VPC) closeIPv6() {

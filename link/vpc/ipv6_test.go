@@ -140,3 +140,55 @@ func TestVPCNoIPv6(t *testing.T) {
 	assert.True(t, de.IsNotFound)
 	assert.Equal(t, net.JoinHostPort(v.Resolver().String(), "53"), de.Server)
 }
+
+// TestVPCFollowsIPv6Subnet: a VPC given another IPv6 subnet routes to a
+// static address in it (the router dials the host, as port forwarding
+// does), advertises it and leases from it.
+func TestVPCFollowsIPv6Subnet(t *testing.T) {
+	router6 := netip.MustParsePrefix("2600:1f18::1/64")
+	static := netip.MustParsePrefix("2600:1f18::5/64")
+	v, st := stackOnVPC(t, Config{Router6: router6}, link.StackOptions{DHCP: true, Addr6: static})
+	assert.Equal(t, router6.Addr(), v.Router6())
+	assert.Equal(t, router6, v.Subnet6())
+	assert.Equal(t, netip.MustParseAddr("2600:1f18::10"), v.FirstLease6())
+
+	ln, err := st.Listen("tcp6", ":80")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("ok"))
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := v.Stack.Dial(ctx, "tcp", netip.AddrPortFrom(static.Addr(), 80).String())
+	require.NoError(t, err, "the router reaches an address in its IPv6 subnet")
+	b, err := io.ReadAll(c)
+	c.Close()
+	require.NoError(t, err)
+	assert.Equal(t, "ok", string(b))
+	_, err = st.Ping(ctx, v.Router6())
+	assert.NoError(t, err)
+
+	// A DHCPv6 client on the same VPC gets an address in the subnet.
+	_, st2 := stackOnVPC(t, Config{Router6: router6}, link.StackOptions{DHCP: true, DHCPv6: true})
+	a, _ := st2.Addr6()
+	assert.Equal(t, netip.PrefixFrom(netip.MustParseAddr("2600:1f18::10"), 128), a)
+}
+
+func TestCheckSubnet6(t *testing.T) {
+	require.NoError(t, CheckSubnet6(RouterPrefix6))
+	for p, want := range map[string]string{
+		"2600:1f18::1/56":    "takes /64",
+		"10.0.0.1/24":        "want an IPv6 prefix",
+		"fe80::1/64":         "global or unique local",
+		"2600:1f18::/64":     "base address",
+		"::ffff:10.0.0.1/64": "want an IPv6 prefix",
+	} {
+		err := CheckSubnet6(netip.MustParsePrefix(p))
+		require.Error(t, err, p)
+		assert.Contains(t, err.Error(), want, p)
+	}
+}

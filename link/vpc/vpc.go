@@ -85,6 +85,11 @@ type Config struct {
 	// TCPBuffer caps the router stack's TCP send and receive buffers, in
 	// bytes; 0 means DefaultTCPBuffer. See DefaultTCPBuffer for why.
 	TCPBuffer int
+	// Router6 is the router's global IPv6 address and the subnet's IPv6
+	// prefix, e.g. 2600:1f18:0:1::1/64; the zero value means
+	// RouterPrefix6. Router Advertisements announce its prefix and
+	// DHCPv6 leases start at the prefix's base + 0x10 (CheckSubnet6).
+	Router6 netip.Prefix
 	// NoIPv6 leaves the VPC IPv4-only: no Router Advertisements, no
 	// DHCPv6 (see ipv6.go for what it offers otherwise).
 	NoIPv6 bool
@@ -110,8 +115,9 @@ type VPC struct {
 	RA     *RouterAdvertiser
 	DHCPv6 *DHCPv6Server
 
-	router netip.Prefix
-	first  netip.Addr
+	router  netip.Prefix
+	first   netip.Addr
+	router6 netip.Prefix
 
 	services *services // resolver and metadata (services.go)
 }
@@ -130,6 +136,28 @@ func CheckSubnet(router netip.Prefix) error {
 	a := router.Addr()
 	if a == router.Masked().Addr() || a == lastAddr(router) {
 		return fmt.Errorf("vpc: router address %v is the network or broadcast address of %v", a, router.Masked())
+	}
+	return nil
+}
+
+// CheckSubnet6 says why router6 (address and prefix) cannot be a
+// simulated VPC's IPv6 router, or returns nil: the prefix must be a global
+// or unique local IPv6 prefix of /64 (the size EC2 gives a subnet, and the
+// one SLAAC and Router Advertisements expect), and the address not the
+// prefix's base.
+func CheckSubnet6(router6 netip.Prefix) error {
+	a := router6.Addr()
+	if !router6.IsValid() || !a.Is6() || a.Is4In6() {
+		return fmt.Errorf("vpc: IPv6 subnet %v: want an IPv6 prefix", router6)
+	}
+	if router6.Bits() != 64 {
+		return fmt.Errorf("vpc: IPv6 subnet %v: the simulated VPC takes /64 IPv6 subnets, as EC2 does", router6.Masked())
+	}
+	if a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsLoopback() || a.IsUnspecified() {
+		return fmt.Errorf("vpc: IPv6 subnet %v: want a global or unique local prefix", router6.Masked())
+	}
+	if a == router6.Masked().Addr() {
+		return fmt.Errorf("vpc: IPv6 router address %v is the subnet's base address", a)
 	}
 	return nil
 }
@@ -174,10 +202,17 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 		wire.Close()
 		return nil, err
 	}
+	if !cfg.Router6.IsValid() {
+		cfg.Router6 = RouterPrefix6
+	}
+	if err := CheckSubnet6(cfg.Router6); err != nil && !cfg.NoIPv6 {
+		wire.Close()
+		return nil, err
+	}
 	// Leases from base + 10 up to the address before the broadcast one.
 	size := 1 << (32 - cfg.Router.Bits())
 	cfg.Leases = min(cfg.Leases, size-11)
-	v := &VPC{router: cfg.Router, first: nthAddr(cfg.Router, 10)}
+	v := &VPC{router: cfg.Router, first: nthAddr(cfg.Router, 10), router6: cfg.Router6}
 	v.NIC = simnic.New(wire, simnic.Config{MAC: RouterMAC, MaxMTU: 9001, MTU: cfg.MTU, RxRing: cfg.RxRing,
 		Offloads: link.Offloads{TxCsumIPv4: true, TxL4CsumIPv4Partial: true, TxL4CsumIPv6Partial: true, RxCsumIPv4: true, RxCsumL4: true}})
 	var err error
@@ -185,7 +220,7 @@ func New(wire enasim.Wire, cfg Config) (*VPC, error) {
 	ropts := link.StackOptions{Addr: cfg.Router, NICName: "vpc0", Logger: cfg.Logger, NoIPv6: cfg.NoIPv6, IPv6Router: true,
 		DNS: []netip.Addr{nthAddr(cfg.Router, 2)}}
 	if !cfg.NoIPv6 {
-		ropts.Addr6 = RouterPrefix6
+		ropts.Addr6 = cfg.Router6
 	}
 	if v.Stack, err = link.NewStack(v.NIC, ropts); err != nil {
 		v.Close()
