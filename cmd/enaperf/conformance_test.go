@@ -192,9 +192,22 @@ func TestConformance(t *testing.T) {
 			for _, m := range []map[string]any{got, ours} {
 				require.Greater(t, num(m, "end", "sum_received", "bytes"), 0.0, "nothing received: %v", m["end"])
 			}
+			// Scripts read the stream number ("socket", "[  5]"): the
+			// first stream's is iperf3's on both ends.
+			require.Equal(t, firstSocket(ref), firstSocket(ours), "enaperf -c numbers its first stream unlike iperf3 -c")
+			require.Equal(t, firstSocket(refServer), firstSocket(ourServer), "enaperf -s numbers its first stream unlike iperf3 -s")
 			checkOptionEffect(t, opts, got, ourServer, ours)
 		})
 	}
+}
+
+// firstSocket is the "socket" of a document's first connected stream.
+func firstSocket(m map[string]any) any {
+	conns, _ := m["start"].(map[string]any)["connected"].([]any)
+	if len(conns) == 0 {
+		return nil
+	}
+	return conns[0].(map[string]any)["socket"]
 }
 
 func hasCount(opts []string) bool {

@@ -387,7 +387,7 @@ func (c *client) createStreams(ctx context.Context) error {
 		if c.set.bidir {
 			sender = i < c.set.parallel
 		}
-		st := &stream{id: streamID(i), sender: sender, udp: c.set.udp}
+		st := &stream{id: streamID(i), sock: socketNumber(true, i), sender: sender, udp: c.set.udp}
 		network := "tcp"
 		if c.set.udp {
 			network = "udp"

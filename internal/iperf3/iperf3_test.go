@@ -108,8 +108,13 @@ func TestOursAgainstOurs(t *testing.T) {
 			if len(rep.End.Streams) != want || len(rep.Start.Connected) != want {
 				t.Errorf("%d end streams, %d connected, want %d", len(rep.End.Streams), len(rep.Start.Connected), want)
 			}
-			if rep.Start.Connected[0].Socket != 1 || (want > 1 && rep.Start.Connected[1].Socket != 3) {
-				t.Errorf("stream ids %+v, want 1, 3, ...", rep.Start.Connected)
+			// Stock iperf3 3.12 numbers streams by fd: 5, 7, ... on the
+			// client, 5, 8, ... on a server.
+			if rep.Start.Connected[0].Socket != 5 || (want > 1 && rep.Start.Connected[1].Socket != 7) {
+				t.Errorf("client stream numbers %+v, want 5, 7, ...", rep.Start.Connected)
+			}
+			if len(srep.Start.Connected) > 0 && (srep.Start.Connected[0].Socket != 5 || (want > 1 && srep.Start.Connected[1].Socket != 8)) {
+				t.Errorf("server stream numbers %+v, want 5, 8, ...", srep.Start.Connected)
 			}
 			if len(rep.Intervals) < 1 {
 				t.Errorf("%d intervals, want several", len(rep.Intervals))

@@ -371,6 +371,19 @@ func streamID(i int) int {
 	return i + 2
 }
 
+// socketNumber is the number stock iperf3 3.12 shows for the i-th stream
+// (0-based), "[  5]" in text and "socket" in JSON. iperf3 shows the
+// stream's file descriptor: on a client the data sockets are usually fds
+// 5, 7, 9, ... (each stream opens one more descriptor besides its socket),
+// on a TCP server 5, 8, 11, ...; scripts that parse the output see the
+// same numbers from enaperf.
+func socketNumber(client bool, i int) int {
+	if client {
+		return 5 + 2*i
+	}
+	return 5 + 3*i
+}
+
 // udpReplyOK reports whether a 4-byte datagram is a UDP connect reply in
 // either byte order, current or legacy.
 func udpReplyOK(b []byte) bool {

@@ -228,7 +228,7 @@ func (r *Report) addStreams(streams []*stream) {
 	for _, st := range streams {
 		lh, lp := addrHostPort(st.local)
 		rh, rp := addrHostPort(st.remote)
-		r.Start.Connected = append(r.Start.Connected, Connected{Socket: st.id, LocalHost: lh, LocalPort: lp, RemoteHost: rh, RemotePort: rp})
+		r.Start.Connected = append(r.Start.Connected, Connected{Socket: st.sock, LocalHost: lh, LocalPort: lp, RemoteHost: rh, RemotePort: rp})
 	}
 }
 
@@ -316,7 +316,7 @@ func (r *Report) finish(s *session, peer *results) {
 		add(&tr[dir], recv[i])
 		add(&tl[dir], local[i])
 		if s.set.udp {
-			u := mk(st.id, local[i], st.sender)
+			u := mk(st.sock, local[i], st.sender)
 			u.JitterMS = ptr(recv[i].jitter * 1000)
 			u.LostPackets = ptr(recv[i].lost)
 			u.Packets = ptr(sent[i].packets)
@@ -328,7 +328,7 @@ func (r *Report) finish(s *session, peer *results) {
 			end.Streams = append(end.Streams, EndStream{UDP: u})
 			continue
 		}
-		snd := mk(st.id, sent[i], st.sender)
+		snd := mk(st.sock, sent[i], st.sender)
 		if sent[i].hasRetr {
 			t := sent[i].tcp
 			snd.Retransmits = ptr(sent[i].retr)
@@ -340,7 +340,7 @@ func (r *Report) finish(s *session, peer *results) {
 			}
 			snd.MeanRTT = ptr(mean)
 		}
-		rcv := mk(st.id, recv[i], st.sender)
+		rcv := mk(st.sock, recv[i], st.sender)
 		end.Streams = append(end.Streams, EndStream{Sender: snd, Receiver: rcv})
 	}
 	for dir := 0; dir < 2; dir++ {

@@ -482,7 +482,7 @@ func (t *serverTest) tcpStream(c net.Conn, cookie [CookieSize]byte, n int, set t
 		t.optErr = err
 		t.log.Warn("iperf3 server: the client's socket options could not all be applied", "err", err)
 	}
-	return &stream{id: streamID(n), sender: set.serverSends(n), conn: c, local: c.LocalAddr(), remote: c.RemoteAddr()}, nil
+	return &stream{id: streamID(n), sock: socketNumber(false, n), sender: set.serverSends(n), conn: c, local: c.LocalAddr(), remote: c.RemoteAddr()}, nil
 }
 
 // udpLoop owns the server's UDP socket: a datagram from a new address
@@ -509,7 +509,7 @@ func (t *serverTest) udpLoop(pc net.PacketConn, sess *session, set testSettings,
 			if len(byAddr) >= set.numStreams() || !udpConnectOK(buf[:n]) {
 				continue // a stray, a stranger, or a stream beyond -P
 			}
-			st = &stream{id: streamID(len(byAddr)), sender: set.serverSends(len(byAddr)), udp: true, pc: pc, peer: addr,
+			st = &stream{id: streamID(len(byAddr)), sock: socketNumber(false, len(byAddr)), sender: set.serverSends(len(byAddr)), udp: true, pc: pc, peer: addr,
 				local: local, remote: addr}
 			byAddr[key] = st
 			if _, err := pc.WriteTo(reply[:], addr); err != nil {

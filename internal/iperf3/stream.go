@@ -36,7 +36,11 @@ func (t testSettings) byCount() bool { return t.bytes > 0 || t.blocks > 0 }
 
 // stream is one data stream, either side, either direction.
 type stream struct {
+	// id is the stream's number in the results exchange (streamID);
+	// sock is the number iperf3 shows for it, "[  5]" and JSON "socket"
+	// (socketNumber), which stock iperf3 takes from the socket's fd.
 	id     int
+	sock   int
 	sender bool // this side sends on it
 	udp    bool
 
@@ -628,7 +632,7 @@ func (s *session) addInterval(now time.Time, final bool) {
 		}
 		d := snap.minus(s.last[i])
 		s.last[i] = snap
-		one := Sum{Socket: st.id, Start: start, End: end, Seconds: secs, Bytes: uint64(max(d.bytes, 0)),
+		one := Sum{Socket: st.sock, Start: start, End: end, Seconds: secs, Bytes: uint64(max(d.bytes, 0)),
 			BitsPerSecond: float64(max(d.bytes, 0)) * 8 / secs, Omitted: ptr(omitted), Sender: st.sender}
 		var retr int64
 		if st.udp {
