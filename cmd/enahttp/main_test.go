@@ -186,7 +186,7 @@ func TestParseFlags(t *testing.T) {
 	for args, want := range map[string]string{
 		"--mtu abc":  `--mtu "abc": want a whole number`,
 		"--port x":   `--port "x": want a whole number`,
-		"--nope":     "unknown flag: --nope",
+		"--nope":     "unknown flag --nope (run enahttp --help for the flags)",
 		"stray":      `unexpected argument "stray"`,
 		"-v=perhaps": `--verbose "perhaps": want true or false`,
 	} {
