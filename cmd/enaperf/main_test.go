@@ -423,7 +423,7 @@ func TestOutputOptions(t *testing.T) {
 	require.Equal(t, 0, code, errb.String())
 	require.Regexp(t, `(?s)iperf 3\.12 protocol\)\n\S+ .*\nTime: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\n`+
 		`Connecting to host 127\.0\.0\.1.*\n      Cookie: [a-z0-9]{36}\n      TCP MSS: \d+ \(default\)\n`+
-		`Reverse mode.*\n\[  1\] local .*\n`+
+		`Reverse mode.*\n\[  5\] local .*\n`+
 		`Starting Test: protocol: TCP, 1 streams, 131072 byte blocks, omitting 0 seconds, 1 second test, tos 0\n`+
 		`\[ ID\] Interval           Transfer     Bitrate\n.*`+
 		`- - - - - - - - - - - - - - - - - - - - - - - - -\nTest Complete\. Summary Results:\n.*`+
