@@ -117,6 +117,14 @@ func TestRecoveryKeepsTryingUntilTheDeviceIsBack(t *testing.T) {
 	// Each attempt waits out the CAPS admin timeout before the hints are
 	// read again, so 2 s hold at least two.
 	require.GreaterOrEqual(t, attempts, 2, "recovery did not retry")
+	// The state turns Running before the recovering goroutine calls the
+	// handlers (notifyHealth runs after the rebuild), so the link-up
+	// notification may still be on its way.
+	require.Eventually(t, func() bool {
+		lmu.Lock()
+		defer lmu.Unlock()
+		return len(links) == 2
+	}, 5*time.Second, 5*time.Millisecond, "no link-up notification after recovery")
 	lmu.Lock()
 	require.Equal(t, []bool{false, true}, links, "the link reads down while recovering, up after")
 	lmu.Unlock()
