@@ -89,28 +89,11 @@ func TestKernelIperf3Client(t *testing.T) {
 		OnReport: func(r *iperf3.Report, err error) { reports <- r },
 		Timeout:  10 * time.Second,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	serveUntilCleanup(t, srv)
 	for _, c := range iperfCases {
 		t.Run(c.name, func(t *testing.T) {
 			args := append([]string{"-c", p.StackAddr.String(), "-p", strconv.Itoa(port), "-t", "2", "-J"}, c.args...)
-			out, err := p.Run(30*time.Second, "iperf3", args...)
-			var stock stockSums
-			if jerr := json.Unmarshal([]byte(out), &stock); jerr != nil || stock.Error != "" {
-				t.Fatalf("iperf3 %v: %v %v %s: %s", args, err, jerr, stock.Error, out)
-			}
-			var ours *iperf3.Report
-			select {
-			case ours = <-reports:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no report from our server")
-			}
-			compareIperf(t, c.name, stock, ours)
+			stockClientAgainstOurs(t, p, c.name, args, reports)
 		})
 	}
 }
@@ -290,13 +273,7 @@ func TestKernelIperf3Conformance(t *testing.T) {
 		OnReport: func(r *iperf3.Report, err error) { ourReports <- r },
 		Timeout:  10 * time.Second,
 	}
-	sctx, scancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx) }()
-	t.Cleanup(func() {
-		scancel()
-		<-served
-	})
+	serveUntilCleanup(t, srv)
 
 	stockDocs := 0
 	nextStockDoc := func(t *testing.T) any {
@@ -403,13 +380,7 @@ func TestKernelIperf3IPv6(t *testing.T) {
 		OnReport:  func(r *iperf3.Report, err error) { reports <- r },
 		Timeout:   10 * time.Second,
 	}
-	sctx, scancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx) }()
-	t.Cleanup(func() {
-		scancel()
-		<-served
-	})
+	serveUntilCleanup(t, srv)
 	requireV6 := func(t *testing.T, what string, r *iperf3.Report) {
 		t.Helper()
 		require.NotEmpty(t, r.Start.Connected, "%s: no streams", what)
@@ -420,29 +391,22 @@ func TestKernelIperf3IPv6(t *testing.T) {
 	for _, c := range iperfCases {
 		t.Run("stock client "+c.name, func(t *testing.T) {
 			args := append([]string{"-6", "-c", s6.String(), "-p", strconv.Itoa(ourPort), "-t", "1", "-J"}, c.args...)
-			out, err := p.Run(30*time.Second, "iperf3", args...)
-			var stock stockSums
-			if jerr := json.Unmarshal([]byte(out), &stock); jerr != nil || stock.Error != "" {
-				t.Fatalf("iperf3 %v: %v %v %s: %s", args, err, jerr, stock.Error, out)
-			}
-			var ours *iperf3.Report
-			select {
-			case ours = <-reports:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no report from our server")
-			}
-			compareIperf(t, c.name, stock, ours)
+			ours := stockClientAgainstOurs(t, p, c.name, args, reports)
 			requireV6(t, "our server", ours)
 		})
 	}
 
-	for _, c := range iperfCases {
+	for i, c := range iperfCases {
 		t.Run("our client "+c.name, func(t *testing.T) {
-			// A fresh iperf3 -s -1 per test, as TestKernelIperf3Server:
-			// with one iperf3 -s for all four, the UDP -R test right
-			// after the UDP test twice got no UDP connect reply under
-			// -race (a stale datagram of the previous test taken for
-			// the connect datagram is the likely cause; not confirmed).
+			// A fresh iperf3 -s -1 on its own port per test. On one port
+			// the UDP -R test right after the UDP test got no UDP connect
+			// reply, three times under -race, even with a fresh server:
+			// iperf3 -s takes the first datagram on its UDP socket as the
+			// connect datagram, and a late datagram of the previous test
+			// (same port) made it answer a port that was already closed
+			// (the kernel counted hundreds of ICMPv6 errors back from
+			// our stack in those runs).
+			stockPort := stockPort + 10*i
 			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 			defer cancel()
 			stockSrv := p.Command(ctx, "iperf3", "-s", "-1", "-6", "-B", k6.String(), "-p", strconv.Itoa(stockPort))
@@ -455,7 +419,7 @@ func TestKernelIperf3IPv6(t *testing.T) {
 			})
 			_, err := p.Shell(10*time.Second, fmt.Sprintf("for i in $(seq 100); do ss -Hltn 'sport = :%d' | grep -q . && exit 0; sleep 0.1; done; exit 1", stockPort))
 			require.NoError(t, err, "iperf3 -s did not start listening")
-			cfg := iperf3.ClientConfig{Addr: netip.AddrPortFrom(k6, stockPort).String(), Network: "tcp6",
+			cfg := iperf3.ClientConfig{Addr: netip.AddrPortFrom(k6, uint16(stockPort)).String(), Network: "tcp6",
 				Dialer: gvstack.Dialer{Stack: p.Stack}, Duration: time.Second, Timeout: 10 * time.Second}
 			cfg.Reverse = slices.Contains(c.args, "-R")
 			if cfg.UDP = slices.Contains(c.args, "-u"); cfg.UDP {
@@ -475,4 +439,35 @@ func TestKernelIperf3IPv6(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stockClientAgainstOurs runs Debian's iperf3 client with args in the
+// namespace against our server, waits for our server's report and compares
+// the two; it returns ours.
+func stockClientAgainstOurs(t *testing.T, p *kernelPeer, name string, args []string, reports <-chan *iperf3.Report) *iperf3.Report {
+	t.Helper()
+	out, err := p.Run(30*time.Second, "iperf3", args...)
+	var stock stockSums
+	if jerr := json.Unmarshal([]byte(out), &stock); jerr != nil || stock.Error != "" {
+		t.Fatalf("iperf3 %v: %v %v %s: %s", args, err, jerr, stock.Error, out)
+	}
+	var ours *iperf3.Report
+	select {
+	case ours = <-reports:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report from our server")
+	}
+	compareIperf(t, name, stock, ours)
+	return ours
+}
+
+// serveUntilCleanup runs srv until the test ends.
+func serveUntilCleanup(t *testing.T, srv *iperf3.Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 }
