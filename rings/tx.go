@@ -441,16 +441,7 @@ func (q *TxQueue) plan(p *txPlan, segs [][]byte, off *TxOffload) error {
 	if p.total > q.maxFrame {
 		return ErrFrameTooLong
 	}
-	// With meta caching only offloaded packets whose metadata differs from
-	// what the device holds need a meta descriptor; without, every packet
-	// carries one, zero metadata when it asks for no offload (§7.4).
-	if off.Active() {
-		p.metaW2 = uint32(off.L3HdrLen) | uint32(off.L3HdrOff)<<spec.TxMetaL3HdrOffShift |
-			uint32(off.L4HdrLen)<<spec.TxMetaL4HdrLenShift&spec.TxMetaL4HdrLenMask
-		p.meta = !q.metaCache || !q.metaValid || p.metaW2 != q.metaW2
-	} else {
-		p.meta = !q.metaCache
-	}
+	p.metaW2, p.meta = q.metaFor(off)
 	nmeta := uint32(0)
 	if p.meta {
 		nmeta = 1
@@ -847,4 +838,18 @@ func (q *TxQueue) Close() error {
 	}
 	q.pool = nil
 	return err
+}
+
+// metaFor returns the meta descriptor's word 2 for a frame with offload
+// off and whether the frame needs a meta descriptor. With meta caching
+// only offloaded frames whose metadata differs from what the device holds
+// need one; without, every frame carries one, zero metadata when it asks
+// for no offload (§7.4).
+func (q *TxQueue) metaFor(off *TxOffload) (w2 uint32, need bool) {
+	if !off.Active() {
+		return 0, !q.metaCache
+	}
+	w2 = uint32(off.L3HdrLen) | uint32(off.L3HdrOff)<<spec.TxMetaL3HdrOffShift |
+		uint32(off.L4HdrLen)<<spec.TxMetaL4HdrLenShift&spec.TxMetaL4HdrLenMask
+	return w2, !q.metaCache || !q.metaValid || w2 != q.metaW2
 }

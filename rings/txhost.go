@@ -13,14 +13,8 @@ import (
 // costs about three times the instructions for this frame. total is the
 // frame's length, already checked against maxFrame and bufSize.
 func (q *TxQueue) sendHostOne(segs [][]byte, total int, off *TxOffload) error {
-	var metaW2 uint32
-	meta := !q.metaCache
+	metaW2, meta := q.metaFor(off)
 	active := off.Active()
-	if active {
-		metaW2 = uint32(off.L3HdrLen) | uint32(off.L3HdrOff)<<spec.TxMetaL3HdrOffShift |
-			uint32(off.L4HdrLen)<<spec.TxMetaL4HdrLenShift&spec.TxMetaL4HdrLenMask
-		meta = meta || !q.metaValid || metaW2 != q.metaW2
-	}
 	slots := uint32(1)
 	if meta {
 		slots = 2
