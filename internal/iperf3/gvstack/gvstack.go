@@ -235,7 +235,7 @@ func localAddress(st *link.Stack, hostport string) (tcpip.FullAddress, error) {
 		if !hasAddress(st, a) {
 			return fa, noSuchAddress(st, a)
 		}
-		fa.Addr = tcpip.AddrFromSlice(a.Unmap().AsSlice())
+		fa.Addr = tcpipAddr(a)
 	}
 	return fa, nil
 }
@@ -254,7 +254,7 @@ func noSuchAddress(st *link.Stack, a netip.Addr) error {
 
 func hasAddress(st *link.Stack, a netip.Addr) bool {
 	addrs := st.Stack.AllAddresses()[st.NICID]
-	want := tcpip.AddrFromSlice(a.Unmap().AsSlice())
+	want := tcpipAddr(a)
 	for _, pa := range addrs {
 		if pa.AddressWithPrefix.Address == want {
 			return true
@@ -352,4 +352,6 @@ func endpointOf(st *link.Stack, c *gonet.TCPConn) tcpip.Endpoint {
 	return nil
 }
 
-func tcpipAddr(a netip.Addr) tcpip.Address { return tcpip.AddrFromSlice(a.AsSlice()) }
+// tcpipAddr is a as netstack spells it; an IPv4-mapped IPv6 address (as
+// net.TCPAddr.AddrPort gives for a 16-byte IPv4 net.IP) becomes IPv4.
+func tcpipAddr(a netip.Addr) tcpip.Address { return tcpip.AddrFromSlice(a.Unmap().AsSlice()) }
