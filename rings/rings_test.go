@@ -731,6 +731,10 @@ func TestRxBadCompletions(t *testing.T) {
 			}
 			return w0, w1
 		}, spec.ResetInvRxReqID, func(s RxStats) uint64 { return s.BadReqID }},
+		// A device that overran the CQ names a buffer the same Poll just
+		// delivered (the good frame's, id 0): it must not be posted again
+		// before the Poll's completions are all checked.
+		{"req_id delivered in this Poll", 100, false, func(i int, w0, w1 uint32) (uint32, uint32) { return w0, w1&0xFFFF | 0<<16 }, spec.ResetInvRxReqID, func(s RxStats) uint64 { return s.BadReqID }},
 		{"FIRST on second", 5000, false, func(i int, w0, w1 uint32) (uint32, uint32) {
 			if i == 1 {
 				w0 |= spec.RxCdescFirstMask

@@ -45,10 +45,21 @@ type rxCounters struct {
 	badReqID, tooMany, malformed atomic.Uint64
 }
 
-// rxPending accumulates one Poll's per-packet counts.
+// rxPending accumulates one Poll's per-packet counts. Frames are counted in
+// runs of the same parse result (cls, the completion status bits the
+// checksum counters depend on): a Poll's frames mostly share one, so a
+// frame costs a compare and an increment, and the run is sorted into the
+// checksum counters when it ends (endRun).
 type rxPending struct {
 	packets, bytes, l3Bad, l3Good, l4Bad, l4Good, l4Unchecked uint64
+
+	cls uint32 // status bits (rxCountMask) of the frames in the current run
+	run uint64 // frames in the current run, not yet in the counters above
 }
+
+// rxCountMask selects the completion status bits count classifies by.
+const rxCountMask = spec.RxCdescL3ProtoMask | spec.RxCdescL4ProtoMask | spec.RxCdescL3CsumErrMask |
+	spec.RxCdescL4CsumErrMask | spec.RxCdescL4CsumCheckedMask | spec.RxCdescIPv4FragMask
 
 // RxQueue is one ENA Rx queue: a submission ring of empty buffers, the
 // completion ring the device fills, and the buffers (one per req_id).
@@ -73,8 +84,10 @@ type RxQueue struct {
 	sqRegion, cqRegion *hw.Region
 	pool               *bufPool // device writes, driver reads during the callback
 
-	sq []byte // driver writes, device reads
-	cq []byte // device writes, driver reads
+	sq  []byte                  // driver writes, device reads
+	cq  []byte                  // device writes, driver reads
+	sqe [][spec.RxDescSize]byte // sq's descriptors
+	cqe [][RxCQEntrySize]byte   // cq's completions
 
 	bound    bool
 	doorbell uint32
@@ -141,6 +154,7 @@ func NewRx(cfg RxConfig) (*RxQueue, error) {
 		return nil, err
 	}
 	q.sq = q.sqRegion.Bytes[:cfg.Depth*spec.RxDescSize]
+	q.sqe, q.cqe = entries16(q.sq), entries16(q.cq)
 	if q.pool, err = newBufPool(cfg.DMA, name, "Rx buffers", cfg.Depth, q.bufSize); err != nil {
 		return nil, err
 	}
@@ -200,34 +214,36 @@ func (q *RxQueue) Refill() int {
 	return n
 }
 
-// post writes descriptors for free buffers, without a doorbell. Each buffer
-// is a one-descriptor "packet": FIRST|LAST|COMP_REQ and the slot's phase
-// (§7.6).
+// post writes descriptors for free buffers, without a doorbell.
 func (q *RxQueue) post() int {
 	if !q.bound {
 		return 0
 	}
 	// The loop keeps the queue's state in locals and stores it back once.
+	// It posts the last n free buffers, last first: at most depth-1 are
+	// with the device (§7.8). Each buffer is a one-descriptor "packet":
+	// FIRST|LAST|COMP_REQ and the slot's phase (§7.6).
 	tail, head, mask, shift := q.tail, q.head, q.mask, q.shift
-	free, posted, addr, sq := q.free, q.posted, q.pool.addr, q.sq
+	free := q.free
+	n := min(int(mask)-int(tail-head), len(free))
+	if n <= 0 {
+		return 0
+	}
+	posted, addr, sqe := q.posted, q.pool.addr, q.sqe
 	descLo := uint64(q.descLen) | uint64(spec.RxDescCtrlPosted0)<<24
-	n := 0
-	for tail-head < mask && len(free) > 0 {
-		id := free[len(free)-1]
-		free = free[:len(free)-1]
+	ids := free[len(free)-n:]
+	for i := len(ids) - 1; i >= 0; i-- {
+		id := ids[i]
 		posted[id] = true
-		d := (*[spec.RxDescSize]byte)(sq[(tail&mask)*spec.RxDescSize:])
+		d := &sqe[tail&mask]
 		store64((*[8]byte)(d[0:8]), descLo|uint64(phaseBit(tail, shift))<<24|uint64(id)<<32)
 		store64((*[8]byte)(d[8:16]), addr[id]&spec.MaxMemAddr)
 		tail++
-		n++
 	}
-	q.tail, q.free = tail, free
-	if n != 0 {
-		q.stats.refills.Add(uint64(n))
-		if tail-head < mask {
-			q.stats.refillPartial.Add(1)
-		}
+	q.tail, q.free = tail, free[:len(free)-n]
+	q.stats.refills.Add(uint64(n))
+	if tail-head < mask {
+		q.stats.refillPartial.Add(1)
 	}
 	return n
 }
@@ -273,22 +289,15 @@ func (q *RxQueue) Poll(budget int, fn func(*RxPacket)) (int, error) {
 		q.stats.noBuffer.Add(1)
 	}
 	n := 0
-	var err error
-	for n < budget {
-		if q.nextSingle() {
-			// The common frame: one buffer, checked and parsed by
-			// nextSingle.
-			fn(&q.pkt)
-			q.free = append(q.free, q.ids[0])
-			q.cqHead++
-			q.head++
-			n++
-			continue
-		}
-		var nfr uint32
-		nfr, err = q.next()
-		if nfr == 0 || err != nil {
+	for {
+		// Runs of one-buffer frames first, then one frame of any shape.
+		n += q.pollSingles(budget-n, fn)
+		if n >= budget {
 			break
+		}
+		nfr, err := q.next()
+		if nfr == 0 || err != nil {
+			break // err is also in q.broken
 		}
 		fn(&q.pkt)
 		// The frame's buffers go back to the free list; post below
@@ -302,44 +311,66 @@ func (q *RxQueue) Poll(budget int, fn func(*RxPacket)) (int, error) {
 	}
 	q.ring(q.post())
 	q.publish()
-	return n, err
+	if q.broken != nil {
+		return n, q.broken
+	}
+	return n, nil
 }
 
-// nextSingle is next for the common frame: one completion with FIRST and
-// LAST, every field in range. It parses it into q.pkt and q.ids[0] and
-// reports true; for anything else (no completion yet, a multi-buffer frame,
-// a value next must reject) it consumes and changes nothing and reports
-// false, and next does the work. The checks are next's (§7.7), in one
-// branch.
-func (q *RxQueue) nextSingle() bool {
-	pos := q.cqHead
-	off := (pos & q.mask) * RxCQEntrySize
-	w0 := dmamem.Acquire32(q.cq, int(off))
+// pollSingles is Poll for the common frame: one completion with FIRST and
+// LAST, every field in range. It delivers up to budget such frames and
+// returns how many; it stops at anything else (no completion yet, a
+// multi-buffer frame, a value next must reject) without consuming or
+// changing it, and next does the work. The checks are next's (§7.7), in
+// one branch per completion.
+func (q *RxQueue) pollSingles(budget int, fn func(*RxPacket)) int {
+	p, pend := &q.pkt, &q.pend
 	const firstLast = spec.RxCdescFirstMask | spec.RxCdescLastMask
-	// Phase, FIRST and LAST in one compare.
-	if w0&(spec.RxCdescPhaseMask|firstLast) != phaseBit(pos, q.shift)<<24|firstLast ||
-		q.checkMBZ && w0&spec.RxCdescMBZMask != 0 {
-		return false
+	n := 0
+	for ; n < budget; n++ {
+		pos := q.cqHead
+		// One bounds check for the whole entry; the phase word is still
+		// read first, with the acquire load (§7.8).
+		c := &q.cqe[pos&q.mask]
+		w0 := dmamem.Acquire32(c[:], 0)
+		// Phase, FIRST and LAST in one compare.
+		if w0&(spec.RxCdescPhaseMask|firstLast) != phaseBit(pos, q.shift)<<24|firstLast ||
+			q.checkMBZ && w0&spec.RxCdescMBZMask != 0 {
+			break
+		}
+		w1 := binary.LittleEndian.Uint32(c[4:8])
+		id := int(w1 >> 16)
+		length := int(w1 & 0xFFFF)
+		posted := q.posted
+		if id >= len(posted) || !posted[id] || length > q.bufSize {
+			break
+		}
+		posted[id] = false
+		p.NFrags, p.Len = 0, length
+		if length > 0 {
+			p.Frags[0] = q.pool.mem[id][:length]
+			p.NFrags = 1
+		}
+		p.setParse(w0, binary.LittleEndian.Uint32(c[8:12]))
+		// q.count(w0, length), inlined by hand (the call is over the
+		// compiler's inlining budget).
+		pend.bytes += uint64(length)
+		if cls := w0 & rxCountMask; cls != pend.cls {
+			pend.newRun(cls)
+		}
+		pend.run++
+		fn(p)
+		// The buffer goes back to the free list, which has room for
+		// every buffer, so no append; Poll re-posts it after the loop, so
+		// a completion that names it again in this Poll (a device that
+		// overran the CQ) still finds it not posted (§7.7).
+		k := len(q.free)
+		q.free = q.free[:k+1]
+		q.free[k] = uint16(id)
+		q.cqHead++
+		q.head++
 	}
-	c := (*[RxCQEntrySize]byte)(q.cq[off:])
-	w1 := binary.LittleEndian.Uint32(c[4:8])
-	id := w1 >> 16
-	length := int(w1 & 0xFFFF)
-	posted := q.posted
-	if id >= uint32(len(posted)) || !posted[id] || length > q.bufSize {
-		return false
-	}
-	posted[id] = false
-	q.ids[0] = uint16(id)
-	p := &q.pkt
-	p.NFrags, p.Len = 0, length
-	if length > 0 {
-		p.Frags[0] = q.pool.mem[id][:length]
-		p.NFrags = 1
-	}
-	p.setParse(w0, binary.LittleEndian.Uint32(c[8:12]))
-	q.count(p)
-	return true
+	return n
 }
 
 // next parses the frame at the head of the CQ into q.pkt and q.ids. It
@@ -407,7 +438,7 @@ func (q *RxQueue) next() (uint32, error) {
 
 		// Step 4: the LAST completion carries the parse results (§7.7).
 		p.setParse(w0, le32(q.cq, off+8))
-		q.count(p)
+		q.count(w0, p.Len)
 		return i + 1, nil
 	}
 }
@@ -425,28 +456,54 @@ func (q *RxQueue) devErr(reason spec.ResetReason, format string, args ...any) *D
 	return &DeviceError{Queue: q.name, Reason: reason, Detail: fmt.Sprintf(format, args...)}
 }
 
-// count adds a delivered frame to the pending counters: the L3 checksum
-// result applies to IPv4 only, the L4 result to unfragmented TCP/UDP, and
-// only when the device says it checked (§7.7).
-func (q *RxQueue) count(p *RxPacket) {
+// count adds a delivered frame of length bytes, whose LAST completion has
+// status word w0, to the pending counters (see rxPending).
+func (q *RxQueue) count(w0 uint32, length int) {
 	c := &q.pend
-	c.packets++
-	c.bytes += uint64(p.Len)
-	if p.L3 == spec.L3ProtoIPv4 {
-		if p.L3CsumErr {
-			c.l3Bad++
+	c.bytes += uint64(length)
+	if cls := w0 & rxCountMask; cls != c.cls {
+		c.newRun(cls)
+	}
+	c.run++
+}
+
+// newRun ends the current run and starts one of frames with status bits
+// cls. It runs once per run, so it is kept out of line, out of
+// pollSingles' loop.
+//
+//go:noinline
+func (c *rxPending) newRun(cls uint32) {
+	c.endRun()
+	c.cls = cls
+}
+
+// endRun adds the frames of the current run to the counters: the L3
+// checksum result applies to IPv4 only, the L4 result to unfragmented
+// TCP/UDP, and only when the device says it checked (§7.7).
+func (c *rxPending) endRun() {
+	n, w0 := c.run, c.cls
+	if n == 0 {
+		return
+	}
+	c.run = 0
+	c.packets += n
+	l3 := spec.L3Proto(w0 & spec.RxCdescL3ProtoMask)
+	l4 := spec.L4Proto((w0 & spec.RxCdescL4ProtoMask) >> spec.RxCdescL4ProtoShift)
+	if l3 == spec.L3ProtoIPv4 {
+		if w0&spec.RxCdescL3CsumErrMask != 0 {
+			c.l3Bad += n
 		} else {
-			c.l3Good++
+			c.l3Good += n
 		}
 	}
-	if (p.L4 == spec.L4ProtoTCP || p.L4 == spec.L4ProtoUDP) && !p.IPv4Frag {
+	if (l4 == spec.L4ProtoTCP || l4 == spec.L4ProtoUDP) && w0&spec.RxCdescIPv4FragMask == 0 {
 		switch {
-		case !p.L4CsumChecked:
-			c.l4Unchecked++
-		case p.L4CsumErr:
-			c.l4Bad++
+		case w0&spec.RxCdescL4CsumCheckedMask == 0:
+			c.l4Unchecked += n
+		case w0&spec.RxCdescL4CsumErrMask != 0:
+			c.l4Bad += n
 		default:
-			c.l4Good++
+			c.l4Good += n
 		}
 	}
 }
@@ -454,6 +511,7 @@ func (q *RxQueue) count(p *RxPacket) {
 // publish moves one Poll's counts into the shared counters.
 func (q *RxQueue) publish() {
 	c := &q.pend
+	c.endRun()
 	if c.packets == 0 {
 		return
 	}
@@ -475,7 +533,7 @@ func (q *RxQueue) publish() {
 	if c.l4Unchecked != 0 {
 		s.l4Unchecked.Add(c.l4Unchecked)
 	}
-	*c = rxPending{}
+	*c = rxPending{cls: c.cls} // the next Poll's frames likely continue the run
 }
 
 // Posted is the number of buffers the device currently owns.
@@ -515,7 +573,7 @@ func (q *RxQueue) Stats() RxStats {
 // Close frees the queue's DMA memory. The device-side queue must already be
 // destroyed. Safe to call twice.
 func (q *RxQueue) Close() error {
-	q.sq, q.cq = nil, nil
+	q.sq, q.cq, q.sqe, q.cqe = nil, nil, nil, nil
 	q.bound = false
 	err := freeRegions(&q.sqRegion, &q.cqRegion)
 	if perr := q.pool.free(); err == nil {

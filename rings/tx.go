@@ -1,8 +1,10 @@
 package rings
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/enanet/enanet/ena/hw"
 	"github.com/enanet/enanet/ena/hw/dmamem"
@@ -126,6 +128,12 @@ type TxQueue struct {
 	maxFrame  int
 	maxHeader int
 	checkMBZ  bool
+	// hostOneMax is the longest frame host placement sends in one buffer
+	// (Send's own path): min(bufSize, maxFrame).
+	hostOneMax int
+	// llqOneMax is the longest frame LLQ placement pushes whole in one
+	// entry (sendLLQOne): min(pushMax, maxFrame).
+	llqOneMax int
 	// entries[n] is the number of SQ slots a packet of n descriptors uses.
 	entries [MaxTxDescs + 1]uint16
 
@@ -133,9 +141,11 @@ type TxQueue struct {
 	sqRegion, cqRegion, linRegion *hw.Region
 	pool                          *bufPool // Tx buffers: driver writes, device reads
 
-	sq      []byte // host-mode SQ: driver writes, device reads
-	cq      []byte // CQ: device writes, driver reads
-	lin     []byte // linearisation slots
+	sq      []byte                  // host-mode SQ: driver writes, device reads
+	cq      []byte                  // CQ: device writes, driver reads
+	sqe     [][spec.TxDescSize]byte // sq's descriptors
+	cqe     [][TxCQEntrySize]byte   // cq's completions
+	lin     []byte                  // linearisation slots
 	linAddr uint64
 	bounce  []byte // LLQ: one packet's entries built here, then pushed
 
@@ -156,9 +166,10 @@ type TxQueue struct {
 	bufFree   []uint16
 	linFree   []uint16
 	info      []txInfo
-	metaValid bool   // metaW2 mirrors the device's cached metadata (§7.4)
-	metaW2    uint32 // word 2 of the last meta descriptor stored
-	broken    error  // the device broke the protocol; nothing is consumed until Reset
+	metaValid bool         // metaW2 mirrors the device's cached metadata (§7.4)
+	metaW2    uint32       // word 2 of the last meta descriptor stored
+	offEnc    txOffloadEnc // the last offload request's descriptor bits
+	broken    error        // the device broke the protocol; nothing is consumed until Reset
 
 	now   atomic.Uint32 // coarse clock, advanced by Tick
 	pend  txPending
@@ -214,6 +225,7 @@ func NewTx(cfg TxConfig) (*TxQueue, error) {
 	if q.maxFrame < 60 || q.maxFrame > 0xFFFF {
 		return nil, fmt.Errorf("rings: %s: max frame %d is not in [60, 65535]", name, q.maxFrame)
 	}
+	q.hostOneMax = min(q.bufSize, q.maxFrame)
 	for n := range q.entries {
 		q.entries[n] = uint16(max(n, 1))
 	}
@@ -226,6 +238,7 @@ func NewTx(cfg TxConfig) (*TxQueue, error) {
 		q.entrySize = uint32(l.EntrySize())
 		q.hdrOff = l.HeaderOffset()
 		q.pushMax = l.MaxPushHeader()
+		q.llqOneMax = min(q.pushMax, q.maxFrame)
 		q.dbh = uint32(l.DescsBeforeHeader())
 		q.dpe = uint32(l.DescsPerEntry())
 		for n := range q.entries {
@@ -264,11 +277,13 @@ func NewTx(cfg TxConfig) (*TxQueue, error) {
 		return nil, err
 	}
 	q.cq = q.cqRegion.Bytes[:cfg.Depth*TxCQEntrySize]
+	q.cqe = entries8(q.cq)
 	if q.llq == nil {
 		if q.sqRegion, err = alloc(cfg.DMA, name, "submission ring", cfg.Depth*spec.TxDescSize, ringAlign); err != nil {
 			return nil, err
 		}
 		q.sq = q.sqRegion.Bytes[:cfg.Depth*spec.TxDescSize]
+		q.sqe = entries16(q.sq)
 	}
 	// Host mode: every buffer is one descriptor and at most depth-1
 	// descriptors are in flight, so depth buffers always suffice. LLQ: a
@@ -316,6 +331,8 @@ func (q *TxQueue) resetState() {
 	clear(q.info)
 	q.tail, q.head, q.rung, q.cqHead = 0, 0, 0, 0
 	q.metaValid, q.metaW2 = false, 0
+	q.offEnc = txOffloadEnc{} // the zero TxOffload's encoding
+	q.offEnc.meta = q.needMeta(&q.offEnc)
 	q.broken = nil
 	q.pend = txPending{}
 }
@@ -378,29 +395,14 @@ type txPlan struct {
 const txMetaW0 = spec.TxMetaMetaDescMask | spec.TxMetaExtValidMask | spec.TxMetaEthMetaTypeMask |
 	spec.TxMetaMetaStoreMask | spec.TxMetaFirstMask
 
-// Send copies one frame, given as the concatenation of segs, into the queue's
-// buffers and writes its descriptors: in host mode into the SQ, in LLQ mode
-// as entries pushed to BAR2 (§7.2–§7.4, §8.2, §8.3). It does not ring the
-// doorbell (Flush does), except in LLQ mode when the burst limit would
-// otherwise be exceeded (§8.1).
-//
-// It returns ErrNoSpace when the ring or buffers are full (reclaim and retry),
-// ErrFrameTooLong or ErrEmptyFrame for frames no queue can carry.
-func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
+// send is Send's general path: LLQ placement, frames spanning several
+// buffers or linearised, and the errors.
+func (q *TxQueue) send(segs [][]byte, off *TxOffload) error {
 	if !q.bound {
 		return errNotBound
 	}
-	if q.llq == nil {
-		total := 0
-		for _, s := range segs {
-			total += len(s)
-		}
-		if total > 0 && total <= q.bufSize && total <= q.maxFrame {
-			return q.sendHostOne(segs, total, &off)
-		}
-	}
 	var p txPlan
-	if err := q.plan(&p, segs, &off); err != nil {
+	if err := q.plan(&p, segs, off); err != nil {
 		return err
 	}
 	// At most depth-1 slots are ever outstanding, so the CQ can never
@@ -413,7 +415,7 @@ func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
 	if q.burst != 0 && q.tail-q.rung+p.slots > q.burst {
 		q.Flush()
 	}
-	q.build(&p, segs, &off)
+	q.build(&p, segs)
 	if q.llq != nil {
 		q.writeLLQ(&p, segs)
 	} else {
@@ -441,7 +443,8 @@ func (q *TxQueue) plan(p *txPlan, segs [][]byte, off *TxOffload) error {
 	if p.total > q.maxFrame {
 		return ErrFrameTooLong
 	}
-	p.metaW2, p.meta = q.metaFor(off)
+	e := q.offloadEnc(off)
+	p.metaW2, p.meta = e.metaW2, e.meta
 	nmeta := uint32(0)
 	if p.meta {
 		nmeta = 1
@@ -484,7 +487,9 @@ func (q *TxQueue) plan(p *txPlan, segs [][]byte, off *TxOffload) error {
 // q.descs: the meta descriptor if planned, then one data descriptor per
 // buffer. Offload flags and req_id go only in the first data descriptor;
 // FIRST is on the meta descriptor if there is one (§7.2, §7.3).
-func (q *TxQueue) build(p *txPlan, segs [][]byte, off *TxOffload) {
+//
+// The offload bits come from q.offEnc, which plan set for this frame.
+func (q *TxQueue) build(p *txPlan, segs [][]byte) {
 	id := pop(&q.reqFree)
 	in := &q.info[id]
 	in.inflight, in.missed, in.linear = true, false, p.linear
@@ -496,15 +501,15 @@ func (q *TxQueue) build(p *txPlan, segs [][]byte, off *TxOffload) {
 	if p.meta {
 		q.descs[0] = txDesc{uint64(txMetaW0), uint64(p.metaW2)}
 		k = 1
-		if off.Active() {
-			q.metaValid, q.metaW2 = true, p.metaW2
+		if q.offEnc.active {
+			q.metaStored(p.metaW2)
 		}
 	}
 	w0 := uint32(id>>10)<<spec.TxDescReqIDHiShift | spec.TxDescCompReqMask
 	if !p.meta {
 		w0 |= spec.TxDescFirstMask
 	}
-	w1 := uint32(id&0x3FF)<<spec.TxDescReqIDLoShift | txOffloadBits(off)
+	w1 := uint32(id&0x3FF)<<spec.TxDescReqIDLoShift | q.offEnc.w1
 	switch {
 	case p.rest == 0:
 		// LLQ frame that fits in the entry: one empty data descriptor
@@ -620,9 +625,17 @@ func txOffloadBits(off *TxOffload) uint32 {
 
 // txAddrWord is the high half of a Tx descriptor: buffer address bits 31:0,
 // then bits 47:32 and header_length (§7.2).
+//
+// Address bits 47:32 sit at word 3's bits 15:0 (TxDescAddrHiMask), so the
+// address lands in the word's low 48 bits unshifted: one mask instead of
+// splitting it in two (the compiler does not see that).
 func txAddrWord(addr uint64, hdrLen uint32) uint64 {
-	return addr&0xFFFFFFFF | (addr>>32&uint64(spec.TxDescAddrHiMask)|uint64(hdrLen)<<spec.TxDescHeaderLengthShift)<<32
+	return addr&txAddrMask | uint64(hdrLen)<<(32+spec.TxDescHeaderLengthShift)
 }
+
+// txAddrMask is the address bits txAddrWord keeps: 31:0 and, through
+// TxDescAddrHiMask, 47:32.
+const txAddrMask = 1<<32 - 1 | uint64(spec.TxDescAddrHiMask)<<32
 
 // pop takes the last index off a free list the caller checked is not empty.
 func pop(free *[]uint16) uint16 {
@@ -688,55 +701,113 @@ func (q *TxQueue) Reclaim() (int, error) {
 	if len(q.cq) == 0 {
 		return 0, nil
 	}
-	// The loop keeps the queue's positions and free lists in locals and
-	// stores them back once.
-	cq, mask, shift, info := q.cq, q.mask, q.shift, q.info
-	pos, head := q.cqHead, q.head
-	reqFree, bufFree := q.reqFree, q.bufFree
-	n := 0
-	var bad bool
-	var w0 uint32
+	start := q.cqHead
 	for {
-		// Step 1: an acquire load of word 0; the phase says whether the
-		// device has written this entry on the current lap (§7.8). The
-		// Tx completion's other word (sub_qid, sq_head) is ignored by
-		// drivers (§7.5), so there is nothing more to read.
-		w0 = dmamem.Acquire32(cq, int((pos&mask)*TxCQEntrySize))
-		if w0&spec.TxCdescPhaseMask != phaseBit(pos, shift)<<24 {
+		// Runs of one-buffer packets, then runs of any other kind, with
+		// the same steps, until a completion is not written yet or
+		// breaks the protocol.
+		q.reclaimSingles()
+		if !q.reclaimOthers() {
 			break
 		}
-		// Step 2: check before use (the slow path builds the error).
-		id := w0 & spec.TxCdescReqIDMask
-		if id >= uint32(len(info)) || !info[id].inflight || q.checkMBZ && w0&spec.TxCdescMBZMask != 0 {
-			bad = true
-			break
+	}
+	n := int(q.cqHead - start)
+	if n != 0 {
+		q.stats.completions.Add(uint64(n))
+	}
+	if q.broken != nil {
+		return n, q.broken
+	}
+	return n, nil
+}
+
+// reclaimOthers consumes completions of packets that do not hold exactly
+// one pool buffer: linearised, several buffers, or none (an LLQ frame
+// pushed whole in its entry). It reports true when it stopped at a
+// one-buffer packet, for reclaimSingles, and false when the next
+// completion is not written yet or breaks the protocol (then q.broken is
+// set, see checkCompletion).
+func (q *TxQueue) reclaimOthers() bool {
+	for {
+		pos := q.cqHead
+		// Step 1 (see reclaimSingles).
+		w0 := dmamem.Acquire32(q.cqe[pos&q.mask][:], 0)
+		if w0&spec.TxCdescPhaseMask != phaseBit(pos, q.shift)<<24 {
+			return false
 		}
-		// Step 3: free the packet and its slots.
-		in := &info[id]
+		// Step 2.
+		id := int(w0 & spec.TxCdescReqIDMask)
+		if id >= len(q.info) || !q.info[id].inflight || q.checkMBZ && w0&spec.TxCdescMBZMask != 0 {
+			q.checkCompletion(w0)
+			return false
+		}
+		// Step 3.
+		in := &q.info[id]
 		switch {
 		case in.linear:
 			q.linFree = append(q.linFree, in.bufs[0])
 		case in.nbufs == 1:
-			bufFree = append(bufFree, in.bufs[0])
+			return true
 		case in.nbufs > 1:
-			bufFree = append(bufFree, in.bufs[:in.nbufs]...)
+			q.bufFree = append(q.bufFree, in.bufs[:in.nbufs]...)
 		} // 0 buffers: an LLQ frame pushed whole in its entry
 		in.inflight = false
-		reqFree = append(reqFree, uint16(id))
+		q.reqFree = append(q.reqFree, uint16(id))
+		q.head += uint32(in.slots)
+		q.cqHead = pos + 1
+	}
+}
+
+// reclaimSingles is Reclaim for the common packet, one that holds one pool
+// buffer. It consumes completions until the next one is not written yet,
+// breaks the protocol or is for another kind of packet, which it leaves for
+// Reclaim.
+func (q *TxQueue) reclaimSingles() {
+	// The loop keeps the queue's state in locals and stores it back once.
+	// Freed req_ids and buffers are written by index into the free lists'
+	// spare capacity: every req_id and buffer is either in flight or on
+	// its list, and a completion frees only an in-flight one, so the lists
+	// never outgrow the capacity they were made with.
+	cqe, info, mask, shift := q.cqe, q.info, q.mask, q.shift
+	// The phase and the must-be-zero bits (when the device promised
+	// them) in one compare.
+	check := spec.TxCdescPhaseMask
+	if q.checkMBZ {
+		check |= spec.TxCdescMBZMask
+	}
+	start, head := q.cqHead, q.head
+	nreq, nbuf := len(q.reqFree), len(q.bufFree)
+	reqs, bufs := q.reqFree[nreq:cap(q.reqFree)], q.bufFree[nbuf:cap(q.bufFree)]
+	lim := min(len(reqs), len(bufs))
+	reqs, bufs = reqs[:lim], bufs[:lim]
+	k := 0
+	for ; k < len(reqs); k++ {
+		pos := start + uint32(k)
+		// Step 1: an acquire load of word 0; the phase says whether the
+		// device has written this entry on the current lap (§7.8). The
+		// Tx completion's other word (sub_qid, sq_head) is ignored by
+		// drivers (§7.5), so there is nothing more to read.
+		w0 := dmamem.Acquire32(cqe[pos&mask][:], 0)
+		if w0&check != phaseBit(pos, shift)<<24 {
+			break
+		}
+		// Step 2: check before use (Reclaim builds the error).
+		id := int(w0 & spec.TxCdescReqIDMask)
+		if id >= len(info) {
+			break
+		}
+		in := &info[id]
+		if !in.inflight || in.nbufs != 1 || in.linear {
+			break
+		}
+		// Step 3: free the packet, its buffer and its slots.
+		bufs[k] = in.bufs[0]
+		reqs[k] = uint16(id)
+		in.inflight = false
 		head += uint32(in.slots)
-		pos++
-		n++
 	}
-	q.cqHead, q.head = pos, head
-	q.reqFree, q.bufFree = reqFree, bufFree
-	var err error
-	if bad {
-		err = q.checkCompletion(w0)
-	}
-	if n != 0 {
-		q.stats.completions.Add(uint64(n))
-	}
-	return n, err
+	q.cqHead, q.head = start+uint32(k), head
+	q.reqFree, q.bufFree = q.reqFree[:nreq+k], q.bufFree[:nbuf+k]
 }
 
 // checkCompletion validates Tx completion word 0 (§7.5) and, on a violation,
@@ -830,7 +901,7 @@ func (q *TxQueue) Stats() TxStats {
 // Close frees the queue's DMA memory. The device-side queue must already be
 // destroyed (DESTROY_SQ, then DESTROY_CQ). Safe to call twice.
 func (q *TxQueue) Close() error {
-	q.sq, q.cq, q.lin = nil, nil, nil
+	q.sq, q.cq, q.lin, q.sqe, q.cqe = nil, nil, nil, nil, nil
 	q.bound = false
 	err := freeRegions(&q.sqRegion, &q.cqRegion, &q.linRegion)
 	if perr := q.pool.free(); err == nil {
@@ -840,16 +911,73 @@ func (q *TxQueue) Close() error {
 	return err
 }
 
-// metaFor returns the meta descriptor's word 2 for a frame with offload
-// off and whether the frame needs a meta descriptor. With meta caching
-// only offloaded frames whose metadata differs from what the device holds
-// need one; without, every frame carries one, zero metadata when it asks
-// for no offload (§7.4).
-func (q *TxQueue) metaFor(off *TxOffload) (w2 uint32, need bool) {
-	if !off.Active() {
-		return 0, !q.metaCache
+// txOffloadEnc is what one TxOffload means in descriptors: the first data
+// descriptor's offload bits of word 1 (§7.2), the meta descriptor's word 2
+// and whether the frame asks for any offload, so it needs metadata (§7.4).
+// Send computes it once for a run of frames with the same request, which is
+// how a stack sends: every TCP segment of a flow asks for the same offloads.
+type txOffloadEnc struct {
+	k0     uint64 // txOffloadKey of the request these bits encode
+	k1     uint8
+	w1     uint32 // offload bits of the first data descriptor's word 1
+	metaW2 uint32 // meta descriptor word 2: the offload header lengths
+	active bool   // the request's Active()
+	meta   bool   // needMeta(this encoding), kept current by metaStored
+}
+
+// offloadEnc returns the encoding of off, computing it when off differs
+// from the previous frame's request.
+func (q *TxQueue) offloadEnc(off *TxOffload) *txOffloadEnc {
+	e := &q.offEnc
+	if k0, k1 := txOffloadKey(off); k0 != e.k0 || k1 != e.k1 {
+		q.setOffloadEnc(off, k0, k1)
 	}
-	w2 = uint32(off.L3HdrLen) | uint32(off.L3HdrOff)<<spec.TxMetaL3HdrOffShift |
-		uint32(off.L4HdrLen)<<spec.TxMetaL4HdrLenShift&spec.TxMetaL4HdrLenMask
-	return w2, !q.metaCache || !q.metaValid || w2 != q.metaW2
+	return e
+}
+
+// setOffloadEnc encodes off, whose key is k0, k1, into q.offEnc. It runs
+// only when the request changes, so it is kept out of line (Send and
+// sendLLQOne inline offloadEnc's compare by hand).
+//
+//go:noinline
+func (q *TxQueue) setOffloadEnc(off *TxOffload, k0 uint64, k1 uint8) {
+	e := &q.offEnc
+	e.k0, e.k1 = k0, k1
+	e.w1, e.metaW2, e.active = txOffloadBits(off), 0, off.Active()
+	if e.active {
+		e.metaW2 = uint32(off.L3HdrLen) | uint32(off.L3HdrOff)<<spec.TxMetaL3HdrOffShift |
+			uint32(off.L4HdrLen)<<spec.TxMetaL4HdrLenShift&spec.TxMetaL4HdrLenMask
+	}
+	e.meta = q.needMeta(e)
+}
+
+// metaStored records that a meta descriptor with word 2 w2 stored the
+// device's cached metadata (§7.4), and recomputes whether the current
+// request needs a meta descriptor.
+func (q *TxQueue) metaStored(w2 uint32) {
+	q.metaValid, q.metaW2 = true, w2
+	q.offEnc.meta = q.needMeta(&q.offEnc)
+}
+
+// txOffloadSize is the size of a TxOffload: nine one-byte fields, no
+// padding. The array below fails to compile if a field is added or widened,
+// since txOffloadKey must then change.
+const txOffloadSize = 9
+
+var _ = [1]struct{}{}[unsafe.Sizeof(TxOffload{})-txOffloadSize]
+
+// txOffloadKey is off's nine bytes as a word and a byte, so comparing two
+// requests takes two compares (comparing the structs takes nine byte
+// compares and their branches).
+func txOffloadKey(off *TxOffload) (uint64, uint8) {
+	b := (*[txOffloadSize]byte)(unsafe.Pointer(off))
+	return binary.LittleEndian.Uint64(b[0:8]), b[8]
+}
+
+// needMeta reports whether a frame with offload encoding e needs a meta
+// descriptor. With meta caching only offloaded frames whose metadata
+// differs from what the device holds need one; without, every frame
+// carries one, zero metadata when it asks for no offload (§7.4).
+func (q *TxQueue) needMeta(e *txOffloadEnc) bool {
+	return !q.metaCache || e.active && (!q.metaValid || e.metaW2 != q.metaW2)
 }
