@@ -45,6 +45,10 @@ func (s *faultSide) stallReport(name string) string {
 	fmt.Fprintf(&b, "  ip: out-requests %d outgoing-errors %d\n", ip.PacketsSent.Value(), ip.OutgoingPacketErrors.Value())
 	nic := s.st.Stack.Stats().NICs
 	fmt.Fprintf(&b, "  nic: tx %d, tx dropped no buffer space %d, stack dropped %d\n", nic.Tx.Packets.Value(), nic.TxPacketsDroppedNoBufferSpace.Value(), s.st.Stack.Stats().DroppedPackets.Value())
+	// Every drop gVisor counts (checksum, malformed, no route, segment
+	// queue full, closed receiver, window) shows up here.
+	stats := s.st.Stack.Stats()
+	fmt.Fprintf(&b, "  stack counters: %s\n", nonZeroCounters(reflect.ValueOf(&stats).Elem()))
 	for _, te := range s.st.Stack.RegisteredEndpoints() {
 		e, ok := te.(tcpip.Endpoint)
 		if !ok {
@@ -74,6 +78,17 @@ func dumpGoroutines(name string) string {
 	defer f.Close()
 	_ = pprof.Lookup("goroutine").WriteTo(f, 2)
 	return f.Name()
+}
+
+// stallQuiet is how long a transfer may move less than 1 MiB before a
+// stall report is logged (5 s); the connections' deadline is 18 of them
+// (90 s). ENANET_STALL_QUIET (a time.Duration) shortens both, for loops
+// hunting a rare stall.
+func stallQuiet() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("ENANET_STALL_QUIET")); err == nil && d > 0 {
+		return d
+	}
+	return 5 * time.Second
 }
 
 // watchStall logs both sides' stallReport when du moves less than 1 MiB
@@ -123,8 +138,12 @@ func nonZeroCounters(v reflect.Value) string {
 			if !f.CanInterface() {
 				continue
 			}
-			switch c := f.Interface().(type) {
-			case *tcpip.StatCounter:
+			// Stack counters are pointers, an endpoint's are values.
+			c, ok := f.Interface().(*tcpip.StatCounter)
+			if !ok && f.CanAddr() {
+				c, ok = f.Addr().Interface().(*tcpip.StatCounter)
+			}
+			if ok {
 				if c != nil && c.Value() != 0 {
 					out = append(out, fmt.Sprintf("%s=%d", name, c.Value()))
 				}
