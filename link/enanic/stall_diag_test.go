@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // stallReport describes one side when a transfer stops moving: the
@@ -122,6 +123,10 @@ func watchStall(logf func(string, ...any), name string, du *duplex, a, b *faultS
 				du.recvA.Load(), du.recvB.Load(), dumpGoroutines(name))
 			logf("%s", a.stallReport("A"))
 			logf("%s", b.stallReport("B"))
+			if !raceOn { // unlocked reads
+				sa, sb := a.connectedTCP(), b.connectedTCP()
+				logf("window check: %s; %s", windowDeadlock("A", sa, sb), windowDeadlock("B", sb, sa))
+			}
 		}
 	}()
 	return func() { close(done); <-finished }
@@ -170,14 +175,83 @@ func tcpInternals(ep any) string {
 	var b strings.Builder
 	if rcv := v.FieldByName("rcv"); rcv.IsValid() && !rcv.IsNil() {
 		fmt.Fprintf(&b, "rcv %+v; ", rcv.Elem().FieldByName("TCPReceiverState"))
+		// rcvWnd (unscaled) and rcvWUP bound what receiver.acceptable
+		// takes: a segment outside them is dropped with only an ACK.
+		fmt.Fprintf(&b, "rcvWnd %v rcvWUP %v; ", rcv.Elem().FieldByName("rcvWnd"), rcv.Elem().FieldByName("rcvWUP"))
 		fmt.Fprintf(&b, "rcv pending %v; ", rcv.Elem().FieldByName("pendingRcvdSegments").Len())
 	}
+	// rcvMemUsed above the receive buffer size makes segmentQueue.enqueue
+	// drop every data segment (SegmentQueueDropped).
+	fmt.Fprintf(&b, "rcvMemUsed %v; ", v.FieldByName("rcvMemUsed"))
 	if snd := v.FieldByName("snd"); snd.IsValid() && !snd.IsNil() {
 		st := snd.Elem().FieldByName("TCPSenderState")
-		for _, n := range []string{"SndUna", "SndNxt", "SndWnd", "Outstanding", "SackedOut", "MaxSentAck", "FastRecovery"} {
+		for _, n := range []string{"SndUna", "SndNxt", "SndWnd", "SndWndScale", "SndCwnd", "Ssthresh", "RTO", "DupAckCount", "Outstanding", "SackedOut", "MaxSentAck", "FastRecovery"} {
 			fmt.Fprintf(&b, "%s %+v ", n, st.FieldByName(n))
+		}
+		for _, n := range []string{"zeroWindowProbing", "unackZeroWindowProbes", "state"} {
+			fmt.Fprintf(&b, "%s %v ", n, snd.Elem().FieldByName(n))
 		}
 	}
 	fmt.Fprintf(&b, "; ts %+v; rcvbuf %+v", v.FieldByName("TCPEndpointStateInner"), v.FieldByName("TCPRcvBufState"))
 	return b.String()
+}
+
+// tcpSeqState is what windowDeadlock needs of one gVisor TCP endpoint,
+// read without its locks.
+type tcpSeqState struct {
+	rcvNxt, sndUna, sndNxt uint32
+	rcvWnd                 uint64 // unscaled, as receiver.acceptable reads it
+	rcvWndScale            uint
+	ok                     bool
+}
+
+// connectedTCP returns the sequence state of the stack's connected TCP
+// endpoint (the one with a remote port), if there is one.
+func (s *faultSide) connectedTCP() tcpSeqState {
+	for _, te := range s.st.Stack.RegisteredEndpoints() {
+		info, ok := te.(interface{ Info() tcpip.EndpointInfo })
+		if !ok {
+			continue
+		}
+		if id, ok := info.Info().(*stack.TransportEndpointInfo); !ok || id.ID.RemotePort == 0 {
+			continue
+		}
+		v := reflect.ValueOf(te)
+		if v.Kind() != reflect.Pointer {
+			continue
+		}
+		v = v.Elem()
+		rcv, snd := v.FieldByName("rcv"), v.FieldByName("snd")
+		if !rcv.IsValid() || rcv.IsNil() || !snd.IsValid() || snd.IsNil() {
+			continue
+		}
+		rs, ss := rcv.Elem().FieldByName("TCPReceiverState"), snd.Elem().FieldByName("TCPSenderState")
+		return tcpSeqState{
+			rcvNxt:      uint32(rs.FieldByName("RcvNxt").Uint()),
+			rcvWndScale: uint(rs.FieldByName("RcvWndScale").Int()),
+			rcvWnd:      rcv.Elem().FieldByName("rcvWnd").Uint(),
+			sndUna:      uint32(ss.FieldByName("SndUna").Uint()),
+			sndNxt:      uint32(ss.FieldByName("SndNxt").Uint()),
+			ok:          true,
+		}
+	}
+	return tcpSeqState{}
+}
+
+// windowDeadlock says, for the direction from x to y, whether y discards
+// everything x can send in RTO recovery (README, "the residual stall"):
+// x's pure ACKs carry sequence number SndNxt, beyond the right edge y
+// accepts (RcvNxt plus its last window rounded down to the window scale),
+// and y already has x's first unacknowledged segment, so x's one-segment
+// retransmission ends at or before y's RcvNxt and is discarded as old,
+// its acknowledgment unread.
+func windowDeadlock(xName string, x, y tcpSeqState) string {
+	if !x.ok || !y.ok {
+		return ""
+	}
+	edge := y.rcvNxt + uint32(y.rcvWnd>>y.rcvWndScale<<y.rcvWndScale)
+	beyond := int32(x.sndNxt - (edge + 1))
+	old := int32(y.rcvNxt - x.sndUna)
+	return fmt.Sprintf("%s's SndNxt is %d bytes beyond the peer's accepted edge (> 0: its pure ACKs are discarded); the peer has %d bytes past %s's SndUna (>= one segment: its RTO retransmission is discarded as old)",
+		xName, beyond, old, xName)
 }
