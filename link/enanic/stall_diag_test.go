@@ -228,7 +228,7 @@ func (s *faultSide) connectedTCP() tcpSeqState {
 		rs, ss := rcv.Elem().FieldByName("TCPReceiverState"), snd.Elem().FieldByName("TCPSenderState")
 		return tcpSeqState{
 			rcvNxt:      uint32(rs.FieldByName("RcvNxt").Uint()),
-			rcvWndScale: uint(rs.FieldByName("RcvWndScale").Int()),
+			rcvWndScale: uint(rs.FieldByName("RcvWndScale").Uint()),
 			rcvWnd:      rcv.Elem().FieldByName("rcvWnd").Uint(),
 			sndUna:      uint32(ss.FieldByName("SndUna").Uint()),
 			sndNxt:      uint32(ss.FieldByName("SndNxt").Uint()),
