@@ -92,5 +92,7 @@ func TestFlushGROEmptiesEveryBucket(t *testing.T) {
 	require.Zero(t, d.n)
 	r.flushGRO()
 	require.Equal(t, 16, d.n)
-	require.Zero(t, testing.AllocsPerRun(100, r.flushGRO), "flushGRO is on the Rx path: it must not allocate")
+	if !raceDetector { // the race detector allocates
+		require.Zero(t, testing.AllocsPerRun(100, r.flushGRO), "flushGRO is on the Rx path: it must not allocate")
+	}
 }

@@ -132,6 +132,8 @@ func watchStall(logf func(string, ...any), name string, du *duplex, a, b *faultS
 	return func() { close(done); <-finished }
 }
 
+var statCounterPtr = reflect.TypeOf((*tcpip.StatCounter)(nil))
+
 // nonZeroCounters lists the non-zero *tcpip.StatCounter fields of the
 // struct v, nested structs included, as name=value.
 func nonZeroCounters(v reflect.Value) string {
@@ -143,19 +145,23 @@ func nonZeroCounters(v reflect.Value) string {
 			if !f.CanInterface() {
 				continue
 			}
-			// Stack counters are pointers, an endpoint's are values.
-			c, ok := f.Interface().(*tcpip.StatCounter)
-			if !ok && f.CanAddr() {
-				c, ok = f.Addr().Interface().(*tcpip.StatCounter)
-			}
-			if ok {
-				if c != nil && c.Value() != 0 {
-					out = append(out, fmt.Sprintf("%s=%d", name, c.Value()))
-				}
+			// Stack counters are pointers, an endpoint's are values; a
+			// value is reached through its address, never copied (the
+			// copy would race with the stack's atomic increments).
+			var c *tcpip.StatCounter
+			switch {
+			case f.Type() == statCounterPtr:
+				c = f.Interface().(*tcpip.StatCounter)
+			case f.Type() == statCounterPtr.Elem() && f.CanAddr():
+				c = f.Addr().Interface().(*tcpip.StatCounter)
+			case f.Kind() == reflect.Struct:
+				walk(name+".", f)
+				continue
+			default:
 				continue
 			}
-			if f.Kind() == reflect.Struct {
-				walk(name+".", f)
+			if c != nil && c.Value() != 0 {
+				out = append(out, fmt.Sprintf("%s=%d", name, c.Value()))
 			}
 		}
 	}
