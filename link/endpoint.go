@@ -162,6 +162,7 @@ func New(nic NIC, opts Options) (*Endpoint, error) {
 		r := &rxQueue{e: e, idx: i, q: q}
 		r.fn = r.receive
 		r.gro.Init(e.gro)
+		r.gro.Dispatcher = &r.groOut
 		e.rx = append(e.rx, r)
 	}
 	nic.SetLinkHandler(e.linkChanged)

@@ -174,7 +174,7 @@ func startDuplex(t *testing.T, a, b *faultSide, port uint16) *duplex {
 	require.NoError(t, err)
 	cb, ok := <-accepted
 	require.True(t, ok, "accept failed")
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(18 * stallQuiet())
 	ca.SetDeadline(deadline)
 	cb.SetDeadline(deadline)
 	var wg sync.WaitGroup
@@ -227,7 +227,7 @@ func (du *duplex) wait(t *testing.T) {
 	t.Helper()
 	select {
 	case <-du.done:
-	case <-time.After(120 * time.Second):
+	case <-time.After(24 * stallQuiet()):
 		t.Fatalf("transfer did not finish: A got %d, B got %d bytes", du.recvA.Load(), du.recvB.Load())
 	}
 	select {
@@ -344,7 +344,7 @@ func runMatrixCase(t *testing.T, prof string, c matrixCase, port uint16) {
 		expectBefore = a.resets(c.reason)
 	}
 	du := startDuplex(t, a, b, port)
-	defer watchStall(t.Logf, t.Name(), du, a, b, 5*time.Second)()
+	defer watchStall(t.Logf, t.Name(), du, a, b, stallQuiet())()
 	start := time.Now()
 	for du.total() < int64(transferBytes())/2 { // a quarter of each direction
 		select {

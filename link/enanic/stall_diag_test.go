@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // stallReport describes one side when a transfer stops moving: the
@@ -45,6 +46,10 @@ func (s *faultSide) stallReport(name string) string {
 	fmt.Fprintf(&b, "  ip: out-requests %d outgoing-errors %d\n", ip.PacketsSent.Value(), ip.OutgoingPacketErrors.Value())
 	nic := s.st.Stack.Stats().NICs
 	fmt.Fprintf(&b, "  nic: tx %d, tx dropped no buffer space %d, stack dropped %d\n", nic.Tx.Packets.Value(), nic.TxPacketsDroppedNoBufferSpace.Value(), s.st.Stack.Stats().DroppedPackets.Value())
+	// Every drop gVisor counts (checksum, malformed, no route, segment
+	// queue full, closed receiver, window) shows up here.
+	stats := s.st.Stack.Stats()
+	fmt.Fprintf(&b, "  stack counters: %s\n", nonZeroCounters(reflect.ValueOf(&stats).Elem()))
 	for _, te := range s.st.Stack.RegisteredEndpoints() {
 		e, ok := te.(tcpip.Endpoint)
 		if !ok {
@@ -74,6 +79,17 @@ func dumpGoroutines(name string) string {
 	defer f.Close()
 	_ = pprof.Lookup("goroutine").WriteTo(f, 2)
 	return f.Name()
+}
+
+// stallQuiet is how long a transfer may move less than 1 MiB before a
+// stall report is logged (5 s); the connections' deadline is 18 of them
+// (90 s). ENANET_STALL_QUIET (a time.Duration) shortens both, for loops
+// hunting a rare stall.
+func stallQuiet() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("ENANET_STALL_QUIET")); err == nil && d > 0 {
+		return d
+	}
+	return 5 * time.Second
 }
 
 // watchStall logs both sides' stallReport when du moves less than 1 MiB
@@ -107,10 +123,16 @@ func watchStall(logf func(string, ...any), name string, du *duplex, a, b *faultS
 				du.recvA.Load(), du.recvB.Load(), dumpGoroutines(name))
 			logf("%s", a.stallReport("A"))
 			logf("%s", b.stallReport("B"))
+			if !raceOn { // unlocked reads
+				sa, sb := a.connectedTCP(), b.connectedTCP()
+				logf("window check: %s; %s", windowDeadlock("A", sa, sb), windowDeadlock("B", sb, sa))
+			}
 		}
 	}()
 	return func() { close(done); <-finished }
 }
+
+var statCounterPtr = reflect.TypeOf((*tcpip.StatCounter)(nil))
 
 // nonZeroCounters lists the non-zero *tcpip.StatCounter fields of the
 // struct v, nested structs included, as name=value.
@@ -123,15 +145,23 @@ func nonZeroCounters(v reflect.Value) string {
 			if !f.CanInterface() {
 				continue
 			}
-			switch c := f.Interface().(type) {
-			case *tcpip.StatCounter:
-				if c != nil && c.Value() != 0 {
-					out = append(out, fmt.Sprintf("%s=%d", name, c.Value()))
-				}
+			// Stack counters are pointers, an endpoint's are values; a
+			// value is reached through its address, never copied (the
+			// copy would race with the stack's atomic increments).
+			var c *tcpip.StatCounter
+			switch {
+			case f.Type() == statCounterPtr:
+				c = f.Interface().(*tcpip.StatCounter)
+			case f.Type() == statCounterPtr.Elem() && f.CanAddr():
+				c = f.Addr().Interface().(*tcpip.StatCounter)
+			case f.Kind() == reflect.Struct:
+				walk(name+".", f)
+				continue
+			default:
 				continue
 			}
-			if f.Kind() == reflect.Struct {
-				walk(name+".", f)
+			if c != nil && c.Value() != 0 {
+				out = append(out, fmt.Sprintf("%s=%d", name, c.Value()))
 			}
 		}
 	}
@@ -151,14 +181,83 @@ func tcpInternals(ep any) string {
 	var b strings.Builder
 	if rcv := v.FieldByName("rcv"); rcv.IsValid() && !rcv.IsNil() {
 		fmt.Fprintf(&b, "rcv %+v; ", rcv.Elem().FieldByName("TCPReceiverState"))
+		// rcvWnd (unscaled) and rcvWUP bound what receiver.acceptable
+		// takes: a segment outside them is dropped with only an ACK.
+		fmt.Fprintf(&b, "rcvWnd %v rcvWUP %v; ", rcv.Elem().FieldByName("rcvWnd"), rcv.Elem().FieldByName("rcvWUP"))
 		fmt.Fprintf(&b, "rcv pending %v; ", rcv.Elem().FieldByName("pendingRcvdSegments").Len())
 	}
+	// rcvMemUsed above the receive buffer size makes segmentQueue.enqueue
+	// drop every data segment (SegmentQueueDropped).
+	fmt.Fprintf(&b, "rcvMemUsed %v; ", v.FieldByName("rcvMemUsed"))
 	if snd := v.FieldByName("snd"); snd.IsValid() && !snd.IsNil() {
 		st := snd.Elem().FieldByName("TCPSenderState")
-		for _, n := range []string{"SndUna", "SndNxt", "SndWnd", "Outstanding", "SackedOut", "MaxSentAck", "FastRecovery"} {
+		for _, n := range []string{"SndUna", "SndNxt", "SndWnd", "SndWndScale", "SndCwnd", "Ssthresh", "RTO", "DupAckCount", "Outstanding", "SackedOut", "MaxSentAck", "FastRecovery"} {
 			fmt.Fprintf(&b, "%s %+v ", n, st.FieldByName(n))
+		}
+		for _, n := range []string{"zeroWindowProbing", "unackZeroWindowProbes", "state"} {
+			fmt.Fprintf(&b, "%s %v ", n, snd.Elem().FieldByName(n))
 		}
 	}
 	fmt.Fprintf(&b, "; ts %+v; rcvbuf %+v", v.FieldByName("TCPEndpointStateInner"), v.FieldByName("TCPRcvBufState"))
 	return b.String()
+}
+
+// tcpSeqState is what windowDeadlock needs of one gVisor TCP endpoint,
+// read without its locks.
+type tcpSeqState struct {
+	rcvNxt, sndUna, sndNxt uint32
+	rcvWnd                 uint64 // unscaled, as receiver.acceptable reads it
+	rcvWndScale            uint
+	ok                     bool
+}
+
+// connectedTCP returns the sequence state of the stack's connected TCP
+// endpoint (the one with a remote port), if there is one.
+func (s *faultSide) connectedTCP() tcpSeqState {
+	for _, te := range s.st.Stack.RegisteredEndpoints() {
+		info, ok := te.(interface{ Info() tcpip.EndpointInfo })
+		if !ok {
+			continue
+		}
+		if id, ok := info.Info().(*stack.TransportEndpointInfo); !ok || id.ID.RemotePort == 0 {
+			continue
+		}
+		v := reflect.ValueOf(te)
+		if v.Kind() != reflect.Pointer {
+			continue
+		}
+		v = v.Elem()
+		rcv, snd := v.FieldByName("rcv"), v.FieldByName("snd")
+		if !rcv.IsValid() || rcv.IsNil() || !snd.IsValid() || snd.IsNil() {
+			continue
+		}
+		rs, ss := rcv.Elem().FieldByName("TCPReceiverState"), snd.Elem().FieldByName("TCPSenderState")
+		return tcpSeqState{
+			rcvNxt:      uint32(rs.FieldByName("RcvNxt").Uint()),
+			rcvWndScale: uint(rs.FieldByName("RcvWndScale").Uint()),
+			rcvWnd:      rcv.Elem().FieldByName("rcvWnd").Uint(),
+			sndUna:      uint32(ss.FieldByName("SndUna").Uint()),
+			sndNxt:      uint32(ss.FieldByName("SndNxt").Uint()),
+			ok:          true,
+		}
+	}
+	return tcpSeqState{}
+}
+
+// windowDeadlock says, for the direction from x to y, whether y discards
+// everything x can send in RTO recovery (README, "the residual stall"):
+// x's pure ACKs carry sequence number SndNxt, beyond the right edge y
+// accepts (RcvNxt plus its last window rounded down to the window scale),
+// and y already has x's first unacknowledged segment, so x's one-segment
+// retransmission ends at or before y's RcvNxt and is discarded as old,
+// its acknowledgment unread.
+func windowDeadlock(xName string, x, y tcpSeqState) string {
+	if !x.ok || !y.ok {
+		return ""
+	}
+	edge := y.rcvNxt + uint32(y.rcvWnd>>y.rcvWndScale<<y.rcvWndScale)
+	beyond := int32(x.sndNxt - (edge + 1))
+	old := int32(y.rcvNxt - x.sndUna)
+	return fmt.Sprintf("%s's SndNxt is %d bytes beyond the peer's accepted edge (> 0: its pure ACKs are discarded); the peer has %d bytes past %s's SndUna (>= one segment: its RTO retransmission is discarded as old)",
+		xName, beyond, old, xName)
 }
