@@ -143,7 +143,7 @@ func (r *rxQueue) receive(p *rings.RxPacket) {
 		r.c.malformed.Add(1)
 		return
 	}
-	r.copyIn(p, size)
+	r.copyIn(p, size, rxSplitGuess(p, size))
 	if e.pcap != nil {
 		e.pcap.write(r.parts[:r.np], size)
 	}
