@@ -165,6 +165,11 @@ type testHooks struct {
 	// readless reads, DEV_STS polls) so fuzz targets facing a hostile
 	// device run many inputs a second.
 	maxWait time.Duration
+	// ringDecided, if set, runs when SetRings, SetRxBufSize or SetMTU has
+	// decided what to change and before it takes resetMu to apply it, so
+	// a test can complete another change in that window
+	// (reconfig_race.go).
+	ringDecided func()
 }
 
 // capWait applies testHooks.maxWait to a device wait.
@@ -364,13 +369,28 @@ func (d *Device) SetMTU(mtu int) error {
 	if mtu < 576 || mtu > int(d.attrs.MaxMTU) {
 		return fmt.Errorf("ena: MTU %d is outside 576..%d", mtu, d.attrs.MaxMTU)
 	}
-	if r := d.Rings(); r.RxBufAuto && rxBufForMTU(mtu) != r.RxBufSize {
-		return d.setMTURebuild(mtu)
+	return retryRingRace(func() error {
+		if r := d.Rings(); r.RxBufAuto && rxBufForMTU(mtu) != r.RxBufSize {
+			return d.setMTURebuild(r, mtu)
+		}
+		return d.setMTUInPlace(mtu)
+	})
+}
+
+// setMTUInPlace is SetMTU when the Rx buffers stay: one admin command. A
+// SetRxBufSize(RxBufAuto) that completed since SetMTU looked makes the
+// rebuild necessary after all (errRingRace: SetMTU decides again).
+func (d *Device) setMTUInPlace(mtu int) error {
+	if h := d.hooks.ringDecided; h != nil {
+		h()
 	}
 	d.resetMu.Lock()
 	defer d.resetMu.Unlock()
 	if d.state.Load() != stateRunning {
 		return ErrResetting
+	}
+	if d.rxBufAuto && rxBufForMTU(mtu) != d.rxBufSize {
+		return errRingRace
 	}
 	if err := d.setMTU(mtu); err != nil {
 		return err

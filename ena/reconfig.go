@@ -151,7 +151,11 @@ func (d *Device) Rings() RingParams {
 // maximum. The device is reset and its queues rebuilt with the new rings;
 // frames in flight are lost and TCP retransmits them.
 func (d *Device) SetRings(txDepth, rxDepth int) error {
-	cur := d.Rings()
+	return retryRingRace(func() error { return d.setRings(txDepth, rxDepth) })
+}
+
+func (d *Device) setRings(txDepth, rxDepth int) error {
+	cur, mtu := d.Rings(), d.MTU()
 	userRx := rxDepth != 0
 	if txDepth == 0 {
 		txDepth = cur.TxDepth
@@ -172,7 +176,7 @@ func (d *Device) SetRings(txDepth, rxDepth int) error {
 			return fmt.Errorf("ena: %s ring size %d exceeds the device maximum %d", c.what, c.depth, c.max)
 		}
 	}
-	return d.rebuildRings(ringChange{txDepth, rxDepth, cur.RxBufSize, cur.RxBufAuto, 0, userRx})
+	return d.rebuildRings(ringChange{txDepth, rxDepth, cur.RxBufSize, cur.RxBufAuto, 0, userRx, ringBasis{cur, mtu}})
 }
 
 // SetRxBufSize changes the Rx buffer size on the running device: 2048,
@@ -182,25 +186,27 @@ func (d *Device) SetRxBufSize(n int) error {
 	if err := checkRxBufSize(n); err != nil {
 		return err
 	}
-	cur := d.Rings()
-	auto := n == RxBufAuto
-	if auto {
-		n = rxBufForMTU(d.MTU())
-	}
-	return d.rebuildRings(ringChange{cur.TxDepth, cur.RxDepth, n, auto, 0, false})
+	return retryRingRace(func() error {
+		cur, mtu := d.Rings(), d.MTU()
+		size, auto := n, n == RxBufAuto
+		if auto {
+			size = rxBufForMTU(mtu)
+		}
+		return d.rebuildRings(ringChange{cur.TxDepth, cur.RxDepth, size, auto, 0, false, ringBasis{cur, mtu}})
+	})
 }
 
 // setMTURebuild is SetMTU when the automatic Rx buffer size changes with
 // the MTU: the rings are rebuilt with the buffer size for the new MTU
 // (and, while the Rx depth is the default, the depth scaled to it).
-func (d *Device) setMTURebuild(mtu int) error {
-	cur := d.Rings()
+func (d *Device) setMTURebuild(cur RingParams, mtu int) error {
+	basis := ringBasis{cur, d.MTU()}
 	buf := rxBufForMTU(mtu)
 	rxDepth := cur.RxDepth
 	if d.rxDepthAutoNow() {
 		rxDepth = scaleRxDepth(min(defaultRxDepth, floorPow2(cur.MaxRxDepth)), buf)
 	}
-	return d.rebuildRings(ringChange{cur.TxDepth, rxDepth, buf, true, mtu, false})
+	return d.rebuildRings(ringChange{cur.TxDepth, rxDepth, buf, true, mtu, false, basis})
 }
 
 // rxDepthAutoNow reads rxDepthAuto, which SetRings writes under resetMu.
@@ -219,6 +225,8 @@ type ringChange struct {
 	mtu int
 	// fixedRxDepth: the user chose the Rx depth (SetRings).
 	fixedRxDepth bool
+	// basis is what the change was decided from; see ringBasis.
+	basis ringBasis
 }
 
 // rebuildRings allocates new rings for the enabled pairs first, while
@@ -237,9 +245,16 @@ func (d *Device) rebuildRings(c ringChange) error {
 		built[i] = ringPair{tx, rx}
 	}
 	alloc := time.Since(t0)
+	if h := d.hooks.ringDecided; h != nil {
+		h()
+	}
 	ran := false
 	err := d.reconfigure("rings", func() error {
 		ran = true
+		if !c.basis.current(d) {
+			closeRings(built)
+			return errRingRace
+		}
 		if d.Channels() != n {
 			closeRings(built)
 			return fmt.Errorf("ena: set rings: the channel count changed while the rings were allocated (nothing changed; try again)")
