@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +51,7 @@ func run() error {
 		reqRuns  = flag.Int("req-runs", 3, "request-rate runs per cell (the median is reported)")
 		reqDur   = flag.Duration("req-duration", time.Second, "counted window per request-rate run")
 		noReq    = flag.Bool("no-requests", false, "skip the HTTP request-rate cells of the link rows")
+		mtus     = flag.String("mtus", "", "comma-separated IP MTUs of the goodput cells (e.g. 9001 to profile jumbo frames alone); empty means 1500,9001")
 		timeout  = flag.Duration("timeout", 14*time.Minute, "stop measuring after this long (the rest is reported as not measured)")
 	)
 	flag.Parse()
@@ -88,6 +90,15 @@ func run() error {
 		Requests: bench.RequestConfig{Conns: *reqConns, Runs: *reqRuns, Duration: *reqDur, Off: *noReq}}
 	if *rows != "" {
 		cfg.Rows = strings.Split(*rows, ",")
+	}
+	if *mtus != "" {
+		for _, f := range strings.Split(*mtus, ",") {
+			mtu, err := strconv.Atoi(f)
+			if err != nil || mtu < 576 {
+				return fmt.Errorf("-mtus: %q is not an MTU of at least 576", f)
+			}
+			cfg.MTUs = append(cfg.MTUs, mtu)
+		}
 	}
 	res := bench.Run(ctx, cfg)
 
