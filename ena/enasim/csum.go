@@ -185,7 +185,12 @@ type txOffload struct {
 // zeroes the field, adds the pseudo-header and the segment. Partial
 // (L4_CSUM_PARTIAL): the driver already stored the non-inverted
 // pseudo-header sum in the field, so the device sums the segment as it is.
-func applyTxChecksums(f []byte, o *txOffload) bool {
+//
+// done records where the device computed a correct L4 checksum
+// (csum_carry.go): in full mode always, in partial mode only when the
+// driver's stored pseudo-header sum is the one the headers give.
+func applyTxChecksums(f []byte, o *txOffload, done *txChecksummed) bool {
+	*done = txChecksummed{}
 	l3 := o.l3HdrOff
 	if o.l3Csum {
 		if o.l3Proto != spec.L3ProtoIPv4 || o.l3HdrLen < ipv4MinHdrLen || l3+o.l3HdrLen > len(f) {
@@ -239,14 +244,21 @@ func applyTxChecksums(f []byte, o *txOffload) bool {
 	}
 	seg := f[l4 : l4+l4Len]
 	var sum uint64
-	if !o.partial {
+	pseudo := pseudoHeaderSum(src, dst, proto, l4Len)
+	correct := true
+	if o.partial {
+		correct = binary.BigEndian.Uint16(seg[csOff:]) == csumFold(pseudo)
+	} else {
 		seg[csOff], seg[csOff+1] = 0, 0
-		sum = pseudoHeaderSum(src, dst, proto, l4Len)
+		sum = pseudo
 	}
 	cs := ^csumFold(csumAdd(sum, seg))
 	if cs == 0 && proto == ipProtoUDP {
 		cs = 0xFFFF // RFC 768: a computed zero is sent as all ones
 	}
 	binary.BigEndian.PutUint16(seg[csOff:], cs)
+	if correct {
+		*done = txChecksummed{valid: true, l3: o.l3Proto, l4: o.l4Proto, l3Off: l3, l4Off: l4, l4Len: l4Len}
+	}
 	return true
 }

@@ -133,7 +133,9 @@ func New(cfg Config) (*Device, error) {
 	if prof.HasLLQ() {
 		d.llq = &memBAR{m: m, size: prof.LLQ.BAR2Size}
 	}
-	if cfg.Wire != nil {
+	if w, ok := cfg.Wire.(modelWire); ok {
+		w.attachModel(m)
+	} else if cfg.Wire != nil {
 		cfg.Wire.SetReceiver(m.receive)
 	}
 	return d, nil

@@ -174,6 +174,8 @@ type ioState struct {
 type outList struct {
 	buf  []byte
 	ends []int
+	// sums[i] is what the device checksummed in frame i (txChecksummed).
+	sums []txChecksummed
 }
 
 // reserve returns n bytes after the last frame for the next one to be
@@ -190,15 +192,18 @@ func (o *outList) reserve(n int) []byte {
 	return o.buf[start : start+n : start+n]
 }
 
-// commit queues the n bytes last reserved as one frame.
-func (o *outList) commit(n int) {
+// commit queues the n bytes last reserved as one frame, with what the
+// device checksummed in it.
+func (o *outList) commit(n int, sum txChecksummed) {
 	o.buf = o.buf[:len(o.buf)+n]
 	o.ends = append(o.ends, len(o.buf))
+	o.sums = append(o.sums, sum)
 }
 
 func (o *outList) reset() {
 	o.buf = o.buf[:0]
 	o.ends = o.ends[:0]
+	o.sums = o.sums[:0]
 }
 
 // ioOut returns the list frames are queued on (mu held).

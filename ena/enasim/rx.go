@@ -44,13 +44,18 @@ func (m *Model) rxDoorbell(sq *ioSQ, tail uint16) {
 
 // receive is the wire's receiver: one frame arrives. It takes mu itself and
 // raises interrupts after releasing it.
-func (m *Model) receive(frame []byte) {
+func (m *Model) receive(frame []byte) { m.receiveSent(frame, nil) }
+
+// receiveSent is receive for a frame from a model on an in-process wire,
+// with where that model computed its L4 checksum (csum_carry.go; nil: it
+// computed none).
+func (m *Model) receiveSent(frame []byte, sum *txChecksummed) {
 	m.mu.Lock()
 	if m.fatalReason != "" || m.resetting || m.closed || !m.linkUp {
 		m.mu.Unlock()
 		return
 	}
-	m.rxFrame(frame)
+	m.rxFrame(frame, sum)
 	if bw, ok := m.wire.(burstWire); ok {
 		if b := bw.rxBurst(); b.active() {
 			// One frame of a burst on an in-process cable: the
@@ -76,8 +81,9 @@ func (m *Model) flushRaises() {
 	m.deliverRaises(&r)
 }
 
-// rxFrame processes one received frame with mu held.
-func (m *Model) rxFrame(f []byte) {
+// rxFrame processes one received frame with mu held; sum is what the
+// sending model checksummed, or nil.
+func (m *Model) rxFrame(f []byte, sum *txChecksummed) {
 	if m.io.faults.stallRx {
 		m.stats.rxOverruns++
 		return
@@ -110,7 +116,7 @@ func (m *Model) rxFrame(f []byte) {
 	// descriptor and completion (a 9001-byte frame spans five buffers).
 	sq.view = m.mapRing(sq.base, sq.depth*spec.RxDescSize)
 	sq.cq.view = m.mapRing(sq.cq.base, sq.cq.depth*sq.cq.entrySize)
-	m.rxDeliver(sq, f, fi, hash)
+	m.rxDeliver(sq, f, fi, hash, sum)
 	sq.view, sq.cq.view = nil, nil
 }
 
@@ -139,7 +145,7 @@ func (m *Model) rxSteer(hash uint32) *ioSQ {
 }
 
 // rxDeliver writes frame f into sq's posted buffers and completions.
-func (m *Model) rxDeliver(sq *ioSQ, f []byte, fi *frameInfo, hash uint32) {
+func (m *Model) rxDeliver(sq *ioSQ, f []byte, fi *frameInfo, hash uint32, sum *txChecksummed) {
 	rs := sq.rx
 	maxDescs := cap(rs.descs)
 	avail := int(sq.tail - sq.head)
@@ -175,7 +181,7 @@ func (m *Model) rxDeliver(sq *ioSQ, f []byte, fi *frameInfo, hash uint32) {
 	}
 	// Step 2: the parse results that go into the LAST completion (§7.7).
 	var last spec.RxCompletion
-	m.rxParseResults(f, fi, hash, &last)
+	m.rxParseResults(f, fi, hash, sum, &last)
 	// Step 3: copy the data and write one completion per buffer.
 	cq := sq.cq
 	corrupt := m.io.faults.corruptRx
@@ -246,8 +252,9 @@ func (m *Model) rxDeliver(sq *ioSQ, f []byte, fi *frameInfo, hash uint32) {
 // Rx completion (§7.7) from the device's own parse and checksum checks,
 // within the offloads the profile advertises (STATELESS_OFFLOAD_CONFIG
 // rx_supported: bit 0 IPv4 header, bit 1 L4 over IPv4, bit 2 L4 over IPv6,
-// bit 3 hash).
-func (m *Model) rxParseResults(f []byte, fi *frameInfo, hash uint32, c *spec.RxCompletion) {
+// bit 3 hash). A checksum the sending model computed over exactly the
+// segment this parse finds (sum.covers) verifies without summing it again.
+func (m *Model) rxParseResults(f []byte, fi *frameInfo, hash uint32, sum *txChecksummed, c *spec.RxCompletion) {
 	rxo := m.prof.RxOffloads
 	c.L3Proto = fi.l3
 	c.SrcVlanCnt = uint8(min(fi.vlans, 3))
@@ -272,5 +279,5 @@ func (m *Model) rxParseResults(f []byte, fi *frameInfo, hash uint32, c *spec.RxC
 		return
 	}
 	c.L4CsumChecked = true
-	c.L4CsumErr = !fi.l4Valid || !l4ChecksumOK(f, fi)
+	c.L4CsumErr = !fi.l4Valid || !(sum.covers(fi) || l4ChecksumOK(f, fi))
 }

@@ -325,6 +325,7 @@ func (m *Model) txProcess(sq *ioSQ, p *txPacket) {
 		}
 	}
 	var frame []byte
+	var sum txChecksummed
 	ok := m.txFits(sq, total)
 	if ok {
 		frame = m.ioOut().reserve(total)
@@ -334,7 +335,7 @@ func (m *Model) txProcess(sq *ioSQ, p *txPacket) {
 		}
 	}
 	if ok {
-		ok = m.txOffload(sq, p, frame)
+		ok = m.txOffload(sq, p, frame, &sum)
 	}
 	switch {
 	case !ok || !m.linkUp:
@@ -342,7 +343,7 @@ func (m *Model) txProcess(sq *ioSQ, p *txPacket) {
 	case !m.allowTx(total):
 		// Shaped by the ENI allowance: counted there, not in tx_drops.
 	default:
-		m.ioOut().commit(total)
+		m.ioOut().commit(total, sum)
 		m.stats.txPkts++
 		m.stats.txBytes += uint64(total)
 	}
@@ -410,8 +411,9 @@ func (m *Model) mtu() int {
 
 // txOffload applies the checksum offloads of the first data descriptor
 // (§7.2) using the meta descriptor's header geometry (§7.3, §7.4). It
-// returns false if the packet must be dropped.
-func (m *Model) txOffload(sq *ioSQ, p *txPacket, frame []byte) bool {
+// returns false if the packet must be dropped; sum records where it
+// computed an L4 checksum (applyTxChecksums).
+func (m *Model) txOffload(sq *ioSQ, p *txPacket, frame []byte, sum *txChecksummed) bool {
 	t := sq.tx
 	first := &p.descs[0]
 	if t.metaRequired && !p.hasMeta {
@@ -443,7 +445,7 @@ func (m *Model) txOffload(sq *ioSQ, p *txPacket, frame []byte) bool {
 	}
 	off.l3Proto, off.l4Proto = first.L3Proto, first.L4Proto
 	off.l3Csum, off.l4Csum, off.partial = first.L3Csum, first.L4Csum, first.L4CsumPartial
-	if !applyTxChecksums(frame, &off) {
+	if !applyTxChecksums(frame, &off, sum) {
 		if m.tr != nil {
 			m.tr.printf("%s: dropped a packet whose checksum offload request does not match its headers", sq.name())
 		}

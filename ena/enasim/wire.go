@@ -29,7 +29,15 @@ type Wire interface {
 // receiverSlot holds a wire's receiver so Send (any goroutine) and
 // SetReceiver (the device) never race.
 type receiverSlot struct {
-	fn atomic.Pointer[func([]byte)]
+	fn atomic.Pointer[receiver]
+}
+
+// receiver is what a slot delivers to: a function, or, on the in-process
+// wires, the receiving Model itself (attachModel), which then also learns
+// what the sending model checksummed (txChecksummed).
+type receiver struct {
+	fn func([]byte)
+	m  *Model
 }
 
 func (r *receiverSlot) set(fn func([]byte)) {
@@ -37,8 +45,11 @@ func (r *receiverSlot) set(fn func([]byte)) {
 		r.fn.Store(nil)
 		return
 	}
-	r.fn.Store(&fn)
+	r.fn.Store(&receiver{fn: fn})
 }
+
+// setModel makes m the receiver (see modelWire).
+func (r *receiverSlot) setModel(m *Model) { r.fn.Store(&receiver{fn: m.receive, m: m}) }
 
 // deliver hands frame to the receiver, if any; it reports whether one was
 // attached.
@@ -47,8 +58,29 @@ func (r *receiverSlot) deliver(frame []byte) bool {
 	if p == nil {
 		return false
 	}
-	(*p)(frame)
+	p.fn(frame)
 	return true
+}
+
+// deliverSent hands frame, sent by a model that recorded in sum what it
+// checksummed, to the receiver: a receiving Model gets sum too, anything
+// else only the frame.
+func (r *receiverSlot) deliverSent(frame []byte, sum *txChecksummed) {
+	p := r.fn.Load()
+	switch {
+	case p == nil:
+	case p.m != nil:
+		p.m.receiveSent(frame, sum)
+	default:
+		p.fn(frame)
+	}
+}
+
+// modelWire is implemented by the in-process wires (loopback, pair): the
+// device attaches its Model rather than a function, so frames from a model
+// on the other end arrive with what that model checksummed.
+type modelWire interface {
+	attachModel(m *Model)
 }
 
 // burst lets an in-process wire tell the receiving model that several
@@ -70,8 +102,8 @@ type burst struct {
 func (b *burst) deliver(rx *receiverSlot, out *outList) {
 	b.depth.Add(1)
 	start := 0
-	for _, end := range out.ends {
-		rx.deliver(out.buf[start:end])
+	for i, end := range out.ends {
+		rx.deliverSent(out.buf[start:end], &out.sums[i])
 		start = end
 	}
 	if b.depth.Add(-1) == 0 {
@@ -126,6 +158,11 @@ func (l *loopback) SetReceiver(fn func([]byte)) {
 	l.rx.set(fn)
 }
 
+func (l *loopback) attachModel(m *Model) {
+	l.burst.owner.Store(nil)
+	l.rx.setModel(m)
+}
+
 func (l *loopback) Close() error {
 	l.closed.Store(true)
 	l.rx.set(nil)
@@ -176,6 +213,11 @@ func (p *pairEnd) rxBurst() *burst { return &p.burst }
 func (p *pairEnd) SetReceiver(fn func([]byte)) {
 	p.burst.owner.Store(nil)
 	p.rx.set(fn)
+}
+
+func (p *pairEnd) attachModel(m *Model) {
+	p.burst.owner.Store(nil)
+	p.rx.setModel(m)
 }
 
 // Close cuts the cable for both ends.
