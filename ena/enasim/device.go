@@ -230,6 +230,9 @@ const dmaGuard = 64 << 10
 type dmaRegion struct {
 	addr uint64
 	mem  []byte // mmap'd, outside the Go heap
+	// mapping is the whole mmap'd range mem lies in (larger when mem was
+	// aligned for a hugepage, see mapDMA); it is what free unmaps.
+	mapping []byte
 }
 
 // iommu allocates DMA memory with anonymous mmap and translates device
@@ -275,26 +278,25 @@ func (a *iommu) Alloc(size, align int) (*hw.Region, error) {
 	if limit := a.maxAlloc; limit > 0 && size > limit {
 		return nil, fmt.Errorf("enasim: DMA alloc: %d bytes is more than hw.MaxAlloc (%d): on EC2 without an IOMMU larger blocks are not physically contiguous", size, limit)
 	}
-	pg := syscall.Getpagesize()
-	mapLen := (size + pg - 1) &^ (pg - 1)
-	mem, err := syscall.Mmap(-1, 0, mapLen, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	mem, mapping, err := mapDMA(size)
 	if err != nil {
 		return nil, fmt.Errorf("enasim: DMA alloc of %d bytes: mmap: %w", size, err)
 	}
+	mapLen := len(mem)
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		_ = syscall.Munmap(mem)
+		_ = syscall.Munmap(mapping)
 		return nil, hw.ErrClosed
 	}
 	addr := (a.next + uint64(align) - 1) &^ (uint64(align) - 1)
 	if addr+uint64(mapLen) > 1<<48 {
 		a.mu.Unlock()
-		_ = syscall.Munmap(mem)
+		_ = syscall.Munmap(mapping)
 		return nil, fmt.Errorf("enasim: DMA alloc: device address space exhausted")
 	}
 	a.next = addr + uint64(mapLen) + dmaGuard
-	a.regions = append(a.regions, dmaRegion{addr: addr, mem: mem[:mapLen:mapLen]})
+	a.regions = append(a.regions, dmaRegion{addr: addr, mem: mem, mapping: mapping})
 	a.mu.Unlock()
 	return hw.NewRegion(mem[:size:size], addr, func() error { return a.free(addr) }), nil
 }
@@ -312,10 +314,10 @@ func (a *iommu) free(addr uint64) error {
 		a.mu.Unlock()
 		return fmt.Errorf("enasim: DMA free: no region at %#x", addr)
 	}
-	mem := a.regions[i].mem
+	mapping := a.regions[i].mapping
 	a.regions = append(a.regions[:i], a.regions[i+1:]...)
 	a.mu.Unlock()
-	return syscall.Munmap(mem)
+	return syscall.Munmap(mapping)
 }
 
 func (a *iommu) close() error {
@@ -328,7 +330,7 @@ func (a *iommu) close() error {
 	a.closed = true
 	var errs []error
 	for _, r := range a.regions {
-		if err := syscall.Munmap(r.mem); err != nil {
+		if err := syscall.Munmap(r.mapping); err != nil {
 			errs = append(errs, err)
 		}
 	}
