@@ -21,7 +21,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -91,42 +90,20 @@ func duplexBlackout(t *testing.T, iter int) bool {
 	const mtu = 1500
 	const size = 16 << 20
 	rng := mrand.New(mrand.NewPCG(uint64(iter), 15))
-	mk := func(addr tcpip.Address) (*stack.Stack, *channel.Endpoint) {
-		s := NewNetstack()
-		ep := channel.New(4096, mtu, "")
-		require.Nil(t, s.CreateNIC(1, ep))
-		require.Nil(t, s.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
-			AddressWithPrefix: addr.WithPrefix()}, stack.AddressProperties{}))
-		s.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: 1}})
-		return s, ep
-	}
-	addrA, addrB := tcpip.AddrFrom4([4]byte{10, 7, 0, 1}), tcpip.AddrFrom4([4]byte{10, 7, 0, 2})
-	a, ea := mk(addrA)
-	b, eb := mk(addrB)
+	bp := newBarePair(t, 7, func(int) *stack.Stack { return NewNetstack() })
+	a, b := bp.a, bp.b
 	p := &blackoutPipe{}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go p.forward(ctx, ea, eb, &wg)
-	go p.forward(ctx, eb, ea, &wg)
-	defer func() {
-		cancel()
-		wg.Wait()
-		a.Close()
-		b.Close()
-		a.Wait()
-		b.Wait()
-	}()
-	ln, err := gonet.ListenTCP(b, tcpip.FullAddress{NIC: 1, Addr: addrB, Port: 80}, ipv4.ProtocolNumber)
-	require.NoError(t, err)
+	bp.start(func(ctx context.Context, wg *sync.WaitGroup) { p.forward(ctx, bp.ea, bp.eb, wg) },
+		func(ctx context.Context, wg *sync.WaitGroup) { p.forward(ctx, bp.eb, bp.ea, wg) })
+	defer bp.close()
+	ln := bp.listen(t)
 	defer ln.Close()
 	acc := make(chan net.Conn, 1)
 	go func() {
 		c, _ := ln.Accept()
 		acc <- c
 	}()
-	ca, err := gonet.DialContextTCP(context.Background(), a, tcpip.FullAddress{NIC: 1, Addr: addrB, Port: 80}, ipv4.ProtocolNumber)
-	require.NoError(t, err)
+	ca := bp.dial(t)
 	cb := <-acc
 	require.NotNil(t, cb)
 	defer ca.Close()

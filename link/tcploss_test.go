@@ -2,7 +2,8 @@ package link
 
 import (
 	"context"
-	"io"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,10 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
@@ -28,12 +27,17 @@ import (
 // lossyPipe forwards packets between two channel endpoints. From the
 // dropFrom'th A-to-B packet carrying TCP payload on, it drops the first
 // transmission of the next dropN segments; their retransmissions pass, as
-// after a device reset that lost what was in flight.
+// after a device reset that lost what was in flight. With holdRetx, the
+// retransmissions of the hole are lost too until holdRetx after its first
+// segment was: a hole that outlasts the retransmission timer.
 type lossyPipe struct {
 	dropFrom, dropN int64
+	holdRetx        time.Duration
 	dataSeen        atomic.Int64
 	dropped         atomic.Int64
-	lost            map[uint32]bool // sequence numbers dropped; forward goroutine A-to-B only
+	// A-to-B forward goroutine only:
+	lost      map[uint32]bool // sequence numbers dropped
+	firstDrop time.Time
 }
 
 func (p *lossyPipe) forward(ctx context.Context, from, to *channel.Endpoint, drop bool, wg *sync.WaitGroup) {
@@ -69,8 +73,14 @@ func (p *lossyPipe) drops(b []byte) bool {
 		return false
 	}
 	seq := tcpHdr.SequenceNumber()
-	if p.lost[seq] || int64(len(p.lost)) >= p.dropN {
-		return false // a retransmission, or the hole is complete
+	if p.lost[seq] {
+		return time.Since(p.firstDrop) < p.holdRetx // a retransmission
+	}
+	if int64(len(p.lost)) >= p.dropN {
+		return false // the hole is complete
+	}
+	if len(p.lost) == 0 {
+		p.firstDrop = time.Now()
 	}
 	p.lost[seq] = true
 	p.dropped.Add(1)
@@ -78,56 +88,26 @@ func (p *lossyPipe) drops(b []byte) bool {
 }
 
 // holeTransfer sends n bytes from a to b through a pipe that loses hole
-// consecutive data segments after the first 2000, with a write deadline,
-// and returns how long it took (or the write error) and a's TCP counters.
-func holeTransfer(t *testing.T, n int, hole int64, deadline time.Duration, tune func(*stack.Stack)) (time.Duration, error, tcpip.TCPStats) {
-	const mtu = 1500
-	mk := func(addr tcpip.Address) (*stack.Stack, *channel.Endpoint) {
+// consecutive data segments after the first 2000 (and their
+// retransmissions for holdRetx), with a write deadline, and returns how
+// long it took (or the write error) and a's TCP counters.
+func holeTransfer(t *testing.T, n int, hole int64, holdRetx, deadline time.Duration, tune func(*stack.Stack)) (time.Duration, error, tcpip.TCPStats) {
+	bp := newBarePair(t, 7, func(int) *stack.Stack {
 		s := NewNetstack()
 		if tune != nil {
 			tune(s)
 		}
-		ep := channel.New(4096, mtu, "")
-		require.Nil(t, s.CreateNIC(1, ep))
-		require.Nil(t, s.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
-			AddressWithPrefix: addr.WithPrefix()}, stack.AddressProperties{}))
-		s.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: 1}})
-		return s, ep
-	}
-	addrA, addrB := tcpip.AddrFrom4([4]byte{10, 7, 0, 1}), tcpip.AddrFrom4([4]byte{10, 7, 0, 2})
-	a, ea := mk(addrA)
-	b, eb := mk(addrB)
-	p := &lossyPipe{dropFrom: 2000, dropN: hole, lost: map[uint32]bool{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go p.forward(ctx, ea, eb, true, &wg)
-	go p.forward(ctx, eb, ea, false, &wg)
-	defer func() {
-		cancel()
-		wg.Wait()
-		a.Close()
-		b.Close()
-		a.Wait()
-		b.Wait()
-	}()
-	ln, err := gonet.ListenTCP(b, tcpip.FullAddress{NIC: 1, Addr: addrB, Port: 80}, ipv4.ProtocolNumber)
-	require.NoError(t, err)
+		return s
+	})
+	a := bp.a
+	p := &lossyPipe{dropFrom: 2000, dropN: hole, holdRetx: holdRetx, lost: map[uint32]bool{}}
+	bp.start(func(ctx context.Context, wg *sync.WaitGroup) { p.forward(ctx, bp.ea, bp.eb, true, wg) },
+		func(ctx context.Context, wg *sync.WaitGroup) { p.forward(ctx, bp.eb, bp.ea, false, wg) })
+	defer bp.close()
+	ln := bp.listen(t)
 	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		c.SetDeadline(time.Now().Add(deadline + time.Second))
-		m, _ := io.Copy(io.Discard, c)
-		c.Close()
-		got <- m
-	}()
-	c, err := gonet.DialContextTCP(context.Background(), a, tcpip.FullAddress{NIC: 1, Addr: addrB, Port: 80}, ipv4.ProtocolNumber)
-	require.NoError(t, err)
+	got := drainOne(ln, deadline+time.Second)
+	c := bp.dial(t)
 	defer c.Close()
 	start := time.Now()
 	c.SetDeadline(start.Add(deadline))
@@ -147,62 +127,79 @@ func holeTransfer(t *testing.T, n int, hole int64, deadline time.Duration, tune 
 	return took, nil, a.Stats().TCP
 }
 
-// TestTCPHoleRecovery: with NewNetstack's settings a hole of up to 1500
-// consecutive segments is repaired by SACK recovery instead of crawling
-// through retransmission timeouts. The deadline is a hang bound, not a
-// timing assertion (the transfer takes well under a second). Under the
-// race detector, about ten times slower, the first recovery round of a
-// 1500-segment hole outlasts the 200 ms RTO and gVisor's recovery after an
-// RTO crawls even without RACK (see TestGVisorRACKLargeHole), so only
-// the 300-segment hole runs there.
+// TestTCPHoleRecovery: with NewNetstack's settings a hole of 50 or 300
+// consecutive lost segments is repaired and every byte arrives. The
+// deadline is a hang bound, not a timing assertion: usually the transfer
+// takes well under a second, but gVisor's recovery is a race between the
+// first recovery round and the retransmission timer, and once the timer
+// wins it crawls (TestGVisorLargeHole): on an idle machine a 300-segment
+// hole once took 6.7 s through 33 RTOs, and a 1500-segment hole took 0.9 s,
+// 1.5 s and 24 s in three runs, which is why 1500 is left to the
+// reproduction. Under the race detector, about ten times slower, only the
+// 300-segment hole runs.
 func TestTCPHoleRecovery(t *testing.T) {
-	holes, deadline := []int64{50, 300, 1500}, 30*time.Second
+	holes, deadline := []int64{50, 300}, 60*time.Second
 	if raceDetector {
-		holes, deadline = []int64{300}, 60*time.Second
+		holes = []int64{300}
 	}
 	for _, hole := range holes {
-		took, err, st := holeTransfer(t, 8<<20, hole, deadline, nil)
+		took, err, st := holeTransfer(t, 8<<20, hole, 0, deadline, nil)
 		require.NoError(t, err, "hole of %d segments: timeouts %d", hole, st.Timeouts.Value())
 		t.Logf("hole %4d: 8 MiB in %v; timeouts %d, retransmits %d, SACK recoveries %d",
 			hole, took.Round(time.Millisecond), st.Timeouts.Value(), st.Retransmits.Value(), st.SACKRecovery.Value())
 	}
 }
 
-// TestGVisorRACKLargeHole is the minimal reproduction of what made RACK
-// unusable as NewNetstack's loss detection: gVisor's defaults (SACK with
-// RACK, tcpip.TCPRACKLossDetection, Reno) and a hole of 1500 consecutive
-// first transmissions. The first recovery does not repair the hole and a
-// retransmission timeout follows (snd.go, sender.retransmitTimerExpired:
-// SACK scoreboard expunged, writeNext back to the first unacknowledged
-// segment). From then on every ACK of the retransmission re-enters
-// recovery (snd.go, sender.enterRecovery after cc.HandleLossDetected) with
-// ssthresh cut from the one or two segments outstanding (the stall
-// reports show cwnd 5, ssthresh 2, state SACKRecovery), and rack.go's
-// rackControl.DoRecovery retransmits only lost segments before writeNext:
-// two segments are repaired per 200 ms RTO (the RTO never backs off, since
-// each one makes progress), so 8 MiB takes minutes instead of the 0.1 to
-// 0.4 s SACK recovery without RACK needs. The same happens with CUBIC and
-// RFC 6675 recovery (TCPRecovery 0) for holes of 300 segments and more,
-// not with Reno. The test asserts the stall (8 MiB not done in 5 s, 15 s
-// under the race detector, with RTOs); if gVisor fixes it, it fails, and RACK can be reconsidered.
-func TestGVisorRACKLargeHole(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits out a 3 s stall; skipped with -short")
+// TestGVisorLargeHole is the reproduction of how gVisor's TCP crawls when
+// a large hole is not repaired before the retransmission timer fires. After
+// the timeout (snd.go, sender.retransmitTimerExpired: SACK scoreboard
+// expunged, writeNext back to the first unacknowledged segment) every ACK
+// of a retransmission can re-enter recovery (snd.go, sender.enterRecovery
+// after cc.HandleLossDetected) with ssthresh cut from the one or two
+// segments outstanding (the stall reports showed cwnd 5, ssthresh 2, state
+// SACKRecovery), and recovery retransmits only the segments it deems lost
+// (rack.go, rackControl.DoRecovery with RACK): about two segments per 200
+// ms RTO, so 8 MiB takes minutes. Whether a transfer gets there is a race
+// between the first recovery round and the timer, so the outcome depends
+// on the machine's speed: on an idle machine gVisor's defaults (SACK with
+// RACK) repaired a 1500-segment hole in 0.2 to 0.5 s in about one run of
+// four and crawled in the others, NewNetstack's settings (no RACK) repaired
+// it in 0.5 to 1.5 s in most runs and crawled in some (24 s once), and
+// crawled in about half the runs when its retransmissions were also lost
+// for 300 ms, past the first RTO. The
+// test is therefore opt-in and counts: ENANET_HOLE_REPRO=N runs N
+// transfers per case and asserts that at least one crawled (8 MiB not done
+// in 5 s, 15 s under the race detector, with RTOs); if gVisor fixes it,
+// it fails.
+func TestGVisorLargeHole(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("ENANET_HOLE_REPRO"))
+	if n <= 0 {
+		t.Skip("a timing-dependent gVisor reproduction: ENANET_HOLE_REPRO=8 go test -run TestGVisorLargeHole -v ./link/")
 	}
-	// The bound must outlast the first recovery round and the first RTO
-	// on a busy machine: under the race detector at a load of 20 the
-	// first round alone took more than 3 s. Repaired at two segments per
-	// RTO, 8 MiB would take minutes, so the stall shows at either bound.
 	deadline := 5 * time.Second
 	if raceDetector {
 		deadline = 15 * time.Second
 	}
 	rack := tcpip.TCPRecovery(tcpip.TCPRACKLossDetection)
-	took, err, st := holeTransfer(t, 8<<20, 1500, deadline, func(s *stack.Stack) {
-		s.SetTransportProtocolOption(tcp.ProtocolNumber, &rack)
-	})
-	t.Logf("RACK, hole of 1500: after %v: %v; timeouts %d, retransmits %d, SACK recoveries %d", took.Round(time.Millisecond), err,
-		st.Timeouts.Value(), st.Retransmits.Value(), st.SACKRecovery.Value())
-	require.Error(t, err, "gVisor's RACK repaired a 1500-segment hole in %v: reconsider it as NewNetstack's default", took)
-	require.NotZero(t, st.Timeouts.Value())
+	withRACK := func(s *stack.Stack) { s.SetTransportProtocolOption(tcp.ProtocolNumber, &rack) }
+	for _, c := range []struct {
+		name     string
+		holdRetx time.Duration
+		tune     func(*stack.Stack)
+	}{
+		{"gVisor's defaults (SACK, RACK)", 0, withRACK},
+		{"NewNetstack (SACK, no RACK), retransmissions lost for 300 ms", 300 * time.Millisecond, nil},
+	} {
+		crawled := 0
+		for i := range n {
+			took, err, st := holeTransfer(t, 8<<20, 1500, c.holdRetx, deadline, c.tune)
+			t.Logf("%s, run %d: after %v: %v; timeouts %d, retransmits %d, SACK recoveries %d", c.name, i,
+				took.Round(time.Millisecond), err, st.Timeouts.Value(), st.Retransmits.Value(), st.SACKRecovery.Value())
+			if err != nil && st.Timeouts.Value() > 0 {
+				crawled++
+			}
+		}
+		t.Logf("%s: %d of %d crawled", c.name, crawled, n)
+		require.NotZero(t, crawled, "%s: gVisor repaired every 1500-segment hole: update this test and the README", c.name)
+	}
 }

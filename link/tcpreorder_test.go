@@ -2,7 +2,6 @@ package link
 
 import (
 	"context"
-	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -238,12 +236,11 @@ type reorderResult struct {
 // reorderTransfer sends n bytes from a stack A to a stack B, both with
 // NewNetstack's TCP settings changed by tune, through a reorderPipe.
 func reorderTransfer(t *testing.T, n int, p *reorderPipe, tune func(*stack.Stack)) reorderResult {
-	const mtu = 1500
 	sp := &senderProbe{}
-	mk := func(addr tcpip.Address, probe tcp.TCPProbeFunc) (*stack.Stack, *channel.Endpoint) {
+	bp := newBarePair(t, 8, func(i int) *stack.Stack {
 		tcpProto := tcp.NewProtocol
-		if probe != nil {
-			tcpProto = tcp.NewProtocolProbe(probe)
+		if i == 0 {
+			tcpProto = tcp.NewProtocolProbe(sp.probe)
 		}
 		s := stack.New(stack.Options{
 			NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
@@ -253,48 +250,18 @@ func reorderTransfer(t *testing.T, n int, p *reorderPipe, tune func(*stack.Stack
 		if tune != nil {
 			tune(s)
 		}
-		ep := channel.New(4096, mtu, "")
-		require.Nil(t, s.CreateNIC(1, ep))
-		require.Nil(t, s.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
-			AddressWithPrefix: addr.WithPrefix()}, stack.AddressProperties{}))
-		s.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: 1}})
-		return s, ep
-	}
-	addrA, addrB := tcpip.AddrFrom4([4]byte{10, 8, 0, 1}), tcpip.AddrFrom4([4]byte{10, 8, 0, 2})
-	a, ea := mk(addrA, sp.probe)
+		return s
+	})
+	a := bp.a
 	sp.stats = a.Stats().TCP
-	b, eb := mk(addrB, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go p.forwardAB(ctx, ea, eb, &wg)
-	go p.release(ctx, eb, &wg)
-	go p.forwardBA(ctx, eb, ea, &wg)
-	defer func() {
-		cancel()
-		wg.Wait()
-		a.Close()
-		b.Close()
-		a.Wait()
-		b.Wait()
-	}()
-	ln, err := gonet.ListenTCP(b, tcpip.FullAddress{NIC: 1, Addr: addrB, Port: 80}, ipv4.ProtocolNumber)
-	require.NoError(t, err)
+	bp.start(func(ctx context.Context, wg *sync.WaitGroup) { p.forwardAB(ctx, bp.ea, bp.eb, wg) },
+		func(ctx context.Context, wg *sync.WaitGroup) { p.release(ctx, bp.eb, wg) },
+		func(ctx context.Context, wg *sync.WaitGroup) { p.forwardBA(ctx, bp.eb, bp.ea, wg) })
+	defer bp.close()
+	ln := bp.listen(t)
 	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		c.SetDeadline(time.Now().Add(time.Minute))
-		m, _ := io.Copy(io.Discard, c)
-		c.Close()
-		got <- m
-	}()
-	c, err := gonet.DialContextTCP(context.Background(), a, tcpip.FullAddress{NIC: 1, Addr: addrB, Port: 80}, ipv4.ProtocolNumber)
-	require.NoError(t, err)
+	got := drainOne(ln, time.Minute)
+	c := bp.dial(t)
 	defer c.Close()
 	start := time.Now()
 	c.SetDeadline(start.Add(time.Minute)) // a hang bound, not a timing assertion
