@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -81,6 +82,32 @@ func (p *barePair) dial(t *testing.T) *gonet.TCPConn {
 	c, err := gonet.DialContextTCP(context.Background(), p.a, tcpip.FullAddress{NIC: 1, Addr: p.addrB, Port: 80}, ipv4.ProtocolNumber)
 	require.NoError(t, err)
 	return c
+}
+
+// pipe moves every IPv4 packet from `from` to `to` until ctx ends. keep,
+// if not nil, sees each packet first; when it returns true the packet is
+// not forwarded and keep owns v (it drops it, or holds it for inject).
+func pipe(ctx context.Context, from, to *channel.Endpoint, wg *sync.WaitGroup, keep func(v *buffer.View) bool) {
+	defer wg.Done()
+	for {
+		pkt := from.ReadContext(ctx)
+		if pkt == nil {
+			return
+		}
+		v := pkt.ToView()
+		pkt.DecRef()
+		if keep != nil && keep(v) {
+			continue
+		}
+		inject(to, v)
+	}
+}
+
+// inject hands v to the stack behind to as an inbound IPv4 packet.
+func inject(to *channel.Endpoint, v *buffer.View) {
+	np := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
+	to.InjectInbound(header.IPv4ProtocolNumber, np)
+	np.DecRef()
 }
 
 // drainOne accepts one connection on ln and reads it to the end (or until

@@ -19,8 +19,6 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -32,24 +30,14 @@ type blackoutPipe struct {
 	dropped  atomic.Int64
 }
 
-func (p *blackoutPipe) forward(ctx context.Context, from, to *channel.Endpoint, wg *sync.WaitGroup) {
-	defer wg.Done()
-	for {
-		pkt := from.ReadContext(ctx)
-		if pkt == nil {
-			return
-		}
-		v := pkt.ToView()
-		pkt.DecRef()
-		if p.blackout.Load() {
-			p.dropped.Add(1)
-			v.Release()
-			continue
-		}
-		np := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
-		to.InjectInbound(header.IPv4ProtocolNumber, np)
-		np.DecRef()
+// drop drops v while the blackout lasts.
+func (p *blackoutPipe) drop(v *buffer.View) bool {
+	if !p.blackout.Load() {
+		return false
 	}
+	p.dropped.Add(1)
+	v.Release()
+	return true
 }
 
 // TestGVisorDuplexBlackoutStress reproduces the fault matrix's residual
@@ -93,8 +81,8 @@ func duplexBlackout(t *testing.T, iter int) bool {
 	bp := newBarePair(t, 7, func(int) *stack.Stack { return NewNetstack() })
 	a, b := bp.a, bp.b
 	p := &blackoutPipe{}
-	bp.start(func(ctx context.Context, wg *sync.WaitGroup) { p.forward(ctx, bp.ea, bp.eb, wg) },
-		func(ctx context.Context, wg *sync.WaitGroup) { p.forward(ctx, bp.eb, bp.ea, wg) })
+	bp.start(func(ctx context.Context, wg *sync.WaitGroup) { pipe(ctx, bp.ea, bp.eb, wg, p.drop) },
+		func(ctx context.Context, wg *sync.WaitGroup) { pipe(ctx, bp.eb, bp.ea, wg, p.drop) })
 	defer bp.close()
 	ln := bp.listen(t)
 	defer ln.Close()

@@ -13,7 +13,6 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
@@ -40,23 +39,13 @@ type lossyPipe struct {
 	firstDrop time.Time
 }
 
-func (p *lossyPipe) forward(ctx context.Context, from, to *channel.Endpoint, drop bool, wg *sync.WaitGroup) {
-	defer wg.Done()
-	for {
-		pkt := from.ReadContext(ctx)
-		if pkt == nil {
-			return
-		}
-		v := pkt.ToView()
-		pkt.DecRef()
-		if drop && p.drops(v.AsSlice()) {
-			v.Release()
-			continue
-		}
-		np := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
-		to.InjectInbound(header.IPv4ProtocolNumber, np)
-		np.DecRef()
+// drop drops the IPv4 packet v if it is to be lost.
+func (p *lossyPipe) drop(v *buffer.View) bool {
+	if !p.drops(v.AsSlice()) {
+		return false
 	}
+	v.Release()
+	return true
 }
 
 // drops reports whether the IPv4 packet b is to be lost.
@@ -101,8 +90,8 @@ func holeTransfer(t *testing.T, n int, hole int64, holdRetx, deadline time.Durat
 	})
 	a := bp.a
 	p := &lossyPipe{dropFrom: 2000, dropN: hole, holdRetx: holdRetx, lost: map[uint32]bool{}}
-	bp.start(func(ctx context.Context, wg *sync.WaitGroup) { p.forward(ctx, bp.ea, bp.eb, true, wg) },
-		func(ctx context.Context, wg *sync.WaitGroup) { p.forward(ctx, bp.eb, bp.ea, false, wg) })
+	bp.start(func(ctx context.Context, wg *sync.WaitGroup) { pipe(ctx, bp.ea, bp.eb, wg, p.drop) },
+		func(ctx context.Context, wg *sync.WaitGroup) { pipe(ctx, bp.eb, bp.ea, wg, nil) })
 	defer bp.close()
 	ln := bp.listen(t)
 	defer ln.Close()

@@ -58,23 +58,6 @@ func newReorderPipe(every int64, delay, maxHold time.Duration) *reorderPipe {
 		held: map[seqnum.Value]*heldSegment{}, sent: map[seqnum.Value]bool{}}
 }
 
-// forwardAB forwards A's packets to B, holding some back (see reorderPipe).
-func (p *reorderPipe) forwardAB(ctx context.Context, from, to *channel.Endpoint, wg *sync.WaitGroup) {
-	defer wg.Done()
-	for {
-		pkt := from.ReadContext(ctx)
-		if pkt == nil {
-			return
-		}
-		v := pkt.ToView()
-		pkt.DecRef()
-		if p.hold(v) {
-			continue
-		}
-		inject(to, v)
-	}
-}
-
 // hold reports whether the IPv4 packet v is held back; it also notes
 // retransmissions of held segments.
 func (p *reorderPipe) hold(v *buffer.View) bool {
@@ -142,21 +125,6 @@ func (p *reorderPipe) release(ctx context.Context, to *channel.Endpoint, wg *syn
 	}
 }
 
-// forwardBA forwards B's packets to A and counts ACKs with a DSACK block.
-func (p *reorderPipe) forwardBA(ctx context.Context, from, to *channel.Endpoint, wg *sync.WaitGroup) {
-	defer wg.Done()
-	for {
-		pkt := from.ReadContext(ctx)
-		if pkt == nil {
-			return
-		}
-		v := pkt.ToView()
-		pkt.DecRef()
-		p.countDSACK(v.AsSlice())
-		inject(to, v)
-	}
-}
-
 func (p *reorderPipe) countDSACK(b []byte) {
 	ip := header.IPv4(b)
 	if len(b) < header.IPv4MinimumSize || ip.TransportProtocol() != header.TCPProtocolNumber {
@@ -176,12 +144,6 @@ func (p *reorderPipe) countDSACK(b []byte) {
 		(len(sacks) > 1 && sacks[1].Start.LessThanEq(first.Start) && first.End.LessThanEq(sacks[1].End)) {
 		p.dsacks.Add(1)
 	}
-}
-
-func inject(to *channel.Endpoint, v *buffer.View) {
-	np := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
-	to.InjectInbound(header.IPv4ProtocolNumber, np)
-	np.DecRef()
 }
 
 // senderProbe watches A's TCP sender through gVisor's TCP probe (called on
@@ -254,9 +216,11 @@ func reorderTransfer(t *testing.T, n int, p *reorderPipe, tune func(*stack.Stack
 	})
 	a := bp.a
 	sp.stats = a.Stats().TCP
-	bp.start(func(ctx context.Context, wg *sync.WaitGroup) { p.forwardAB(ctx, bp.ea, bp.eb, wg) },
+	bp.start(func(ctx context.Context, wg *sync.WaitGroup) { pipe(ctx, bp.ea, bp.eb, wg, p.hold) },
 		func(ctx context.Context, wg *sync.WaitGroup) { p.release(ctx, bp.eb, wg) },
-		func(ctx context.Context, wg *sync.WaitGroup) { p.forwardBA(ctx, bp.eb, bp.ea, wg) })
+		func(ctx context.Context, wg *sync.WaitGroup) {
+			pipe(ctx, bp.eb, bp.ea, wg, func(v *buffer.View) bool { p.countDSACK(v.AsSlice()); return false })
+		})
 	defer bp.close()
 	ln := bp.listen(t)
 	defer ln.Close()
