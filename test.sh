@@ -95,7 +95,7 @@ if [ $# -eq 0 ]; then
 	echo "== fuzz (${FUZZTIME:-5s} per target)"
 	# Go's fuzzing engine now and then ends a run that found nothing with
 	# "context deadline exceeded" (its own -fuzztime deadline reached while
-	# a worker was still busy): in 2 of 5 CI rehearsals on 2026-12-02, one
+	# a worker was still busy): in 2 of 4 CI rehearsals on 2026-12-02, one
 	# target each. A real failure always writes its input under
 	# testdata/fuzz ("Failing input written to"); only the other kind is
 	# run again, at most three times in all, and it says so.
