@@ -24,7 +24,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"unsafe"
 
 	"github.com/enanet/enanet/ena/hw"
 	"github.com/enanet/enanet/ena/spec"
@@ -85,21 +84,6 @@ func alloc(dma hw.DMA, name, what string, size, align int) (*hw.Region, error) {
 // (MaxDepth); masking it with 31 tells the compiler so, which saves the code
 // for shifts of 32 and more.
 func phaseBit(pos uint32, shift uint) uint32 { return ^(pos >> (shift & 31)) & 1 }
-
-// entries16 views a ring as its 16-byte entries (SQ descriptors, Rx
-// completions). The hot paths index these views: taking entry i is one
-// bounds check, where slicing the ring's bytes at i*16 and converting the
-// slice to an array pointer takes two and the slice arithmetic. The ring
-// is 4 KiB aligned (ringAlign), so every entry is.
-func entries16(b []byte) [][16]byte {
-	return unsafe.Slice((*[16]byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/16)
-}
-
-// entries8 views a ring as its 8-byte entries (Tx completions), like
-// entries16.
-func entries8(b []byte) [][8]byte {
-	return unsafe.Slice((*[8]byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/8)
-}
 
 // le32 reads a little-endian word with a plain load (the rest of a
 // completion, after dmamem.Acquire32 saw the expected phase).

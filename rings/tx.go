@@ -1,10 +1,8 @@
 package rings
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/enanet/enanet/ena/hw"
 	"github.com/enanet/enanet/ena/hw/dmamem"
@@ -957,21 +955,6 @@ func (q *TxQueue) setOffloadEnc(off *TxOffload, k0 uint64, k1 uint8) {
 func (q *TxQueue) metaStored(w2 uint32) {
 	q.metaValid, q.metaW2 = true, w2
 	q.offEnc.meta = q.needMeta(&q.offEnc)
-}
-
-// txOffloadSize is the size of a TxOffload: nine one-byte fields, no
-// padding. The array below fails to compile if a field is added or widened,
-// since txOffloadKey must then change.
-const txOffloadSize = 9
-
-var _ = [1]struct{}{}[unsafe.Sizeof(TxOffload{})-txOffloadSize]
-
-// txOffloadKey is off's nine bytes as a word and a byte, so comparing two
-// requests takes two compares (comparing the structs takes nine byte
-// compares and their branches).
-func txOffloadKey(off *TxOffload) (uint64, uint8) {
-	b := (*[txOffloadSize]byte)(unsafe.Pointer(off))
-	return binary.LittleEndian.Uint64(b[0:8]), b[8]
 }
 
 // needMeta reports whether a frame with offload encoding e needs a meta
