@@ -101,6 +101,9 @@ type RxQueue struct {
 	ids    [MaxRxFrags]uint16
 	pkt    RxPacket
 	broken error
+	// singles holds the frames pollSingles claimed and has yet to
+	// deliver.
+	singles [rxSinglesMax]rxSingle
 
 	pend  rxPending
 	stats rxCounters
@@ -222,7 +225,9 @@ func (q *RxQueue) post() int {
 	// The loop keeps the queue's state in locals and stores it back once.
 	// It posts the last n free buffers, last first: at most depth-1 are
 	// with the device (§7.8). Each buffer is a one-descriptor "packet":
-	// FIRST|LAST|COMP_REQ and the slot's phase (§7.6).
+	// FIRST|LAST|COMP_REQ and the slot's phase (§7.6). The slots are
+	// written in runs that do not wrap around the ring, so a run's phase
+	// is computed once and its slots are indexed without the mask.
 	tail, head, mask, shift := q.tail, q.head, q.mask, q.shift
 	free := q.free
 	n := min(int(mask)-int(tail-head), len(free))
@@ -230,15 +235,21 @@ func (q *RxQueue) post() int {
 		return 0
 	}
 	posted, addr, sqe := q.posted, q.pool.addr, q.sqe
-	descLo := uint64(q.descLen) | uint64(spec.RxDescCtrlPosted0)<<24
+	descLen := uint64(q.descLen) | uint64(spec.RxDescCtrlPosted0)<<24
 	ids := free[len(free)-n:]
-	for i := len(ids) - 1; i >= 0; i-- {
-		id := ids[i]
-		posted[id] = true
-		d := &sqe[tail&mask]
-		store64((*[8]byte)(d[0:8]), descLo|uint64(phaseBit(tail, shift))<<24|uint64(id)<<32)
-		store64((*[8]byte)(d[8:16]), addr[id]&spec.MaxMemAddr)
-		tail++
+	for i := len(ids) - 1; i >= 0; {
+		slot := tail & mask
+		run := sqe[slot:min(uint32(len(sqe)), slot+uint32(i)+1)]
+		lo := descLen | uint64(phaseBit(tail, shift))<<24
+		for j := range run {
+			id := ids[i-j]
+			posted[id] = true
+			d := &run[j]
+			store64((*[8]byte)(d[0:8]), lo|uint64(id)<<32)
+			store64((*[8]byte)(d[8:16]), addr[id]&spec.MaxMemAddr)
+		}
+		i -= len(run)
+		tail += uint32(len(run))
 	}
 	q.tail, q.free = tail, free[:len(free)-n]
 	q.stats.refills.Add(uint64(n))
@@ -321,56 +332,135 @@ func (q *RxQueue) Poll(budget int, fn func(*RxPacket)) (int, error) {
 // LAST, every field in range. It delivers up to budget such frames and
 // returns how many; it stops at anything else (no completion yet, a
 // multi-buffer frame, a value next must reject) without consuming or
-// changing it, and next does the work. The checks are next's (§7.7), in
-// one branch per completion.
+// changing it, and next does the work.
+//
+// It works in two passes over chunks of up to rxSinglesMax frames:
+// claimSingles checks and claims the chunk's completions in a loop without
+// calls, so the ring state stays in registers, and deliverSingles hands
+// them to fn. Calling fn inside the checking loop made every frame reload
+// the whole ring state after the call (a Go call clobbers every register):
+// 116 instructions per frame against 70 for both passes.
 func (q *RxQueue) pollSingles(budget int, fn func(*RxPacket)) int {
-	p, pend := &q.pkt, &q.pend
-	const firstLast = spec.RxCdescFirstMask | spec.RxCdescLastMask
 	n := 0
-	for ; n < budget; n++ {
-		pos := q.cqHead
-		// One bounds check for the whole entry; the phase word is still
-		// read first, with the acquire load (§7.8).
-		c := &q.cqe[pos&q.mask]
-		w0 := dmamem.Acquire32(c[:], 0)
-		// Phase, FIRST and LAST in one compare.
-		if w0&(spec.RxCdescPhaseMask|firstLast) != phaseBit(pos, q.shift)<<24|firstLast ||
-			q.checkMBZ && w0&spec.RxCdescMBZMask != 0 {
+	for n < budget {
+		k := q.claimSingles(min(budget-n, rxSinglesMax))
+		if k == 0 {
 			break
 		}
-		w1 := binary.LittleEndian.Uint32(c[4:8])
-		id := int(w1 >> 16)
-		length := int(w1 & 0xFFFF)
-		posted := q.posted
-		if id >= len(posted) || !posted[id] || length > q.bufSize {
-			break
+		q.deliverSingles(q.singles[:k], fn)
+		n += k
+		if k < rxSinglesMax {
+			break // stopped at something else than a single
 		}
-		posted[id] = false
-		p.NFrags, p.Len = 0, length
-		if length > 0 {
-			p.Frags[0] = q.pool.mem[id][:length]
-			p.NFrags = 1
-		}
-		p.setParse(w0, binary.LittleEndian.Uint32(c[8:12]))
-		// q.count(w0, length), inlined by hand (the call is over the
-		// compiler's inlining budget).
-		pend.bytes += uint64(length)
-		if cls := w0 & rxCountMask; cls != pend.cls {
-			pend.newRun(cls)
-		}
-		pend.run++
-		fn(p)
-		// The buffer goes back to the free list, which has room for
-		// every buffer, so no append; Poll re-posts it after the loop, so
-		// a completion that names it again in this Poll (a device that
-		// overran the CQ) still finds it not posted (§7.7).
-		k := len(q.free)
-		q.free = q.free[:k+1]
-		q.free[k] = uint16(id)
-		q.cqHead++
-		q.head++
 	}
 	return n
+}
+
+// rxSinglesMax is how many one-buffer frames pollSingles claims before it
+// delivers them: enough to cover link's budget per Poll in one chunk.
+const rxSinglesMax = 64
+
+// rxSingle is a claimed one-buffer frame between pollSingles' passes: its
+// completion's status word, word 1 (req_id and length, checked) and hash.
+type rxSingle struct{ w0, w1, hash uint32 }
+
+// claimSingles consumes up to max completions of one-buffer frames into
+// q.singles and returns how many. The checks are next's (§7.7), made by
+// claimRun. A claimed buffer is no longer posted, so a completion that
+// names it again in the same Poll (a device that overran its CQ) fails
+// the check; the buffer goes back to the free list, and Poll re-posts it
+// after every frame was delivered.
+//
+// The completions are claimed in runs that neither wrap around the ring
+// (so a run has one phase) nor change the parse result the counters sort
+// frames by (rxPending, whose newRun is a call and stays out of the loop).
+func (q *RxQueue) claimSingles(max int) int {
+	const firstLast = spec.RxCdescFirstMask | spec.RxCdescLastMask
+	check := spec.RxCdescPhaseMask | firstLast | rxCountMask
+	if q.checkMBZ {
+		check |= spec.RxCdescMBZMask
+	}
+	cqe, mask := q.cqe, q.mask
+	// The free list has room for every buffer, so the claimed ones are
+	// written by index into its spare capacity.
+	nfree := len(q.free)
+	free := q.free[nfree:cap(q.free)]
+	out := q.singles[:min(max, len(q.singles), len(free))]
+	pend := &q.pend
+	pos := q.cqHead
+	k := 0
+	for k < len(out) {
+		slot := pos & mask
+		run := cqe[slot:min(uint32(len(cqe)), slot+uint32(len(out)-k))]
+		want := phaseBit(pos, q.shift)<<24 | firstLast
+		j := claimRun(run, out[k:], free[k:], q.posted, check, want|pend.cls, uint32(q.bufSize))
+		pend.run += uint64(j)
+		k += j
+		pos += uint32(j)
+		if j == len(run) {
+			continue
+		}
+		// Stopped: a frame of another parse result starts a new run of
+		// the counters, and anything else is left for next.
+		w0 := dmamem.Acquire32(run[j][:], 0)
+		if w0&(check&^rxCountMask) != want || w0&rxCountMask == pend.cls {
+			break
+		}
+		pend.newRun(w0 & rxCountMask)
+	}
+	q.cqHead = pos
+	q.head += uint32(k)
+	q.free = q.free[:nfree+k]
+	return k
+}
+
+// claimRun claims the completions of run, which all have the phase in
+// want, into out and free (req_ids), and returns how many. It stops at the
+// first completion that is not written yet, is not a frame in one buffer
+// whose parse result is the one in want, or carries a value next must
+// reject: the phase word is read first with the acquire load (§7.8), its
+// phase, FIRST, LAST, parse result and (when check has them) must-be-zero
+// bits are compared in one compare, then req_id and length are checked
+// before they index anything (§7.7). It is a leaf function with its state
+// in registers: in a loop with any call in it the compiler kept most of it
+// on the stack.
+func claimRun(run [][RxCQEntrySize]byte, out []rxSingle, free []uint16, posted []bool, check, want, bufSize uint32) int {
+	out, free = out[:len(run)], free[:len(run)]
+	for j := range run {
+		c := &run[j]
+		w0 := dmamem.Acquire32(c[:], 0)
+		if w0&check != want {
+			return j
+		}
+		w1 := binary.LittleEndian.Uint32(c[4:8])
+		id, length := w1>>16, w1&0xFFFF
+		if id >= uint32(len(posted)) || !posted[id] || length > bufSize {
+			return j
+		}
+		posted[id] = false
+		out[j] = rxSingle{w0: w0, w1: w1, hash: binary.LittleEndian.Uint32(c[8:12])}
+		free[j] = uint16(id)
+	}
+	return len(run)
+}
+
+// deliverSingles hands each claimed frame to fn as q.pkt.
+func (q *RxQueue) deliverSingles(s []rxSingle, fn func(*RxPacket)) {
+	p, mem := &q.pkt, q.pool.mem
+	bytes := 0
+	for i := range s {
+		e := &s[i]
+		length := int(e.w1 & 0xFFFF)
+		bytes += length
+		p.NFrags, p.Len = 0, length
+		if length > 0 {
+			p.Frags[0] = mem[e.w1>>16][:length]
+			p.NFrags = 1
+		}
+		p.setParse(e.w0, e.hash)
+		fn(p)
+	}
+	q.pend.bytes += uint64(bytes)
 }
 
 // next parses the frame at the head of the CQ into q.pkt and q.ids. It
