@@ -237,18 +237,12 @@ func (q *RxQueue) post() int {
 	posted, addr, sqe := q.posted, q.pool.addr, q.sqe
 	descLen := uint64(q.descLen) | uint64(spec.RxDescCtrlPosted0)<<24
 	ids := free[len(free)-n:]
-	for i := len(ids) - 1; i >= 0; {
+	for len(ids) > 0 {
 		slot := tail & mask
-		run := sqe[slot:min(uint32(len(sqe)), slot+uint32(i)+1)]
+		run := sqe[slot:min(uint32(len(sqe)), slot+uint32(len(ids)))]
 		lo := descLen | uint64(phaseBit(tail, shift))<<24
-		for j := range run {
-			id := ids[i-j]
-			posted[id] = true
-			d := &run[j]
-			store64((*[8]byte)(d[0:8]), lo|uint64(id)<<32)
-			store64((*[8]byte)(d[8:16]), addr[id]&spec.MaxMemAddr)
-		}
-		i -= len(run)
+		postRun(run, ids[len(ids)-len(run):], posted, addr, lo)
+		ids = ids[:len(ids)-len(run)]
 		tail += uint32(len(run))
 	}
 	q.tail, q.free = tail, free[:len(free)-n]
@@ -257,6 +251,24 @@ func (q *RxQueue) post() int {
 		q.stats.refillPartial.Add(1)
 	}
 	return n
+}
+
+// postRun writes one descriptor per slot of run: buffer ids[len(ids)-1]
+// in the first slot, then backwards (the free list's last buffers, which
+// were freed last, go first). lo is word 0-1 with the run's phase; word
+// 2-3 is the buffer's address. A leaf function, so the loop keeps its
+// state in registers (inlined into post, it was not).
+//
+//go:noinline
+func postRun(run [][spec.RxDescSize]byte, ids []uint16, posted []bool, addr []uint64, lo uint64) {
+	ids = ids[:len(run)]
+	for j := range run {
+		id := ids[len(ids)-1-j]
+		posted[id] = true
+		d := &run[j]
+		store64((*[8]byte)(d[0:8]), lo|uint64(id)<<32)
+		store64((*[8]byte)(d[8:16]), addr[id]&spec.MaxMemAddr)
+	}
 }
 
 // ring orders the descriptor writes before the doorbell and writes the
@@ -424,6 +436,8 @@ func (q *RxQueue) claimSingles(max int) int {
 // before they index anything (§7.7). It is a leaf function with its state
 // in registers: in a loop with any call in it the compiler kept most of it
 // on the stack.
+//
+//go:noinline
 func claimRun(run [][RxCQEntrySize]byte, out []rxSingle, free []uint16, posted []bool, check, want, bufSize uint32) int {
 	out, free = out[:len(run)], free[:len(run)]
 	for j := range run {

@@ -773,39 +773,62 @@ func (q *TxQueue) reclaimSingles() {
 	if q.checkMBZ {
 		check |= spec.TxCdescMBZMask
 	}
-	start, head := q.cqHead, q.head
+	pos, head := q.cqHead, q.head
 	nreq, nbuf := len(q.reqFree), len(q.bufFree)
 	reqs, bufs := q.reqFree[nreq:cap(q.reqFree)], q.bufFree[nbuf:cap(q.bufFree)]
 	lim := min(len(reqs), len(bufs))
-	reqs, bufs = reqs[:lim], bufs[:lim]
 	k := 0
-	for ; k < len(reqs); k++ {
-		pos := start + uint32(k)
+	// In runs that do not wrap around the ring: one phase per run.
+	for k < lim {
+		slot := pos & mask
+		run := cqe[slot:min(uint32(len(cqe)), slot+uint32(lim-k))]
+		j, slots := reclaimRun(run, info, reqs[k:], bufs[k:], check, phaseBit(pos, shift)<<24)
+		k += j
+		pos += uint32(j)
+		head += slots
+		if j < len(run) {
+			break
+		}
+	}
+	q.cqHead, q.head = pos, head
+	q.reqFree, q.bufFree = q.reqFree[:nreq+k], q.bufFree[:nbuf+k]
+}
+
+// reclaimRun consumes the completions of run, which all have the phase
+// in want, while they are for one-buffer packets, writing the freed
+// req_ids and buffers into reqs and bufs. It returns how many it
+// consumed and the SQ slots their packets used. It is a leaf function,
+// so the loop keeps its state in registers.
+//
+//go:noinline
+func reclaimRun(run [][TxCQEntrySize]byte, info []txInfo, reqs, bufs []uint16, check, want uint32) (int, uint32) {
+	reqs, bufs = reqs[:len(run)], bufs[:len(run)]
+	slots := uint32(0)
+	for k := range run {
 		// Step 1: an acquire load of word 0; the phase says whether the
 		// device has written this entry on the current lap (§7.8). The
 		// Tx completion's other word (sub_qid, sq_head) is ignored by
 		// drivers (§7.5), so there is nothing more to read.
-		w0 := dmamem.Acquire32(cqe[pos&mask][:], 0)
-		if w0&check != phaseBit(pos, shift)<<24 {
-			break
+		w0 := dmamem.Acquire32(run[k][:], 0)
+		if w0&check != want {
+			return k, slots
 		}
 		// Step 2: check before use (Reclaim builds the error).
 		id := int(w0 & spec.TxCdescReqIDMask)
 		if id >= len(info) {
-			break
+			return k, slots
 		}
 		in := &info[id]
 		if !in.inflight || in.nbufs != 1 || in.linear {
-			break
+			return k, slots
 		}
 		// Step 3: free the packet, its buffer and its slots.
 		bufs[k] = in.bufs[0]
 		reqs[k] = uint16(id)
 		in.inflight = false
-		head += uint32(in.slots)
+		slots += uint32(in.slots)
 	}
-	q.cqHead, q.head = start+uint32(k), head
-	q.reqFree, q.bufFree = q.reqFree[:nreq+k], q.bufFree[:nbuf+k]
+	return len(run), slots
 }
 
 // checkCompletion validates Tx completion word 0 (§7.5) and, on a violation,
