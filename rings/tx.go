@@ -129,6 +129,9 @@ type TxQueue struct {
 	// hostOneMax is the longest frame host placement sends in one buffer
 	// (Send's own path): min(bufSize, maxFrame).
 	hostOneMax int
+	// hostOne is hostOneMax while the queue is bound in host placement
+	// and 0 otherwise, so Send tells its own case with one compare.
+	hostOne int
 	// llqOneMax is the longest frame LLQ placement pushes whole in one
 	// entry (sendLLQOne): min(pushMax, maxFrame).
 	llqOneMax int
@@ -365,7 +368,17 @@ func (q *TxQueue) LLQ() bool { return q.llq != nil }
 func (q *TxQueue) Bind(doorbellOff, llqOff uint32) {
 	q.doorbell = doorbellOff
 	q.llqOff = llqOff
-	q.bound = true
+	q.setBound(true)
+}
+
+// setBound records whether the queue is bound, and so whether Send's
+// host path may run.
+func (q *TxQueue) setBound(bound bool) {
+	q.bound = bound
+	q.hostOne = 0
+	if bound && q.llq == nil {
+		q.hostOne = q.hostOneMax
+	}
 }
 
 // txDesc is one Tx descriptor, meta or data, as Send builds it: words 0-1
@@ -896,7 +909,7 @@ func (q *TxQueue) Reset() {
 	clear(q.sq)
 	clear(q.cq)
 	q.resetState()
-	q.bound = false
+	q.setBound(false)
 }
 
 // Stats returns the queue's counters. Safe from any goroutine; counts of
@@ -923,7 +936,7 @@ func (q *TxQueue) Stats() TxStats {
 // destroyed (DESTROY_SQ, then DESTROY_CQ). Safe to call twice.
 func (q *TxQueue) Close() error {
 	q.sq, q.cq, q.lin, q.sqe, q.cqe = nil, nil, nil, nil, nil
-	q.bound = false
+	q.setBound(false)
 	err := freeRegions(&q.sqRegion, &q.cqRegion, &q.linRegion)
 	if perr := q.pool.free(); err == nil {
 		err = perr
