@@ -373,8 +373,12 @@ func (q *RxQueue) pollSingles(budget int, fn func(*RxPacket)) int {
 const rxSinglesMax = 64
 
 // rxSingle is a claimed one-buffer frame between pollSingles' passes: its
-// completion's status word, word 1 (req_id and length, checked) and hash.
-type rxSingle struct{ w0, w1, hash uint32 }
+// completion's word 1 (req_id and length, checked) and its parse result
+// and hash as storeParse stores them.
+type rxSingle struct {
+	parse rxParse
+	w1    uint32
+}
 
 // claimSingles consumes up to max completions of one-buffer frames into
 // q.singles and returns how many. The checks are next's (§7.7), made by
@@ -405,7 +409,7 @@ func (q *RxQueue) claimSingles(max int) int {
 		slot := pos & mask
 		run := cqe[slot:min(uint32(len(cqe)), slot+uint32(len(out)-k))]
 		want := phaseBit(pos, q.shift)<<24 | firstLast
-		j := claimRun(run, out[k:], free[k:], q.posted, check, want|pend.cls, uint32(q.bufSize))
+		j := claimRun(run, out[k:], free[k:], q.posted, check, want|pend.cls, uint32(q.bufSize), parseOf(pend.cls))
 		pend.run += uint64(j)
 		k += j
 		pos += uint32(j)
@@ -429,7 +433,7 @@ func (q *RxQueue) claimSingles(max int) int {
 // claimRun claims the completions of run, which all have the phase in
 // want, into out and free (req_ids), and returns how many. It stops at the
 // first completion that is not written yet, is not a frame in one buffer
-// whose parse result is the one in want, or carries a value next must
+// whose parse result is the one in want (and in parse), or carries a value next must
 // reject: the phase word is read first with the acquire load (§7.8), its
 // phase, FIRST, LAST, parse result and (when check has them) must-be-zero
 // bits are compared in one compare, then req_id and length are checked
@@ -438,7 +442,7 @@ func (q *RxQueue) claimSingles(max int) int {
 // on the stack.
 //
 //go:noinline
-func claimRun(run [][RxCQEntrySize]byte, out []rxSingle, free []uint16, posted []bool, check, want, bufSize uint32) int {
+func claimRun(run [][RxCQEntrySize]byte, out []rxSingle, free []uint16, posted []bool, check, want, bufSize uint32, parse rxParse) int {
 	out, free = out[:len(run)], free[:len(run)]
 	for j := range run {
 		c := &run[j]
@@ -452,7 +456,7 @@ func claimRun(run [][RxCQEntrySize]byte, out []rxSingle, free []uint16, posted [
 			return j
 		}
 		posted[id] = false
-		out[j] = rxSingle{w0: w0, w1: w1, hash: binary.LittleEndian.Uint32(c[8:12])}
+		out[j] = rxSingle{parse: rxParse{lo: parse.lo | uint64(binary.LittleEndian.Uint32(c[8:12])), hi: parse.hi}, w1: w1}
 		free[j] = uint16(id)
 	}
 	return len(run)
@@ -471,7 +475,7 @@ func (q *RxQueue) deliverSingles(s []rxSingle, fn func(*RxPacket)) {
 			p.Frags[0] = mem[e.w1>>16][:length]
 			p.NFrags = 1
 		}
-		p.setParse(e.w0, e.hash)
+		p.storeParse(e.parse)
 		fn(p)
 	}
 	q.pend.bytes += uint64(bytes)
@@ -685,6 +689,32 @@ func (q *RxQueue) Close() error {
 	}
 	q.pool = nil
 	return err
+}
+
+// rxParse is what setParse stores, packed for two stores (storeParse):
+// lo is the little-endian image of RxPacket's Hash, L3, L4, L3CsumErr and
+// L4CsumErr, hi that of L4CsumChecked and IPv4Frag (unsafe.go checks the
+// fields lie so).
+type rxParse struct {
+	lo uint64
+	hi uint16
+}
+
+// parseOf packs the parse result in a LAST completion's status word w0
+// (§7.7), without the hash: the same fields setParse writes.
+func parseOf(w0 uint32) rxParse {
+	bit := func(mask uint32) uint64 {
+		if w0&mask != 0 {
+			return 1
+		}
+		return 0
+	}
+	l3 := uint64(w0 & spec.RxCdescL3ProtoMask)
+	l4 := uint64((w0 & spec.RxCdescL4ProtoMask) >> spec.RxCdescL4ProtoShift)
+	return rxParse{
+		lo: l3<<32 | l4<<40 | bit(spec.RxCdescL3CsumErrMask)<<48 | bit(spec.RxCdescL4CsumErrMask)<<56,
+		hi: uint16(bit(spec.RxCdescL4CsumCheckedMask)) | uint16(bit(spec.RxCdescIPv4FragMask))<<8,
+	}
 }
 
 // setParse records what the device's parser reported in a frame's LAST

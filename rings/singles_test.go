@@ -134,3 +134,23 @@ func TestSendUnbound(t *testing.T) {
 	require.ErrorIs(t, tx.Send([][]byte{fr[:14], fr[14:]}, TxOffload{}), errNotBound)
 	require.Zero(t, tx.InFlight())
 }
+
+// TestStoreParse: the packed parse result (parseOf, storeParse) writes
+// exactly the fields setParse writes, for every value of the status bits
+// they come from, and leaves the rest of the packet alone.
+func TestStoreParse(t *testing.T) {
+	for cls := uint32(0); cls <= rxCountMask; cls++ {
+		if cls&^rxCountMask != 0 {
+			continue
+		}
+		w0 := cls | spec.RxCdescPhaseMask | spec.RxCdescFirstMask | spec.RxCdescLastMask
+		hash := 0x9e3779b9 ^ cls
+		var want, got RxPacket
+		want.Len, got.Len = 77, 77
+		want.setParse(w0, hash)
+		r := parseOf(w0)
+		r.lo |= uint64(hash)
+		got.storeParse(r)
+		require.Equal(t, want, got, "status %#x", w0)
+	}
+}

@@ -13,3 +13,12 @@ import "unsafe"
 // LLQ bounce buffer), so a plain store is all a descriptor needs; the
 // doorbell barrier orders it (§7.8).
 func store64(d *[8]byte, v uint64) { *(*uint64)(unsafe.Pointer(d)) = v }
+
+// storeParse stores a packed parse result and hash (rxParse) into p's
+// fields with two stores, where setParse takes seven and the bit
+// extractions.
+func (p *RxPacket) storeParse(r rxParse) {
+	b := p.parseBytes()
+	*(*uint64)(unsafe.Pointer(&b[0])) = r.lo
+	*(*uint16)(unsafe.Pointer(&b[8])) = r.hi
+}

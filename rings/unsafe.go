@@ -6,6 +6,8 @@ package rings
 import (
 	"encoding/binary"
 	"unsafe"
+
+	"github.com/enanet/enanet/ena/spec"
 )
 
 // entries16 views a ring as its 16-byte entries (SQ descriptors, Rx
@@ -37,3 +39,22 @@ func txOffloadKey(off *TxOffload) (uint64, uint8) {
 	b := (*[txOffloadSize]byte)(unsafe.Pointer(off))
 	return binary.LittleEndian.Uint64(b[0:8]), b[8]
 }
+
+// rxParseOff is where RxPacket's parse result starts: Hash, then L3, L4,
+// L3CsumErr, L4CsumErr, L4CsumChecked and IPv4Frag, one byte each, which
+// storeParse writes as a 64-bit and a 16-bit word. The arrays below fail
+// to compile if a field moves.
+const rxParseOff = unsafe.Offsetof(RxPacket{}.Hash)
+
+var (
+	_ = [1]struct{}{}[unsafe.Offsetof(RxPacket{}.L3)-rxParseOff-4]
+	_ = [1]struct{}{}[unsafe.Offsetof(RxPacket{}.L4)-rxParseOff-5]
+	_ = [1]struct{}{}[unsafe.Offsetof(RxPacket{}.L3CsumErr)-rxParseOff-6]
+	_ = [1]struct{}{}[unsafe.Offsetof(RxPacket{}.L4CsumErr)-rxParseOff-7]
+	_ = [1]struct{}{}[unsafe.Offsetof(RxPacket{}.L4CsumChecked)-rxParseOff-8]
+	_ = [1]struct{}{}[unsafe.Offsetof(RxPacket{}.IPv4Frag)-rxParseOff-9]
+	_ = [1]struct{}{}[unsafe.Sizeof(spec.L3Proto(0))+unsafe.Sizeof(spec.L4Proto(0))-2]
+)
+
+// parseBytes views p's parse result (see rxParseOff).
+func (p *RxPacket) parseBytes() *[10]byte { return (*[10]byte)(unsafe.Pointer(&p.Hash)) }
