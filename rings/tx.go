@@ -129,9 +129,6 @@ type TxQueue struct {
 	// hostOneMax is the longest frame host placement sends in one buffer
 	// (Send's own path): min(bufSize, maxFrame).
 	hostOneMax int
-	// hostOne is hostOneMax while the queue is bound in host placement
-	// and 0 otherwise, so Send tells its own case with one compare.
-	hostOne int
 	// llqOneMax is the longest frame LLQ placement pushes whole in one
 	// entry (sendLLQOne): min(pushMax, maxFrame).
 	llqOneMax int
@@ -368,17 +365,7 @@ func (q *TxQueue) LLQ() bool { return q.llq != nil }
 func (q *TxQueue) Bind(doorbellOff, llqOff uint32) {
 	q.doorbell = doorbellOff
 	q.llqOff = llqOff
-	q.setBound(true)
-}
-
-// setBound records whether the queue is bound, and so whether Send's
-// host path may run.
-func (q *TxQueue) setBound(bound bool) {
-	q.bound = bound
-	q.hostOne = 0
-	if bound && q.llq == nil {
-		q.hostOne = q.hostOneMax
-	}
+	q.bound = true
 }
 
 // txDesc is one Tx descriptor, meta or data, as Send builds it: words 0-1
@@ -732,12 +719,11 @@ func (q *TxQueue) Reclaim() (int, error) {
 	return n, nil
 }
 
-// reclaimOthers consumes completions of packets that do not hold exactly
-// one pool buffer: linearised, several buffers, or none (an LLQ frame
-// pushed whole in its entry). It reports true when it stopped at a
-// one-buffer packet, for reclaimSingles, and false when the next
-// completion is not written yet or breaks the protocol (then q.broken is
-// set, see checkCompletion).
+// reclaimOthers consumes completions of the packets reclaimSingles leaves:
+// linearised ones, several buffers, and in LLQ placement one buffer. It
+// reports true when it stopped at a packet of reclaimSingles' kind, and
+// false when the next completion is not written yet or breaks the
+// protocol (then q.broken is set, see checkCompletion).
 func (q *TxQueue) reclaimOthers() bool {
 	for {
 		pos := q.cqHead
@@ -757,9 +743,9 @@ func (q *TxQueue) reclaimOthers() bool {
 		switch {
 		case in.linear:
 			q.linFree = append(q.linFree, in.bufs[0])
-		case in.nbufs == 1:
-			return true
-		case in.nbufs > 1:
+		case in.nbufs == 1 && q.llq == nil, in.nbufs == 0 && q.llq != nil:
+			return true // reclaimSingles' kind
+		case in.nbufs > 0:
 			q.bufFree = append(q.bufFree, in.bufs[:in.nbufs]...)
 		} // 0 buffers: an LLQ frame pushed whole in its entry
 		in.inflight = false
@@ -769,10 +755,11 @@ func (q *TxQueue) reclaimOthers() bool {
 	}
 }
 
-// reclaimSingles is Reclaim for the common packet, one that holds one pool
-// buffer. It consumes completions until the next one is not written yet,
-// breaks the protocol or is for another kind of packet, which it leaves for
-// Reclaim.
+// reclaimSingles is Reclaim for the common packet: in host placement one
+// that holds one pool buffer, in LLQ placement one pushed whole in its
+// entry (no buffer). It consumes completions until the next one is not
+// written yet, breaks the protocol or is for another kind of packet, which
+// it leaves for Reclaim.
 func (q *TxQueue) reclaimSingles() {
 	// The loop keeps the queue's state in locals and stores it back once.
 	// Freed req_ids and buffers are written by index into the free lists'
@@ -789,13 +776,23 @@ func (q *TxQueue) reclaimSingles() {
 	pos, head := q.cqHead, q.head
 	nreq, nbuf := len(q.reqFree), len(q.bufFree)
 	reqs, bufs := q.reqFree[nreq:cap(q.reqFree)], q.bufFree[nbuf:cap(q.bufFree)]
-	lim := min(len(reqs), len(bufs))
+	llq := q.llq != nil
+	lim := len(reqs)
+	if !llq {
+		lim = min(lim, len(bufs))
+	}
 	k := 0
 	// In runs that do not wrap around the ring: one phase per run.
 	for k < lim {
 		slot := pos & mask
 		run := cqe[slot:min(uint32(len(cqe)), slot+uint32(lim-k))]
-		j, slots := reclaimRun(run, info, reqs[k:], bufs[k:], check, phaseBit(pos, shift)<<24)
+		var j int
+		var slots uint32
+		if llq {
+			j, slots = reclaimRunPushed(run, info, reqs[k:], check, phaseBit(pos, shift)<<24)
+		} else {
+			j, slots = reclaimRun(run, info, reqs[k:], bufs[k:], check, phaseBit(pos, shift)<<24)
+		}
 		k += j
 		pos += uint32(j)
 		head += slots
@@ -804,7 +801,10 @@ func (q *TxQueue) reclaimSingles() {
 		}
 	}
 	q.cqHead, q.head = pos, head
-	q.reqFree, q.bufFree = q.reqFree[:nreq+k], q.bufFree[:nbuf+k]
+	q.reqFree = q.reqFree[:nreq+k]
+	if !llq {
+		q.bufFree = q.bufFree[:nbuf+k]
+	}
 }
 
 // reclaimRun consumes the completions of run, which all have the phase
@@ -837,6 +837,35 @@ func reclaimRun(run [][TxCQEntrySize]byte, info []txInfo, reqs, bufs []uint16, c
 		}
 		// Step 3: free the packet, its buffer and its slots.
 		bufs[k] = in.bufs[0]
+		reqs[k] = uint16(id)
+		in.inflight = false
+		slots += uint32(in.slots)
+	}
+	return len(run), slots
+}
+
+// reclaimRunPushed is reclaimRun for LLQ frames pushed whole in their
+// entry, which hold no buffer.
+//
+//go:noinline
+func reclaimRunPushed(run [][TxCQEntrySize]byte, info []txInfo, reqs []uint16, check, want uint32) (int, uint32) {
+	reqs = reqs[:len(run)]
+	slots := uint32(0)
+	for k := range run {
+		// Steps 1 and 2 as in reclaimRun.
+		w0 := dmamem.Acquire32(run[k][:], 0)
+		if w0&check != want {
+			return k, slots
+		}
+		id := int(w0 & spec.TxCdescReqIDMask)
+		if id >= len(info) {
+			return k, slots
+		}
+		in := &info[id]
+		if !in.inflight || in.nbufs != 0 || in.linear {
+			return k, slots
+		}
+		// Step 3: free the packet and its slots.
 		reqs[k] = uint16(id)
 		in.inflight = false
 		slots += uint32(in.slots)
@@ -909,7 +938,7 @@ func (q *TxQueue) Reset() {
 	clear(q.sq)
 	clear(q.cq)
 	q.resetState()
-	q.setBound(false)
+	q.bound = false
 }
 
 // Stats returns the queue's counters. Safe from any goroutine; counts of
@@ -936,7 +965,7 @@ func (q *TxQueue) Stats() TxStats {
 // destroyed (DESTROY_SQ, then DESTROY_CQ). Safe to call twice.
 func (q *TxQueue) Close() error {
 	q.sq, q.cq, q.lin, q.sqe, q.cqe = nil, nil, nil, nil, nil
-	q.setBound(false)
+	q.bound = false
 	err := freeRegions(&q.sqRegion, &q.cqRegion, &q.linRegion)
 	if perr := q.pool.free(); err == nil {
 		err = perr

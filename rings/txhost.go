@@ -26,6 +26,9 @@ import (
 // In LLQ placement, sendLLQOne is the path for a frame pushed whole in one
 // entry.
 func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
+	if !q.bound {
+		return q.send(segs, &off)
+	}
 	var total int
 	if len(segs) == 2 { // header + payload, as link hands most frames over
 		total = len(segs[0]) + len(segs[1])
@@ -34,10 +37,15 @@ func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
 			total += len(s)
 		}
 	}
-	// 1 <= total <= hostOne: one buffer holds it, and the queue is bound
-	// in host placement (hostOne is 0 otherwise, see setBound).
-	if uint(total-1) >= uint(q.hostOne) {
-		return q.sendOther(segs, total, &off)
+	if q.llq != nil {
+		if uint(total-1) < uint(q.llqOneMax) {
+			return q.sendLLQOne(segs, total, &off)
+		}
+		return q.send(segs, &off)
+	}
+	// 1 <= total <= hostOneMax: one buffer holds it.
+	if uint(total-1) >= uint(q.hostOneMax) {
+		return q.send(segs, &off)
 	}
 	e := &q.offEnc // offloadEnc, inlined by hand
 	if k0, k1 := txOffloadKey(&off); k0 != e.k0 || k1 != e.k1 {
@@ -96,16 +104,6 @@ func (q *TxQueue) Send(segs [][]byte, off TxOffload) error {
 		copySegs(dst, segs)
 	}
 	return nil
-}
-
-// sendOther is Send for everything but a one-buffer frame in host
-// placement: an LLQ frame pushed whole in one entry (sendLLQOne), and the
-// general path (which also refuses an unbound queue).
-func (q *TxQueue) sendOther(segs [][]byte, total int, off *TxOffload) error {
-	if q.bound && q.llq != nil && uint(total-1) < uint(q.llqOneMax) {
-		return q.sendLLQOne(segs, total, off)
-	}
-	return q.send(segs, off)
 }
 
 // putTxDesc stores one 16-byte descriptor in SQ slot slot: one bounds check
