@@ -267,7 +267,7 @@ func postRun(run [][spec.RxDescSize]byte, ids []uint16, posted []bool, addr []ui
 		posted[id] = true
 		d := &run[j]
 		store64((*[8]byte)(d[0:8]), lo|uint64(id)<<32)
-		store64((*[8]byte)(d[8:16]), addr[id]&spec.MaxMemAddr)
+		store64((*[8]byte)(d[8:16]), addr[id]) // below 1<<48: alloc checks every region
 	}
 }
 
