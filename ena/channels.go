@@ -58,7 +58,7 @@ func (d *Device) SetChannels(n int) error {
 		cur := d.Rings()
 		built := make([]ringPair, n)
 		for i := d.Channels(); i < n; i++ {
-			tx, rx, err := d.newRings(i, cur.TxDepth, cur.RxDepth, cur.RxBufSize)
+			tx, rx, err := d.newRings(i, cur.TxDepth, cur.RxDepth, cur.TxBufSize, cur.RxBufSize)
 			if err != nil {
 				for _, r := range built {
 					if r.tx != nil {

@@ -71,6 +71,14 @@ type Config struct {
 	// With larger buffers the default Rx depth shrinks to keep the ring's
 	// memory near 8 MiB (4 KiB: 2048 entries, 9 KiB: 1024).
 	RxBufSize int
+	// TxBufSize is the size of each pre-mapped Tx buffer the driver copies
+	// frames into; a frame longer than one buffer spans several, one
+	// descriptor each. 0 (TxBufAuto) picks, whenever rings are built, the
+	// smallest of 2, 4 and 9 KiB that holds a whole frame of the MTU, as
+	// for Rx buffers: an MTU 9001 frame then takes one buffer and one
+	// descriptor instead of five (the Tx pool is depth × 9 KiB, 9 MiB
+	// per queue at the default depth).
+	TxBufSize int
 	// RSSKey is the 40-byte Toeplitz key (§10); nil means a random key.
 	RSSKey []byte
 	// PollMode disables I/O interrupts: WaitRx sleeps briefly instead.
@@ -148,6 +156,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("ena: config: unknown LLQ policy %d (want LLQDefault, LLQNormal, LLQLarge or LLQOff)", int(c.LLQ))
 	case c.RSSKey != nil && len(c.RSSKey) != spec.RSSKeySize:
 		return c, fmt.Errorf("ena: config: RSS key is %d bytes, the device takes exactly %d (§10)", len(c.RSSKey), spec.RSSKeySize)
+	case c.TxBufSize != 0 && (c.TxBufSize < 64 || c.TxBufSize > 0xFFFF):
+		return c, fmt.Errorf("ena: config: Tx buffer size %d is not in [64, 65535] (16-bit descriptor length)", c.TxBufSize)
 	case checkRxBufSize(c.RxBufSize) != nil:
 		return c, fmt.Errorf("ena: config: %w", checkRxBufSize(c.RxBufSize))
 	case c.MTU < 0 || c.MTU != 0 && c.MTU < 576:

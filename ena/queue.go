@@ -1,6 +1,7 @@
 package ena
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,7 +63,7 @@ func (d *Device) allocQueues() error {
 		if i >= d.cfg.Queues {
 			continue
 		}
-		tx, rx, err := d.newRings(i, d.cfg.TxDepth, d.cfg.RxDepth, d.rxBufSize)
+		tx, rx, err := d.newRings(i, d.cfg.TxDepth, d.cfg.RxDepth, d.txBufFor(d.MTU()), d.rxBufSize)
 		if err != nil {
 			return err
 		}
@@ -72,8 +73,8 @@ func (d *Device) allocQueues() error {
 }
 
 // newRings allocates queue pair i's Tx and Rx rings with the given depths
-// and Rx buffer size; the device-side queues are created later (create).
-func (d *Device) newRings(i, txDepth, rxDepth, rxBufSize int) (*rings.TxQueue, *rings.RxQueue, error) {
+// and buffer sizes; the device-side queues are created later (create).
+func (d *Device) newRings(i, txDepth, rxDepth, txBufSize, rxBufSize int) (*rings.TxQueue, *rings.RxQueue, error) {
 	dma, bar0 := d.dev.DMA(), d.dev.Registers()
 	maxFrame := min(int(d.attrs.MaxMTU)+18, 65535)
 	tc := rings.TxConfig{
@@ -83,7 +84,7 @@ func (d *Device) newRings(i, txDepth, rxDepth, rxBufSize int) (*rings.TxQueue, *
 		Regs:        bar0,
 		MaxDescs:    min(d.limits.maxTxDescs, maxSGL),
 		MetaCaching: true,
-		BufSize:     rings.DefaultTxBufSize,
+		BufSize:     cmp.Or(txBufSize, rings.DefaultTxBufSize),
 		MaxHeader:   0, // host mode: no header_length hint, as FreeBSD (§7.9)
 		CheckMBZ:    spec.CapCDescMBZ.In(d.attrs.Capabilities),
 		MaxFrame:    max(maxFrame, rings.DefaultMaxTxFrame),

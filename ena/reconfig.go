@@ -26,11 +26,16 @@ const (
 	RxBuf9K   = 9216
 )
 
+// TxBufAuto is Config.TxBufSize's automatic choice (txBufForMTU).
+const TxBufAuto = 0
+
 // RingParams are the ring sizes in use (ethtool -g).
 type RingParams struct {
 	TxDepth   int `json:"tx_depth"`
 	RxDepth   int `json:"rx_depth"`
 	RxBufSize int `json:"rx_buf_size"`
+	// TxBufSize is the size of the Tx buffers frames are copied into.
+	TxBufSize int `json:"tx_buf_size"`
 	// RxBufAuto is true when RxBufSize follows the MTU.
 	RxBufAuto bool `json:"rx_buf_auto"`
 	// MaxTxDepth and MaxRxDepth are the device's limits (§6 step 14, LLQ).
@@ -88,6 +93,23 @@ func rxBufForMTU(mtu int) int {
 	return RxBuf9K
 }
 
+// txBufForMTU is the automatic Tx buffer size: the Rx rule's sizes, so a
+// whole frame of the MTU fits one buffer. Each extra buffer is one more
+// descriptor to write, one more DMA read for the device and one more
+// buffer to reclaim: at MTU 9001, five 2 KiB buffers per frame cost about
+// 350 ns of driver and model CPU per frame more than one 9 KiB buffer
+// (rings.BenchmarkEnasimLoopback, bench/README.md).
+func txBufForMTU(mtu int) int { return rxBufForMTU(mtu) }
+
+// txBufFor is the Tx buffer size for rings built while the MTU is mtu:
+// Config.TxBufSize when set, else txBufForMTU.
+func (d *Device) txBufFor(mtu int) int {
+	if d.cfg.TxBufSize != TxBufAuto {
+		return d.cfg.TxBufSize
+	}
+	return txBufForMTU(mtu)
+}
+
 // scaleRxDepth keeps the default Rx ring's memory near that of 4096 × 2 KiB
 // when the buffers are larger: 4 KiB buffers get half the entries, 9 KiB a
 // quarter (1024 × 9 KiB still holds more frame bytes than 4096 × 2 KiB).
@@ -134,6 +156,7 @@ func (d *Device) publishRings() {
 	p := &RingParams{MaxTxDepth: mt, MaxRxDepth: mr, RxBufSize: d.rxBufSize, RxBufAuto: d.rxBufAuto}
 	if len(d.queues) > 0 {
 		p.TxDepth, p.RxDepth = d.queues[0].tx.Depth(), d.queues[0].rx.Depth()
+		p.TxBufSize = d.queues[0].tx.BufSize()
 	}
 	d.rings.Store(p)
 }
@@ -236,8 +259,13 @@ func (d *Device) rebuildRings(c ringChange) error {
 	t0 := time.Now()
 	n := d.Channels()
 	built := make([]ringPair, n)
+	mtu := c.mtu
+	if mtu == 0 {
+		mtu = d.MTU()
+	}
+	txBuf := d.txBufFor(mtu)
 	for i := range n {
-		tx, rx, err := d.newRings(i, c.txDepth, c.rxDepth, c.bufSize)
+		tx, rx, err := d.newRings(i, c.txDepth, c.rxDepth, txBuf, c.bufSize)
 		if err != nil {
 			closeRings(built)
 			return fmt.Errorf("ena: set rings: %w (nothing changed)", err)

@@ -84,7 +84,13 @@ func testFrame(mac [6]byte, tag byte, n int) []byte {
 // loopbackOK sends a frame on queue 0 and waits for it on any queue.
 func loopbackOK(t *testing.T, d *Device, tag byte) {
 	t.Helper()
-	f := testFrame(d.MAC(), tag, 300)
+	loopbackSizeOK(t, d, tag, 300)
+}
+
+// loopbackSizeOK is loopbackOK with a frame of n bytes.
+func loopbackSizeOK(t *testing.T, d *Device, tag byte, n int) {
+	t.Helper()
+	f := testFrame(d.MAC(), tag, n)
 	deadline := time.Now().Add(3 * time.Second)
 	sent := false
 	for time.Now().Before(deadline) {

@@ -227,12 +227,24 @@ func TestEnasimDataPath(t *testing.T) {
 // the device half of link (b) in bench/, without the stacks.
 func BenchmarkEnasimLoopback(b *testing.B) {
 	for _, c := range []struct {
-		name string
-		llq  ena.LLQPolicy
-	}{{"host", ena.LLQOff}, {"llq128", ena.LLQNormal}} {
-		for _, size := range []int{64, 1514} {
+		name  string
+		llq   ena.LLQPolicy
+		mtu   int
+		txBuf int
+		sizes []int
+	}{
+		{"host", ena.LLQOff, 0, 0, []int{64, 1514}},
+		{"llq128", ena.LLQNormal, 0, 0, []int{64, 1514}},
+		// MTU 9001 frames in 2 KiB Tx buffers (five descriptors and a
+		// meta descriptor each) or in one 9 KiB buffer.
+		{"host/mtu9001/txbuf2K", ena.LLQOff, 9001, 2048, []int{9014}},
+		{"host/mtu9001/txbuf9K", ena.LLQOff, 9001, 9216, []int{9014}},
+		{"llq128/mtu9001/txbuf2K", ena.LLQNormal, 9001, 2048, []int{9014}},
+		{"llq128/mtu9001/txbuf9K", ena.LLQNormal, 9001, 9216, []int{9014}},
+	} {
+		for _, size := range c.sizes {
 			b.Run(fmt.Sprintf("%s/%dB", c.name, size), func(b *testing.B) {
-				d, sim := openSim(b, "nitro-v3", ena.Config{LLQ: c.llq, TxDepth: 1024, RxDepth: 1024})
+				d, sim := openSim(b, "nitro-v3", ena.Config{LLQ: c.llq, TxDepth: 1024, RxDepth: 1024, MTU: c.mtu, TxBufSize: c.txBuf})
 				// Minimum frames at full speed exceed the profile's ENI
 				// packet allowance; a clock that jumps a second per
 				// reading keeps the token buckets full.

@@ -356,6 +356,9 @@ func (q *TxQueue) CQAddr() uint64 {
 // Depth is the ring depth.
 func (q *TxQueue) Depth() int { return int(q.depth) }
 
+// BufSize is the size of each Tx buffer; a longer frame spans several.
+func (q *TxQueue) BufSize() int { return q.bufSize }
+
 // LLQ reports whether the queue pushes descriptors to device memory.
 func (q *TxQueue) LLQ() bool { return q.llq != nil }
 

@@ -41,6 +41,9 @@ type SQState struct {
 	// LastRxBufLen is the length of the last Rx buffer the device used
 	// (Rx only; 0 before the first frame).
 	LastRxBufLen int
+	// LastTxDescs is the number of data descriptors (buffers) of the last
+	// packet the device sent (Tx only; 0 before the first packet).
+	LastTxDescs int
 }
 
 // State returns a snapshot of the device's configuration.
@@ -72,6 +75,9 @@ func (m *Model) State() DeviceState {
 		}
 		if sq.rx != nil {
 			st.LastRxBufLen = sq.rx.lastBufLen
+		}
+		if sq.tx != nil {
+			st.LastTxDescs = sq.tx.lastDescs
 		}
 		return st
 	}

@@ -166,6 +166,9 @@ type txState struct {
 	cbuf     [spec.TxCompletionExtSize]byte
 	maxFrame int // longest frame the queue assembles (txMaxFrame)
 	pend     []uint16
+	// lastDescs is the number of data descriptors of the last packet
+	// processed (State).
+	lastDescs int
 
 	// LLQ decode callback state (llq.go).
 	entryFn   func(i int) []byte
@@ -311,6 +314,7 @@ func (m *Model) checkTxChain(sq *ioSQ, p *txPacket) bool {
 func (m *Model) txProcess(sq *ioSQ, p *txPacket) {
 	t := sq.tx
 	first := &p.descs[0]
+	t.lastDescs = len(p.descs)
 	total := len(p.header)
 	for i := range p.descs {
 		total += int(p.descs[i].Length)

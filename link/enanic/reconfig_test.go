@@ -288,8 +288,8 @@ func TestAutoRxBufFromMTU(t *testing.T) {
 
 // TestMTURepicksAutoRxBuf: with the automatic Rx buffer size, an MTU change
 // through the link endpoint (b) or the driver (a) rebuilds the queues with
-// the buffer for the new MTU, and the default Rx ring with it, under a
-// byte-checked transfer; a set size stays as set.
+// the buffer for the new MTU (Rx and Tx), and the default Rx ring with it,
+// under a byte-checked transfer; a set size stays as set.
 func TestMTURepicksAutoRxBuf(t *testing.T) {
 	a, b := pair(t)
 	setMTU := func(mtu int) func() error {
@@ -304,6 +304,7 @@ func TestMTURepicksAutoRxBuf(t *testing.T) {
 		t.Helper()
 		r := s.dev.Rings()
 		assert.Equal(t, buf, r.RxBufSize)
+		assert.Equal(t, buf, r.TxBufSize, "the automatic Tx buffer follows the MTU too")
 		assert.True(t, r.RxBufAuto)
 		assert.Equal(t, depth, r.RxDepth)
 		st := s.sim.State()
