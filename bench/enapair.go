@@ -22,6 +22,9 @@ type ENASettings struct {
 	// BusyPoll runs one queue per side and busy-polls Rx for up to
 	// busyPollSpin before waiting for the interrupt (busyPollNIC).
 	BusyPoll bool
+	// RxDepth and TxBufSize override the driver's automatic choices
+	// (ena.Config); 0 keeps them.
+	RxDepth, TxBufSize int
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -54,7 +57,7 @@ func openENASide(w enasim.Wire, addr netip.Prefix, s ENASettings) (*enaSide, err
 	if err != nil {
 		return nil, fmt.Errorf("bench: creating the enasim device: %w", err)
 	}
-	cfg := ena.Config{MTU: s.MTU, Logger: quiet}
+	cfg := ena.Config{MTU: s.MTU, Logger: quiet, RxDepth: s.RxDepth, TxBufSize: s.TxBufSize}
 	if s.BusyPoll {
 		cfg.Queues = 1
 	}
@@ -106,6 +109,12 @@ func NewENAPair(s ENASettings) (Pair, error) {
 type enaPair struct {
 	stackPair
 	sims [2]*enasim.Device
+}
+
+// RxOverruns is the frames both devices dropped for want of a posted Rx
+// buffer.
+func (p *enaPair) RxOverruns() uint64 {
+	return p.sims[0].Stats().RxOverruns + p.sims[1].Stats().RxOverruns
 }
 
 // WirePackets is the frames both devices have put on the wire.
