@@ -76,8 +76,9 @@ type Config struct {
 	// descriptor each. 0 (TxBufAuto) picks, whenever rings are built, the
 	// smallest of 2, 4 and 9 KiB that holds a whole frame of the MTU, as
 	// for Rx buffers: an MTU 9001 frame then takes one buffer and one
-	// descriptor instead of five (the Tx pool is depth × 9 KiB, 9 MiB
-	// per queue at the default depth).
+	// descriptor instead of five. Larger buffers are fewer: the Tx pool
+	// stays depth × 2 KiB (2 MiB per queue at the default depth), which
+	// holds as many frame bytes in flight as before.
 	TxBufSize int
 	// RSSKey is the 40-byte Toeplitz key (§10); nil means a random key.
 	RSSKey []byte

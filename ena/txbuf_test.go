@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/enanet/enanet/ena/enasim"
+	"github.com/enanet/enanet/rings"
 )
 
 // jumboFrame is an MTU 9001 frame: Ethernet header plus 9001 bytes.
@@ -62,5 +63,41 @@ func TestTxBufSizeInvalid(t *testing.T) {
 		_, err := Open(nil, Config{TxBufSize: n})
 		require.Error(t, err, "TxBufSize %d", n)
 		assert.Contains(t, err.Error(), "Tx buffer size")
+	}
+}
+
+// TestTxBufPoolKeepsMemory: 9 KiB Tx buffers are fewer, so the pool keeps
+// the memory of depth × 2 KiB (64 slots: 15 buffers). When they are all
+// in flight Send reports ErrNoSpace, and once the device has completed
+// them (Flush rings the doorbell and reclaims) sending goes on.
+func TestTxBufPoolKeepsMemory(t *testing.T) {
+	d, _ := openSim(t, "nitro-v3", Config{Queues: 1, TxDepth: 64, RxDepth: 256, LLQ: LLQOff, MTU: 9001}, 0)
+	q := d.Queue(0)
+	f := testFrame(d.MAC(), 3, jumboFrame)
+	sent := 0
+	for ; sent < 64; sent++ {
+		if err := q.Send([][]byte{f}, rings.TxOffload{}); err != nil {
+			require.ErrorIs(t, err, rings.ErrNoSpace)
+			break
+		}
+	}
+	assert.Equal(t, (64*2048+9215)/9216, sent, "jumbo frames in flight before the buffers ran out")
+	q.Flush()
+	require.NoError(t, q.Send([][]byte{f}, rings.TxOffload{}), "buffers come back once the device completed the frames")
+	q.Flush()
+	drainRx(t, d)
+}
+
+// drainRx polls every queue until nothing more arrives.
+func drainRx(t *testing.T, d *Device) {
+	t.Helper()
+	for i := range d.NumQueues() {
+		for {
+			n, err := d.Queue(i).Poll(64, func(*rings.RxPacket) {})
+			require.NoError(t, err)
+			if n == 0 {
+				break
+			}
+		}
 	}
 }

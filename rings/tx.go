@@ -283,12 +283,14 @@ func NewTx(cfg TxConfig) (*TxQueue, error) {
 		q.sq = q.sqRegion.Bytes[:cfg.Depth*spec.TxDescSize]
 		q.sqe = entries16(q.sq)
 	}
-	// Host mode: every buffer is one descriptor and at most depth-1
-	// descriptors are in flight, so depth buffers always suffice. LLQ: a
-	// packet may hold more buffers than entries; Send reports ErrNoSpace
+	// Host mode with buffers up to DefaultTxBufSize: every buffer is one
+	// descriptor and at most depth-1 descriptors are in flight, so depth
+	// buffers always suffice. Larger buffers are fewer (txPoolBuffers), and
+	// Send reports ErrNoSpace when they run out before the ring does. LLQ:
+	// a packet may hold more buffers than entries; Send reports ErrNoSpace
 	// when the pool runs dry, and the extra maxDescs buffers guarantee that
 	// any frame fits once the ring has drained.
-	nbufs := cfg.Depth
+	nbufs := txPoolBuffers(cfg.Depth, q.bufSize)
 	if q.llq != nil {
 		nbufs += q.maxDescs
 	}
@@ -309,6 +311,19 @@ func NewTx(cfg TxConfig) (*TxQueue, error) {
 	q.resetState()
 	ok = true
 	return q, nil
+}
+
+// txPoolBuffers is how many Tx buffers a ring of depth slots gets: one per
+// slot for buffers up to DefaultTxBufSize, and for larger buffers as many
+// as fit in the memory that depth default-size buffers take. A 9 KiB
+// buffer per jumbo frame then leaves as many frame bytes in flight as five
+// 2 KiB ones did, and the pool stays depth × 2 KiB instead of growing 4.5
+// times: DMA memory comes from hugepages reserved ahead (enactl setup).
+func txPoolBuffers(depth, bufSize int) int {
+	if bufSize <= DefaultTxBufSize {
+		return depth
+	}
+	return max((depth*DefaultTxBufSize+bufSize-1)/bufSize, 1)
 }
 
 // resetState puts the driver-side state back to a new queue's: everything
