@@ -30,7 +30,9 @@ const nicID tcpip.NICID = 1
 // ena driver opens on this machine).
 func newGStack(ep stack.LinkEndpoint, addr tcpip.Address) (*stack.Stack, error) {
 	s := link.NewNetstack()
-	q := fifo.New(ep, runtime.GOMAXPROCS(0), link.DefaultQueueLen) // as link.NewStack does for (b)
+	// gVisor's fifo, as runsc installs it; link.NewStack gives (b) the same
+	// queues plus a bypass for short frames (link/qdisc.go).
+	q := fifo.New(ep, runtime.GOMAXPROCS(0), link.DefaultQueueLen)
 	if err := s.CreateNICWithOptions(nicID, ep, stack.NICOptions{Name: "bench0", QDisc: q}); err != nil {
 		q.Close()
 		s.Destroy()

@@ -14,8 +14,9 @@
 //   - Ethernet is built in: MAC and MTU come from the device, SetMTU goes
 //     to the device (SET_FEATURE MTU).
 //   - Tx: packets go to queue pkt.Hash % NumQueues, the rule of the fifo
-//     qdisc NewStack installs with one queue per ring, and are gather-copied
-//     from the stack's views without allocating. With the device's partial
+//     qdisc NewStack installs with one queue per ring (a short frame that
+//     finds its queue idle skips the queue's goroutine: qdisc.go), and are
+//     gather-copied from the stack's views without allocating. With the device's partial
 //     L4 checksum offload the endpoint seeds the pseudo-header sum (§7.2).
 //   - Rx: one goroutine per queue polls a batch, copies each frame into a
 //     pooled view, checks checksums (device verdict or software) and hands

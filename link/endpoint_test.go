@@ -62,6 +62,7 @@ type rigConfig struct {
 	opts     link.Options
 	optsB    *link.Options // nil: same as opts
 	noQDisc  bool
+	noBypass bool // StackOptions.NoTxBypass
 	mtu      int
 }
 
@@ -75,9 +76,9 @@ func newRig(t testing.TB, c rigConfig) *rig {
 	if c.optsB != nil {
 		ob = *c.optsB
 	}
-	a, err := link.NewStack(na, link.StackOptions{Addr: addrA, Endpoint: c.opts, NoQDisc: c.noQDisc})
+	a, err := link.NewStack(na, link.StackOptions{Addr: addrA, Endpoint: c.opts, NoQDisc: c.noQDisc, NoTxBypass: c.noBypass})
 	require.NoError(t, err)
-	b, err := link.NewStack(nb, link.StackOptions{Addr: addrB, Endpoint: ob, NoQDisc: c.noQDisc})
+	b, err := link.NewStack(nb, link.StackOptions{Addr: addrB, Endpoint: ob, NoQDisc: c.noQDisc, NoTxBypass: c.noBypass})
 	if err != nil {
 		a.Close()
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/qdisc/fifo"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
@@ -55,11 +54,17 @@ type StackOptions struct {
 	DNS []netip.Addr
 	// Endpoint tunes the link endpoint (GSO, GRO, offloads, pcap).
 	Endpoint Options
-	// QueueLen is the fifo qdisc length per Tx queue; 0 means
+	// QueueLen is the qdisc length per Tx queue; 0 means
 	// DefaultQueueLen.
 	QueueLen int
-	// NoQDisc writes from the sending goroutine instead of through fifo.
+	// NoQDisc writes from the sending goroutine instead of through the
+	// queueing discipline.
 	NoQDisc bool
+	// NoTxBypass sends every frame through the queueing discipline's
+	// goroutines, as gVisor's fifo does; by default a frame shorter than
+	// a full-sized one that finds its queue idle is written by the sender
+	// itself (see txQDisc).
+	NoTxBypass bool
 	// NICName names the NIC in the stack; "" means "ena0".
 	NICName string
 	Logger  *slog.Logger
@@ -72,7 +77,8 @@ type Stack struct {
 	NICID    tcpip.NICID
 	Endpoint *Endpoint
 
-	log *slog.Logger
+	qdisc *txQDisc // nil with StackOptions.NoQDisc
+	log   *slog.Logger
 
 	mu    sync.Mutex
 	addr  netip.Prefix
@@ -133,7 +139,7 @@ func setTCPOptions(s *stack.Stack) {
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &recovery)
 }
 
-// DefaultQueueLen is the default fifo qdisc length per Tx queue, in packets.
+// DefaultQueueLen is the default qdisc length per Tx queue, in packets.
 // It covers a TCP send buffer's worth of MTU-sized segments (gVisor's 8 MiB
 // maximum / ~1 KiB): with 1000, GSO bursts overflowed the qdisc, each drop
 // also abandoned the rest of that batch, and TCP crawled through hundreds of
@@ -142,8 +148,9 @@ const DefaultQueueLen = 8192
 
 // NewStack builds a stack on nic: IPv4 (+ARP), IPv6, TCP, UDP and ICMP, one
 // NIC with a fifo qdisc of one queue per Tx ring (so each ring has a
-// single feeder and frames are batched per doorbell), and the address from
-// o. The device stays the caller's to close, after Stack.Close.
+// single feeder and frames are batched per doorbell; a short frame that
+// finds its queue idle is written by its sender, see txQDisc), and the
+// address from o. The device stays the caller's to close, after Stack.Close.
 func NewStack(nic NIC, o StackOptions) (*Stack, error) {
 	if !o.DHCP && !o.Addr.IsValid() && !o.DHCPv6 && !o.Addr6.IsValid() {
 		return nil, fmt.Errorf("link: NewStack: no address given: set Addr, DHCP, Addr6 or DHCPv6")
@@ -170,12 +177,14 @@ func NewStack(nic NIC, o StackOptions) (*Stack, error) {
 		name = "ena0"
 	}
 	nicOpts := stack.NICOptions{Name: name}
+	var qd *txQDisc
 	if !o.NoQDisc {
 		ql := o.QueueLen
 		if ql <= 0 {
 			ql = DefaultQueueLen
 		}
-		nicOpts.QDisc = fifo.New(ep, ep.NumQueues(), ql)
+		qd = newTxQDisc(ep, ep.NumQueues(), ql, !o.NoTxBypass)
+		nicOpts.QDisc = qd
 	}
 	const id tcpip.NICID = 1
 	if err := s.CreateNICWithOptions(id, ep, nicOpts); err != nil {
@@ -185,7 +194,7 @@ func NewStack(nic NIC, o StackOptions) (*Stack, error) {
 		s.Destroy()
 		return nil, fmt.Errorf("link: creating NIC %s: %s", name, err)
 	}
-	st := &Stack{Stack: s, NICID: id, Endpoint: ep, log: log, stop: make(chan struct{}), ndp: ndp,
+	st := &Stack{Stack: s, NICID: id, Endpoint: ep, qdisc: qd, log: log, stop: make(chan struct{}), ndp: ndp,
 		dnsStatic: o.DNS, dhcp6Auto: !o.NoIPv6 && !o.DHCPv6 && !o.Addr6.IsValid()}
 	st.wg.Add(1)
 	go st.runNDP()
@@ -323,6 +332,15 @@ func (s *Stack) DialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, err
 		return nil, fmt.Errorf("link: dialing %v: %w", addr, err)
 	}
 	return c, nil
+}
+
+// TxQDiscStats counts how frames left the stack's queueing discipline
+// (zero with StackOptions.NoQDisc).
+func (s *Stack) TxQDiscStats() TxQDiscStats {
+	if s.qdisc == nil {
+		return TxQDiscStats{}
+	}
+	return s.qdisc.stats()
 }
 
 // Close stops DHCP renewal and tears the stack down (endpoint included).
