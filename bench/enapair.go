@@ -25,6 +25,9 @@ type ENASettings struct {
 	// RxDepth and TxBufSize override the driver's automatic choices
 	// (ena.Config); 0 keeps them.
 	RxDepth, TxBufSize int
+	// NoTxBypass sends every frame through the qdisc's goroutines
+	// (link.StackOptions.NoTxBypass), for comparisons with the bypass.
+	NoTxBypass bool
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -71,9 +74,10 @@ func openENASide(w enasim.Wire, addr netip.Prefix, s ENASettings) (*enaSide, err
 		nic = busyPollNIC{NIC: nic, Spin: busyPollSpin}
 	}
 	side.st, err = link.NewStack(nic, link.StackOptions{
-		Addr:     addr,
-		Endpoint: link.Options{NoGSO: !s.GSO, NoGRO: !s.GRO, Logger: quiet},
-		Logger:   quiet,
+		Addr:       addr,
+		Endpoint:   link.Options{NoGSO: !s.GSO, NoGRO: !s.GRO, Logger: quiet},
+		Logger:     quiet,
+		NoTxBypass: s.NoTxBypass,
 	})
 	if err != nil {
 		side.close()
@@ -101,14 +105,27 @@ func NewENAPair(s ENASettings) (Pair, error) {
 	}
 	return &enaPair{stackPair: stackPair{srv: srv.st.Stack, cli: cli.st.Stack, closeFn: func() error {
 		return errors.Join(cli.close(), srv.close())
-	}}, sims: [2]*enasim.Device{srv.sim, cli.sim}}, nil
+	}}, sims: [2]*enasim.Device{srv.sim, cli.sim}, links: [2]*link.Stack{srv.st, cli.st}}, nil
 }
 
 // enaPair is (b): a stack pair that can also count the frames its devices
 // sent (both directions), for per-packet attribution.
 type enaPair struct {
 	stackPair
-	sims [2]*enasim.Device
+	sims  [2]*enasim.Device
+	links [2]*link.Stack
+}
+
+// RxBatches is how often the link's Rx goroutines of both sides found
+// frames to deliver: one wake-up each, by interrupt or poll.
+func (p *enaPair) RxBatches() uint64 {
+	var n uint64
+	for _, st := range p.links {
+		for _, q := range st.Endpoint.Stats().Rx {
+			n += q.Batches
+		}
+	}
+	return n
 }
 
 // RxOverruns is the frames both devices dropped for want of a posted Rx
