@@ -95,16 +95,15 @@ func (r *rig) close() {
 	r.nb.Close()
 }
 
-// transfer sends n random bytes from `from` to a listener on `to` and
-// back again, and compares both directions.
-func transfer(t testing.TB, from, to *link.Stack, toAddr netip.Prefix, n int) {
+// echoOnce listens on a fresh port of s and echoes the first connection
+// until its client closes its write side; the error of that echo arrives on
+// the returned channel. The listener closes when the test ends.
+func echoOnce(t testing.TB, s *link.Stack) (uint16, <-chan error) {
 	t.Helper()
 	port := uint16(nextPort.Add(1))
-	ln, err := to.ListenTCP(port)
+	ln, err := s.ListenTCP(port)
 	require.NoError(t, err)
-	defer ln.Close()
-	want := make([]byte, n)
-	rand.Read(want)
+	t.Cleanup(func() { ln.Close() })
 	echoErr := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -113,9 +112,19 @@ func transfer(t testing.TB, from, to *link.Stack, toAddr netip.Prefix, n int) {
 			return
 		}
 		defer c.Close()
-		_, err = io.Copy(c, c) // echo until the client closes its write side
+		_, err = io.Copy(c, c)
 		echoErr <- err
 	}()
+	return port, echoErr
+}
+
+// transfer sends n random bytes from `from` to a listener on `to` and
+// back again, and compares both directions.
+func transfer(t testing.TB, from, to *link.Stack, toAddr netip.Prefix, n int) {
+	t.Helper()
+	port, echoErr := echoOnce(t, to)
+	want := make([]byte, n)
+	rand.Read(want)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := from.DialTCP(ctx, netip.AddrPortFrom(toAddr.Addr(), port))

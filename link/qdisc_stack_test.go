@@ -18,21 +18,7 @@ import (
 // requests on a keep-alive connection.
 func pingPong(t *testing.T, r *rig, n, size int) {
 	t.Helper()
-	port := uint16(nextPort.Add(1))
-	ln, err := r.b.ListenTCP(port)
-	require.NoError(t, err)
-	defer ln.Close()
-	echoErr := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			echoErr <- err
-			return
-		}
-		defer c.Close()
-		_, err = io.Copy(c, c)
-		echoErr <- err
-	}()
+	port, echoErr := echoOnce(t, r.b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := r.a.DialTCP(ctx, netip.AddrPortFrom(addrB.Addr(), port))
