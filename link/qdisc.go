@@ -35,7 +35,7 @@ import (
 // A bypassing sender writes as the queue's goroutine would, so while the
 // device recovers from a reset it waits as that goroutine would: for the
 // attempt in progress, at most ena's txRecoveryWait (500 ms), usually a few
-// milliseconds (bench/README.md's fault table). The sender may be a TCP
+// milliseconds (the fault matrix table in README.md). The sender may be a TCP
 // endpoint's goroutine, which then holds that endpoint for the wait; its
 // peer cannot be heard from during a reset anyway.
 type txQDisc struct {
