@@ -123,7 +123,9 @@ func TestEnasimDataPath(t *testing.T) {
 		{"llq256", "nitro-v4", ena.LLQLarge},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d, sim := openSim(t, c.profile, ena.Config{LLQ: c.llq, TxDepth: 64, RxDepth: 64, MTU: 9001})
+			// 2 KiB Tx buffers, not the automatic 9 KiB ones, so that long
+			// frames span several buffers (and descriptors or LLQ entries).
+			d, sim := openSim(t, c.profile, ena.Config{LLQ: c.llq, TxDepth: 64, RxDepth: 64, MTU: 9001, TxBufSize: 2048})
 			if d.MTU() != 9001 {
 				t.Skipf("device MTU %d", d.MTU())
 			}
